@@ -6,12 +6,14 @@
     checkpoint.pt      best weights + everything needed to rebuild model and preprocessing
     last.pt            last-epoch checkpoint (resume)
     history.csv        one row per epoch
+    splits.csv         image_id, row (in the cache), split: the exact split training used
     predictions.csv    one row per image: image_id, patient_id, split, p_<label>, y_<label>
     metrics.json       evaluation metrics
     figures/  cams/    plots, heatmaps
     report.html
 
-Every stage after training reads from here and never needs the training process.
+Every stage after training reads from here and never needs the training process. The prepared
+cache a run was trained on is ``config["data"]["cache_dir"]`` in the checkpoint's config.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class RunDir:
     @property
     def history(self) -> Path:
         return self.root / "history.csv"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits.csv"
 
     @property
     def predictions(self) -> Path:
