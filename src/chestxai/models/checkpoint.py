@@ -72,11 +72,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a chestxai checkpoint (format {FORMAT}); was it written by another tool?")
+        raise ValueError(
+            f"{path} is not a chestxai checkpoint (format {FORMAT}); was it written by another tool?"
+        )
     return ckpt
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ChestClassifier, dict[str, Any]]:
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[ChestClassifier, dict[str, Any]]:
     """Rebuild the model from a checkpoint alone; returns (model in eval mode, checkpoint dict)."""
     ckpt = read_checkpoint(path)
     kwargs = dict(ckpt["model"])
@@ -92,6 +96,8 @@ def update_thresholds(path: str | Path, thresholds: dict[str, float]) -> None:
     ckpt = read_checkpoint(path)
     unknown = set(thresholds) - set(ckpt["label_names"])
     if unknown:
-        raise KeyError(f"thresholds for unknown labels {sorted(unknown)}; the model has {ckpt['label_names']}")
+        raise KeyError(
+            f"thresholds for unknown labels {sorted(unknown)}; the model has {ckpt['label_names']}"
+        )
     ckpt["thresholds"] = {**ckpt["thresholds"], **{k: float(v) for k, v in thresholds.items()}}
     save_atomic(ckpt, path)

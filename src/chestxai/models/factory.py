@@ -55,7 +55,9 @@ def create_model(
     except (RuntimeError, ValueError, OSError) as exc:  # a weights file that does not fit this model
         if kwargs["pretrained"]:
             file = kwargs["pretrained_cfg_overlay"]["file"]
-            raise ValueError(f"weights file {file} could not be loaded into {name} ({spec.timm_name}): {exc}") from exc
+            raise ValueError(
+                f"weights file {file} could not be loaded into {name} ({spec.timm_name}): {exc}"
+            ) from exc
         raise
     if kwargs["pretrained"]:
         check_weights_fit(backbone, kwargs["pretrained_cfg_overlay"]["file"], name)

@@ -15,7 +15,7 @@ from chestxai.registry import Registry
 class ModelSpec:
     timm_name: str
     family: str  # "cnn" (feature map B x C x H x W) or "vit" (tokens B x N x C)
-    min_size: int = 32  # smallest input that gives a >= 1 x 1 feature map
+    min_size: int = 16  # smallest input that gives a >= 1 x 1 feature map (measured per model)
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -24,8 +24,8 @@ for _name, _spec in {
     "resnet34": ModelSpec("resnet34", "cnn"),
     "resnet50": ModelSpec("resnet50", "cnn"),
     "resnet101": ModelSpec("resnet101", "cnn"),
-    "vgg16": ModelSpec("vgg16", "cnn"),
-    "densenet121": ModelSpec("densenet121", "cnn"),
+    "vgg16": ModelSpec("vgg16", "cnn", min_size=32),
+    "densenet121": ModelSpec("densenet121", "cnn", min_size=32),
     "efficientnet_b0": ModelSpec("efficientnet_b0", "cnn"),
     "mobilenetv2": ModelSpec("mobilenetv2_100", "cnn"),
     "vit_tiny": ModelSpec("vit_tiny_patch16_224", "vit", min_size=16),

@@ -38,7 +38,9 @@ def cached_weight_candidates(timm_name: str) -> list[Path]:
     return out
 
 
-def pretrained_kwargs(model_name: str, timm_name: str, pretrained: bool, weights: str | Path | None) -> dict[str, Any]:
+def pretrained_kwargs(
+    model_name: str, timm_name: str, pretrained: bool, weights: str | Path | None
+) -> dict[str, Any]:
     """timm.create_model keyword arguments for the requested weights (a local file or none)."""
     if weights:
         path = Path(weights).expanduser()

@@ -1,0 +1,88 @@
+"""``chestxai train``: train a classifier from a YAML recipe, flags overriding the recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+# flag -> config key; a flag left unset keeps the recipe's value
+FLAG_KEYS = {
+    "name": "name",
+    "run_dir": "run_dir",
+    "tracking_uri": "tracking_uri",
+    "source": "data.source",
+    "root": "data.root",
+    "size": "data.size",
+    "cache": "data.cache",
+    "model": "model.name",
+    "head": "model.head",
+    "weights": "model.weights",
+    "pretrained": "model.pretrained",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "device": "train.device",
+    "amp": "train.amp",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a classifier (YAML recipe + flags)",
+        description="Train a chest X-ray classifier. The recipe (configs/*.yaml) sets data, model and "
+        "training options; flags and --set override it; the resolved config is saved in the run directory "
+        "(runs/<name>/ by default). Multi-GPU: torchrun --nproc_per_node=N -m chestxai train ...",
+    )
+    p.add_argument("--config", help="YAML recipe, e.g. configs/pneumoniamnist_resnet18.yaml")
+    p.add_argument("--name", help="run name (run directory runs/<name>)")
+    p.add_argument("--run-dir", help="explicit run directory (overrides runs/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
+    p.add_argument("--source", help="dataset reader (chestxai data summary --help lists them)")
+    p.add_argument("--root", help="dataset folder")
+    p.add_argument("--size", type=int, help="cached image size in pixels")
+    p.add_argument("--cache", help="root folder for prepared caches")
+    p.add_argument("--model", help="architecture (see `chestxai models`)")
+    p.add_argument("--head", choices=["pooled", "pcam"], help="classification head")
+    p.add_argument("--weights", help="local pretrained weights file (timm/torchvision state dict)")
+    p.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ImageNet weights from the local hub/torch cache (never downloaded)",
+    )
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: local store beside the runs)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any recipe key, e.g. --set train.label_smoothing=0.1 (repeatable)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return out + list(args.set)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chestxai.config import load_config
+    from chestxai.train.loop import train
+
+    config = load_config(args.config, overrides_from_args(args))
+    run_dir = train(config, resume=args.resume, progress=not args.no_progress)
+    print(f"run directory: {run_dir}")
+    return 0

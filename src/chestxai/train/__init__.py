@@ -1,0 +1,1 @@
+"""Training: the loop (loop.py), losses, distributed setup, experiment tracking."""

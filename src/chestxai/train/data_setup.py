@@ -1,0 +1,124 @@
+"""From a data config to what the loop needs: the prepared cache, label columns, splits, stats.
+
+Everything a task mismatch can break is checked here, before a model is built, so that a bad
+recipe fails in seconds with a message instead of after an epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chestxai.config import DataConfig
+from chestxai.data.cache import PreparedCache
+from chestxai.data.splits import balanced_subset, splits_from_cache, stratify_key
+from chestxai.paths import cache_root
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    cache: PreparedCache
+    label_names: list[str]
+    label_cols: np.ndarray  # columns of cache.labels used for training
+    labels: np.ndarray  # float32 N x L (cache rows, selected columns)
+    task: str
+    splits: dict[str, np.ndarray]  # split name -> cache rows
+    mean: float
+    std: float
+
+
+def dataset_root(cfg: DataConfig) -> Path:
+    if cfg.root:
+        return Path(cfg.root).expanduser()
+    if cfg.source == "medmnist":
+        return cache_root() / "medmnist"
+    raise ValueError(
+        f"data.root is empty: set it to the folder holding the {cfg.source!r} dataset (--root PATH)"
+    )
+
+
+def ensure_cache(cfg: DataConfig) -> Path:
+    """The prepared cache for this data config (prepared now if missing, reused otherwise)."""
+    if cfg.cache_dir and Path(cfg.cache_dir, "meta.json").exists():
+        return Path(cfg.cache_dir)
+    from chestxai.data.prepare import prepare
+
+    out = Path(cfg.cache).expanduser() if cfg.cache else cache_root() / "prepared"
+    return prepare(
+        cfg.source,
+        dataset_root(cfg),
+        size=cfg.size,
+        out=out,
+        workers=cfg.prepare_workers or None,
+        options=dict(cfg.options),
+    )
+
+
+def select_labels(cache: PreparedCache, cfg: DataConfig) -> tuple[list[str], np.ndarray, str]:
+    names = cache.label_names
+    task = cache.task
+    if cfg.task and cfg.task != task:
+        raise ValueError(
+            f"the recipe asks for a {cfg.task} task but the cache {cache.path} holds a {task} dataset "
+            f"(labels {names}); set data.task: {task} (or leave it empty), or prepare a cache for {cfg.task}"
+        )
+    if not cfg.labels:
+        return names, np.arange(len(names)), task
+    unknown = [x for x in cfg.labels if x not in names]
+    if unknown:
+        raise ValueError(f"data.labels {unknown} are not in the cache {cache.path}; its labels are {names}")
+    if task == "multiclass":
+        raise ValueError(
+            "data.labels selects findings of a multi-label dataset; a multi-class task keeps all classes"
+        )
+    cols = np.array([names.index(x) for x in cfg.labels])
+    if task == "binary" and len(cols) != 1:
+        raise ValueError("a binary dataset has one label")
+    return list(cfg.labels), cols, task
+
+
+def image_stats(
+    images: np.ndarray, rows: np.ndarray, max_images: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Mean and std of the training images in [0, 1] (normalisation stored in the checkpoint)."""
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(rows, size=min(max_images, len(rows)), replace=False))
+    x = np.asarray(images[pick], dtype=np.float32) / 255.0
+    return float(x.mean()), float(max(x.std(), 1e-3))
+
+
+def setup_data(cfg: DataConfig, seed: int) -> TrainingData:
+    cache = PreparedCache(ensure_cache(cfg))
+    names, cols, task = select_labels(cache, cfg)
+    labels = cache.labels[:, cols]
+    splits = splits_from_cache(cache, val=cfg.val_fraction, test=cfg.test_fraction, seed=seed)
+    for name in ("train", "val"):
+        if len(splits[name]) == 0:
+            raise ValueError(
+                f"the {name} split of {cache.path} is empty; raise data.val_fraction or give the dataset more images"
+            )
+    if cfg.balance == "undersample":
+        if task == "multilabel":
+            raise ValueError("data.balance=undersample needs a binary or multi-class task")
+        classes = stratify_key(labels, task)
+        splits["train"] = balanced_subset(classes, splits["train"], seed=seed)
+    mean, std = image_stats(cache.images, splits["train"], seed=seed)
+    return TrainingData(cache, names, cols, labels, task, splits, mean, std)
+
+
+def splits_frame(data: TrainingData) -> pd.DataFrame:
+    """image_id, row, split for every row used (what RUN/splits.csv records)."""
+    parts = []
+    for name, rows in data.splits.items():
+        parts.append(
+            pd.DataFrame(
+                {"image_id": data.cache.frame["image_id"].to_numpy()[rows], "row": rows, "split": name}
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
