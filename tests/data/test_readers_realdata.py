@@ -30,8 +30,8 @@ def _need(path: Path) -> Path:
 
 
 # --- NIH ChestX-ray14 -------------------------------------------------------------------------
-# Image counts per finding, images and patients: the NIH release (Data_Entry_2017 README /
-# Wang et al. CVPR 2017, ChestX-ray14 update) as tabulated on the NIH Box "FAQ_CHESTXRAY.pdf".
+# Images, patients and image counts per finding as published with the ChestX-ray14 release
+# (Wang et al., CVPR 2017, updated 14-label set; figures as given in the project brief).
 NIH_POSITIVES = {
     "Infiltration": 19894, "Effusion": 13317, "Atelectasis": 11559, "Nodule": 6331, "Mass": 5782,
     "Pneumothorax": 5302, "Consolidation": 4667, "Pleural_Thickening": 3385, "Cardiomegaly": 2776,
