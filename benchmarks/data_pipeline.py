@@ -1,0 +1,147 @@
+"""Data pipeline speed: prepare throughput, cached epoch vs naive per-item decoding, NIH table parse.
+
+Usage::
+
+    .venv/bin/python benchmarks/data_pipeline.py [--data ../shared/data] [--size 224] [--epochs 3]
+
+Prints these figures (record them in docs/BENCHMARKS.md, "Data pipeline"):
+
+1. ``prepare`` throughput on the 596 NIH box images (512 px PNG -> ``size``), fresh cache.
+2. One training epoch from the cache through ``make_loader`` (shuffle + augmentation, as training
+   uses it) versus a naive ``Dataset`` that opens, converts, resizes and ``ToTensor``s each file
+   in ``__getitem__`` (what seed scripts do, without even augmenting); the ratio is the point.
+3. The same epoch without loader augmentation (the training loop may augment on its device) and
+   the loading cost as a share of one ResNet-18 training step on this machine.
+4. Parse time of the full NIH label table (112,120 rows) through the ``nih`` reader.
+
+Both loaders use the same batch size and ``num_workers`` (default 0) so the ratio compares the
+work per image, not the parallelism.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from chestxai.data.dataset import make_loader
+from chestxai.data.prepare import prepare
+from chestxai.data.readers import read_table
+from chestxai.paths import shared_data_root
+
+
+class NaiveDataset(Dataset):
+    """The per-item baseline: decode + resize + ToTensor on every access."""
+
+    def __init__(self, paths: list[str], labels: np.ndarray, size: int):
+        from torchvision.transforms import ToTensor
+
+        self.paths, self.labels, self.size, self.to_tensor = paths, labels, size, ToTensor()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        img = Image.open(self.paths[i]).convert("L").resize((self.size, self.size))
+        return self.to_tensor(img), torch.from_numpy(self.labels[i])
+
+
+def epoch_rate(loader, epochs: int) -> float:
+    """Median images/s over ``epochs`` full passes (each pass touches every image once)."""
+    rates = []
+    for _ in range(epochs):
+        start, n = time.perf_counter(), 0
+        for batch in loader:
+            n += len(batch[0])
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def train_step_seconds(batch_size: int, size: int, classes: int, steps: int = 2) -> float:
+    """Median time of a ResNet-18 (1 channel) forward + backward + SGD step on random data."""
+    import timm
+
+    model = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=classes)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.rand(batch_size, 1, size, size), torch.rand(batch_size, classes)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(model(x), y).backward()
+        opt.step()
+        if i:  # the first step warms up allocators
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=shared_data_root(), help="the shared real-data folder")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--epochs", type=int, default=3, help="passes per loader (median reported)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for both loaders")
+    ap.add_argument("--workers", type=int, default=None, help="prepare workers (default min(cpus, 4))")
+    args = ap.parse_args()
+    nih = args.data / "nih-bbox"
+    if not nih.is_dir():
+        raise SystemExit(f"{nih} not found; pass --data pointing at the shared data folder")
+    print(f"cpus available: {len(os.sched_getaffinity(0))}, torch threads: {torch.get_num_threads()}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        path = prepare("nih", nih, size=args.size, out=tmp, workers=args.workers, progress=False)
+        seconds = time.perf_counter() - start
+        table = read_table("nih", nih)
+        n = len(table)
+        print(
+            f"prepare nih-bbox: {n} images 512 px -> {args.size} px in {seconds:.2f} s = {n / seconds:.0f} images/s"
+        )
+
+        kw = {"batch_size": args.batch_size, "num_workers": args.num_workers}
+        cached = make_loader(path, shuffle=True, augment=True, seed=0, **kw)
+        cached_rate = epoch_rate(cached, args.epochs)
+        naive_ds = NaiveDataset(table.frame["path"].astype(str).tolist(), table.labels, args.size)
+        naive = DataLoader(naive_ds, shuffle=True, generator=torch.Generator().manual_seed(0), **kw)
+        naive_rate = epoch_rate(naive, args.epochs)
+        print(
+            f"epoch from cache (shuffle + augment, batch {args.batch_size}, workers {args.num_workers}): "
+            f"{cached_rate:.0f} images/s"
+        )
+        print(
+            f"epoch naive (PIL open+convert+resize+ToTensor per item, no augment): {naive_rate:.0f} images/s"
+        )
+        print(f"ratio cached / naive: {cached_rate / naive_rate:.1f}x")
+        plain = make_loader(path, shuffle=True, augment=False, seed=0, **kw)
+        plain_rate = epoch_rate(plain, args.epochs)
+        print(
+            f"epoch from cache without loader augmentation (training augments on its device): "
+            f"{plain_rate:.0f} images/s = {plain_rate / naive_rate:.1f}x naive"
+        )
+        step = train_step_seconds(args.batch_size, args.size, len(table.label_names))
+        load = args.batch_size / cached_rate
+        print(
+            f"ResNet-18 forward+backward, batch {args.batch_size} at {args.size} px on this CPU: {step:.2f} s/step; "
+            f"loading + augmenting that batch from the cache: {load * 1e3:.1f} ms = {100 * load / step:.1f}% of a step"
+        )
+
+    table_file = args.data / "tables" / "Data_Entry_2017.csv.zip"
+    start = time.perf_counter()
+    full = read_table("nih", table_file)
+    print(
+        f"parse full NIH table ({len(full)} rows, {full.frame['patient_id'].nunique()} patients) "
+        f"via the nih reader: {time.perf_counter() - start:.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""``chestxai prepare``: decode + resize a dataset once into a reusable uint8 cache."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+EPILOG = """\
+examples:
+  chestxai prepare --source medmnist --root ~/data/medmnist --size 28 --out cache/
+  chestxai prepare --source nih --root /data/ChestX-ray14 --size 224 --out cache/ --workers 4
+  chestxai prepare --source folder --root ./xrays --size 256 --out cache/ --strict
+  chestxai prepare --source nih --root /data/nih --size 224 --out cache/ --option bbox_size=1024
+
+The cache directory is <out>/<source>-<size>px-<hash>; the hash covers the source, root, reader
+options, file sizes/mtimes, size and decode settings, so an identical re-run reuses it and an
+interrupted run resumes where it stopped. Images that cannot be decoded are skipped and listed
+with their reason in <cache>/prepare_report.json (--strict makes that an error).
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="decode + resize a dataset once into a uint8 memory-mapped cache",
+        description="Decode every image of a dataset (PNG 8/16-bit, JPEG, DICOM), convert to grayscale, "
+        "resize to SIZE x SIZE (stretched, Lanczos) and store it with labels, boxes and masks in a "
+        "cache that training and evaluation read. Prints the cache path and a summary.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--source", required=True, help="reader name (e.g. medmnist, nih, folder, csv, chexpert, siim)"
+    )
+    p.add_argument("--root", required=True, help="folder (or file) holding the dataset")
+    p.add_argument("--size", type=int, default=224, help="output side length in pixels (default 224)")
+    p.add_argument("--out", default=None, help="cache folder (default: $CHESTXAI_CACHE/prepared)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (default min(CPUs, 4); 1 = none)"
+    )
+    p.add_argument("--strict", action="store_true", help="fail when any image cannot be decoded")
+    p.add_argument(
+        "--force", action="store_true", help="rebuild even if a finished cache of the same inputs exists"
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images larger than this many pixels (decompression-bomb guard; default 80 million)",
+    )
+    p.add_argument("--no-voi", action="store_true", help="ignore DICOM VOI LUT / window (min-max instead)")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reader option, repeatable; VALUE is parsed as YAML (true, 3, 0.5, [a, b])",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict with YAML-typed values; a clear error names the bad pair."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option {pair!r} is not KEY=VALUE (e.g. --option include_no_finding=true)")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--option {pair!r}: cannot parse value ({exc})") from exc
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from chestxai.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
+    from chestxai.data.prepare import prepare, summary
+
+    settings = DecodeSettings(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, voi=not args.no_voi)
+    path = prepare(
+        args.source,
+        args.root,
+        size=args.size,
+        out=args.out,
+        workers=args.workers,
+        strict=args.strict,
+        options=parse_options(args.option),
+        decode=settings,
+        force=args.force,
+        progress=not args.quiet,
+    )
+    print(path)
+    print(summary(path))
+    return 0
