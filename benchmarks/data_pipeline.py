@@ -44,7 +44,7 @@ class NaiveDataset(Dataset):
     def __init__(self, paths: list[str], labels: np.ndarray, size: int):
         from torchvision.transforms import ToTensor
 
-        self.paths, self.labels, self.size, self.to_tensor = paths, labels, size, ToTensor()
+        self.paths, self.labels, self.size, self.to_tensor = paths, np.array(labels), size, ToTensor()
 
     def __len__(self) -> int:
         return len(self.paths)
