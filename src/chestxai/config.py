@@ -199,14 +199,34 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+RECIPES = Path(__file__).with_name("configs")
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped with chestxai (``configs/*.yaml``)."""
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def recipe_path(path_or_name: str | Path) -> Path:
+    """A recipe file: a path, or the name of a shipped recipe (``pneumoniamnist_resnet18``)."""
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    shipped = RECIPES / f"{path.stem}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise FileNotFoundError(
+        f"config file {path} does not exist; give a YAML path or one of the shipped recipes in configs/: "
+        f"{', '.join(list_recipes())}"
+    )
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML recipe (or start from defaults when ``path`` is None) and apply overrides."""
     raw: dict[str, Any] = {}
     where = "command line"
     if path:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist (recipes live in configs/)")
+        path = recipe_path(path)
         raw = yaml.safe_load(path.read_text()) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a recipe must be a YAML mapping with sections data/model/train")

@@ -38,6 +38,11 @@ class ChestClassifier(nn.Module):
         self.task = task
         self.head_type = head
         self.num_labels = num_labels
+        if head == "pcam" and isinstance(getattr(backbone, "pre_logits", None), nn.Module):
+            # VGG's fc6/fc7 (timm ConvMlp) sit between features and pooling; PCAM pools the feature
+            # map itself, so they would be dead weights (and unused parameters break DDP).
+            backbone.pre_logits = nn.Identity()
+            backbone.head_hidden_size = backbone.num_features
         # timm: num_features = channels of the feature map; head_hidden_size = width after pre-logits
         pooled_width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
         if head == "pcam":

@@ -16,7 +16,7 @@ import pandas as pd
 from chestxai.config import DataConfig
 from chestxai.data.cache import PreparedCache
 from chestxai.data.splits import balanced_subset, splits_from_cache, stratify_key
-from chestxai.paths import cache_root
+from chestxai.paths import cache_root, downloads_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def dataset_root(cfg: DataConfig) -> Path:
     if cfg.root:
         return Path(cfg.root).expanduser()
     if cfg.source == "medmnist":
-        return cache_root() / "medmnist"
+        return downloads_dir("medmnist")
     raise ValueError(
         f"data.root is empty: set it to the folder holding the {cfg.source!r} dataset (--root PATH)"
     )

@@ -51,6 +51,7 @@ class LoopState:
 def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train according to ``config``; returns the run directory. ``resume`` continues from last.pt."""
     cfg = config.train
+    _preflight(config)
     device = D.pick_device(cfg.device)
     dist = D.setup(device)
     if dist.enabled and device.type == "cuda":
@@ -234,6 +235,17 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
 
 
 # ---- helpers (kept below so the loop above reads straight through) ------------------------------
+def _preflight(config: RunConfig) -> None:
+    """Errors a recipe can cause, raised before any data is prepared or a model is built."""
+    from chestxai.models.registry import MODELS
+
+    MODELS.get(config.model.name)  # unknown name -> error listing the valid ones
+    if config.model.weights and not Path(config.model.weights).expanduser().is_file():
+        raise FileNotFoundError(
+            f"model.weights={config.model.weights!r} does not exist; pass --weights with a local weights file"
+        )
+
+
 def _check_run_dir(run: RunDir, resume: bool) -> None:
     if resume:
         if not run.last.exists():

@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - create .venv, install chestxai, run the quickstart (train/evaluate/explain/report)
+#   make test   - create .venv with the dev extras, run the test suite
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+# Offline machines: use a local PneumoniaMNIST copy when one sits beside the checkout.
+SHARED_PNEUMONIAMNIST := $(abspath ../shared/data/pneumoniamnist)
+ifeq ($(CHESTXAI_DOWNLOADS),)
+ifneq ($(wildcard $(SHARED_PNEUMONIAMNIST)/pneumoniamnist.npz),)
+export CHESTXAI_DOWNLOADS := $(SHARED_PNEUMONIAMNIST)
+endif
+endif
+
+.PHONY: demo test lint browser clean-venv
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/chestxai quickstart
+
+# Debian's chromium renders report.html in the browser test (skipped with a reason when absent).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
+
+test: $(BIN)/.installed browser
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

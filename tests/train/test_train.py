@@ -1,0 +1,166 @@
+"""Training end to end on a tiny synthetic cache: artefacts, reproducibility, resume, torchrun, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chestxai.config import load_config
+from chestxai.models.checkpoint import load_model, read_checkpoint
+from chestxai.testing import blob_dataset, write_tiny_cache
+from chestxai.train.loop import train
+
+
+@pytest.fixture(scope="module")
+def blob_cache(tmp_path_factory) -> Path:
+    images, labels, _ = blob_dataset(240, size=32, seed=1)
+    split = ["train"] * 160 + ["val"] * 40 + ["test"] * 40
+    return write_tiny_cache(
+        tmp_path_factory.mktemp("cache") / "blobs", images, labels, ["Blob"], "binary", split=split
+    )
+
+
+def tiny_config(cache: Path, run_dir: Path, *extra: str):
+    return load_config(
+        None,
+        [
+            f"data.cache_dir={cache}",
+            f"run_dir={run_dir}",
+            "model.name=resnet18",
+            "train.epochs=2",
+            "train.batch_size=32",
+            "train.lr=0.003",
+            "train.threads=1",
+            *extra,
+        ],
+    )
+
+
+def test_train_writes_a_complete_run_directory(blob_cache, tmp_path) -> None:
+    run = train(tiny_config(blob_cache, tmp_path / "run"), progress=False)
+    for name in ("checkpoint.pt", "last.pt", "config.yaml", "history.csv", "splits.csv"):
+        assert (run / name).is_file(), name
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    assert {"train_loss", "val_auc", "val_loss", "epoch_time_s", "train_images_per_s"} <= set(history.columns)
+    # the checkpoint alone rebuilds model + preprocessing
+    model, ckpt = load_model(run / "checkpoint.pt")
+    assert ckpt["label_names"] == ["Blob"] and ckpt["preprocess"]["size"] == 32
+    assert ckpt["config"]["data"]["cache_dir"] == str(blob_cache.resolve())
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["format"] == 1
+    out = model(torch.zeros(2, 1, 32, 32))
+    assert out.shape == (2, 1)
+    splits = pd.read_csv(run / "splits.csv")
+    assert splits.groupby("split").size().to_dict() == {"test": 40, "train": 160, "val": 40}
+
+
+def test_same_seed_same_validation_metrics(blob_cache, tmp_path) -> None:
+    a = train(tiny_config(blob_cache, tmp_path / "a"), progress=False)
+    b = train(tiny_config(blob_cache, tmp_path / "b"), progress=False)
+    ha, hb = pd.read_csv(a / "history.csv"), pd.read_csv(b / "history.csv")
+    np.testing.assert_array_equal(
+        ha[["val_auc", "val_loss"]].to_numpy(), hb[["val_auc", "val_loss"]].to_numpy()
+    )
+
+
+def test_existing_run_is_never_overwritten(blob_cache, tmp_path) -> None:
+    cfg = tiny_config(blob_cache, tmp_path / "run", "train.epochs=1")
+    train(cfg, progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config(blob_cache, tmp_path / "run", "train.epochs=1"), progress=False)
+
+
+def test_bad_inputs_fail_before_training(blob_cache, tmp_path) -> None:
+    with pytest.raises(KeyError, match="unknown model 'resnet19'"):
+        train(tiny_config(blob_cache, tmp_path / "r1", "model.name=resnet19"), progress=False)
+    with pytest.raises(ValueError, match="asks for a multilabel task but the cache"):
+        train(tiny_config(blob_cache, tmp_path / "r2", "data.task=multilabel"), progress=False)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(
+            tiny_config(blob_cache, tmp_path / "r3", f"model.weights={tmp_path / 'missing.pth'}"),
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="not in the cache"):
+        train(tiny_config(blob_cache, tmp_path / "r4", "data.labels=[Mass]"), progress=False)
+    assert not (tmp_path / "r1" / "checkpoint.pt").exists()
+
+
+def test_learns_the_blob_task(blob_cache, tmp_path) -> None:
+    run = train(tiny_config(blob_cache, tmp_path / "run", "train.epochs=4"), progress=False)
+    assert pd.read_csv(run / "history.csv")["val_auc"].max() > 0.9
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "chestxai", "train", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return env
+
+
+def _cli_args(cache: Path, run_dir: Path, epochs: int) -> list[str]:
+    return [
+        "--run-dir", str(run_dir), "--epochs", str(epochs), "--batch-size", "16", "--lr", "0.003",
+        "--no-progress", "--set", f"data.cache_dir={cache}", "--set", "train.threads=1",
+        "--set", "model.name=resnet18",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_kill_and_resume_matches_an_uninterrupted_run(blob_cache, tmp_path) -> None:
+    epochs = 4
+    full = tmp_path / "full"
+    subprocess.run(_cli(*_cli_args(blob_cache, full, epochs)), check=True, env=_env(), capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*_cli_args(blob_cache, killed, epochs)), env=_env(), stderr=subprocess.PIPE)
+    history = killed / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and len(pd.read_csv(history)) >= 1:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # well inside epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(pd.read_csv(history))
+    assert done < epochs, "the run finished before it could be interrupted; make the test data bigger"
+
+    subprocess.run(
+        _cli(*_cli_args(blob_cache, killed, epochs), "--resume"), check=True, env=_env(), capture_output=True
+    )
+    h_full, h_resumed = pd.read_csv(full / "history.csv"), pd.read_csv(history)
+    assert list(h_resumed["epoch"]) == list(range(1, epochs + 1))
+    np.testing.assert_allclose(h_resumed["val_auc"], h_full["val_auc"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(h_resumed["val_loss"], h_full["val_loss"], rtol=0, atol=1e-5)
+    assert read_checkpoint(killed / "last.pt")["epoch"] == epochs
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_gloo(blob_cache, tmp_path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run_dir = tmp_path / "ddp"
+    cmd = [
+        str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "chestxai", "train",
+        *_cli_args(blob_cache, run_dir, 2), "--device", "cpu",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    # each rank trained on its own half: the logged images/epoch cover the train split once
+    steps_per_rank = (160 // 2) // 16
+    assert history["train_images_per_s"].iloc[0] * history["epoch_time_s"].iloc[0] == pytest.approx(
+        steps_per_rank * 16 * 2, rel=1e-6
+    )
+    load_model(run_dir / "checkpoint.pt")
