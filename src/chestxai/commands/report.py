@@ -1,0 +1,26 @@
+"""``chestxai report``: one self-contained HTML page per run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="build RUN/report.html (self-contained: figures embedded)",
+        description="Build RUN/report.html from the run directory: dataset summary, config, training "
+        "curves, metrics with CIs, figures and, when RUN/cams/index.csv exists, a gallery of true/false "
+        "positives and negatives with heatmaps. Run `chestxai evaluate RUN` first.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", default=None, help="output file (default RUN/report.html)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chestxai.report import build_report
+
+    print(f"wrote {build_report(args.run, out=args.out)}")
+    return 0

@@ -1,0 +1,173 @@
+"""Bootstrap confidence intervals that resample patients, not images.
+
+Chest X-ray test sets hold several images per patient (follow-ups, views). Their errors are
+correlated, so resampling images as if independent makes intervals too narrow. When patient ids
+exist we draw *patients* with replacement and keep all of each drawn patient's images together
+(the clustered, or block, bootstrap); each image then enters a replicate as often as its patient
+was drawn. Without patient ids every image is its own cluster (the ordinary bootstrap).
+
+A replicate is represented by its integer multiplicities (``B x n`` weights), which the metric
+kernels in :mod:`chestxai.evaluation.ranking` consume directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from chestxai.evaluation.metrics import METRICS, counts_metrics, weighted_mean
+from chestxai.evaluation.ranking import RankedScores
+from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
+
+#: Upper bound on weight-matrix entries held at once (replicates x pooled pairs), ~16 MB of float64.
+_MAX_ENTRIES = 2_000_000
+
+
+def cluster_codes(groups: np.ndarray | list | None, n: int) -> np.ndarray:
+    """Integer cluster code per image: patient ids when given (and not all empty), else ``arange(n)``."""
+    if groups is None:
+        return np.arange(n)
+    groups = pd.Series(np.asarray(groups, dtype=object)).astype(str)
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} patient ids for {n} images")
+    if (groups == "").all():
+        return np.arange(n)
+    empty = (groups == "").to_numpy()
+    codes = pd.factorize(groups)[0]
+    # an image without a patient id is its own cluster (never merged with other unknowns)
+    codes[empty] = codes.max() + 1 + np.arange(int(empty.sum()))
+    return codes
+
+
+def resample_weights(
+    n: int,
+    groups: np.ndarray | list | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    chunk: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield ``b x n`` float weight matrices (``b <= chunk``) for ``n_boot`` replicates in total.
+
+    Row ``r`` says how many times each image is in replicate ``r``. With ``groups``, all images
+    of a cluster share one multiplicity: ``k`` clusters drawn with replacement out of ``k``.
+    """
+    codes = cluster_codes(groups, n)
+    k = int(codes.max()) + 1 if n else 0
+    rng = np.random.default_rng(seed)
+    chunk = n_boot if chunk is None else max(1, int(chunk))
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        if k == 0:
+            yield np.zeros((b, 0))
+        else:
+            drawn = rng.multinomial(k, np.full(k, 1.0 / k), size=b)  # b x k cluster counts
+            yield drawn[:, codes].astype(np.float64)
+        done += b
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap samples, ignoring replicates where the metric is NaN."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(samples, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def _chunk_size(n_entries: int, n_boot: int) -> int:
+    return max(1, min(n_boot, _MAX_ENTRIES // max(n_entries, 1)))
+
+
+def bootstrap_samples(
+    probs: np.ndarray,
+    targets: np.ndarray,
+    task: str,
+    label_names: list[str],
+    thresholds: np.ndarray | None = None,
+    groups: np.ndarray | list | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+) -> dict:
+    """Bootstrap replicates of every metric of :func:`~chestxai.evaluation.metrics.classification_metrics`.
+
+    Returns the same nesting (``per_class``/``macro``/``micro``/``weighted``/``overall``) with an
+    ``n_boot`` array in place of each number. Replicates where a metric is undefined are NaN.
+    ``weights`` (``B x n``) replaces the random replicates (a row of ones reproduces the point
+    estimates, which is how the tests tie this kernel to scikit-learn).
+    """
+    probs, targets = check_arrays(probs, targets, task)
+    n, n_cls = probs.shape
+    pred = decisions(probs, task, thresholds)
+    known = valid_mask(targets, task)
+    y0 = np.nan_to_num(targets)
+    ranked = [RankedScores(probs[known[:, c], c], y0[known[:, c], c]) for c in range(n_cls)]
+    pooled_rows = np.nonzero(known)[0]
+    pooled = RankedScores(probs[known], y0[known])
+    # indicator vectors per class: tp, fp, tn, fn for each image (0 where the target is unknown)
+    k = known.astype(np.float64)
+    ind = np.stack(
+        [k * y0 * pred, k * (1 - y0) * pred, k * (1 - y0) * (1 - pred), k * y0 * (1 - pred)]
+    )  # 4 x n x L
+    correct = (probs.argmax(1) == y0.argmax(1)).astype(np.float64) * known.all(axis=1)
+    all_known = (~np.isnan(targets)).all(axis=1).astype(np.float64)
+    exact = (pred == y0).all(axis=1).astype(np.float64) * all_known
+
+    if weights is not None:
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        n_boot = len(weights)
+        chunks = iter([weights])
+    else:
+        chunk = _chunk_size(len(pooled_rows) + n * n_cls, n_boot)
+        chunks = resample_weights(n, groups, n_boot, seed, chunk=chunk)
+    per = {m: np.empty((n_boot, n_cls)) for m in METRICS}
+    npos = np.empty((n_boot, n_cls))
+    micro = {m: np.empty(n_boot) for m in METRICS}
+    overall = {"accuracy": np.empty(n_boot), "exact_match": np.empty(n_boot)}
+    start = 0
+    for w in chunks:
+        sl = slice(start, start + len(w))
+        counts = np.einsum("bn,knl->kbl", w, ind)  # 4 x b x L
+        for name, vals in counts_metrics(*counts).items():
+            per[name][sl] = vals
+        npos[sl] = counts[0] + counts[3]
+        for c in range(n_cls):
+            wc = w[:, known[:, c]]
+            per["roc_auc"][sl, c] = ranked[c].auc(wc)
+            per["average_precision"][sl, c] = ranked[c].average_precision(wc)
+        for name, vals in counts_metrics(*counts.sum(axis=2)).items():
+            micro[name][sl] = vals
+        wp = w[:, pooled_rows]
+        micro["roc_auc"][sl] = pooled.auc(wp)
+        micro["average_precision"][sl] = pooled.average_precision(wp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            overall["accuracy"][sl] = (w @ correct) / (w @ known.all(axis=1))
+            overall["exact_match"][sl] = (w @ exact) / (w @ all_known)
+        start += len(w)
+
+    out: dict = {
+        "per_class": {name: {m: per[m][:, c] for m in METRICS} for c, name in enumerate(label_names)}
+    }
+    out["macro"] = {m: weighted_mean(per[m], 1.0, axis=1) for m in METRICS}
+    out["weighted"] = {m: weighted_mean(per[m], npos, axis=1) for m in METRICS}
+    out["micro"] = micro
+    if task == "multiclass":
+        out["overall"] = {"accuracy": overall["accuracy"], "balanced_accuracy": out["macro"]["recall"]}
+    elif task == "multilabel":
+        out["overall"] = {"exact_match": overall["exact_match"]}
+    else:
+        out["overall"] = {}
+    return out
+
+
+def intervals(samples: dict, level: float = 0.95) -> dict:
+    """Map every sample array in a nested dict to its percentile interval ``(lo, hi)``."""
+    return {
+        k: intervals(v, level) if isinstance(v, dict) else percentile_interval(v, level)
+        for k, v in samples.items()
+    }

@@ -1,0 +1,244 @@
+"""The sections of a run report, each a function from run-directory contents to HTML.
+
+Every section degrades to a short note when its inputs are missing (a run not yet evaluated, a
+cache that has moved), so a report can always be built and says what is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chestxai.evaluation.figures import FIGURES
+from chestxai.report.html import esc, figure, paragraph, table
+from chestxai.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+DISCLAIMER = (
+    "Research software, not for clinical use. These results describe a model on a research dataset; "
+    "they are not validated for diagnosis, screening or any decision about a patient."
+)
+#: ranking metrics first: they do not depend on the threshold and matter most for comparison
+REPORT_ORDER = (
+    "roc_auc",
+    "average_precision",
+    "recall",
+    "specificity",
+    "precision",
+    "f1",
+    "accuracy",
+    "balanced_accuracy",
+)
+METRIC_TITLES = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced acc.",
+    "precision": "precision",
+    "recall": "sensitivity",
+    "specificity": "specificity",
+    "f1": "F1",
+    "roc_auc": "ROC-AUC",
+    "average_precision": "AP",
+}
+
+
+def fmt_ci(entry: dict | None, digits: int = 3) -> str:
+    """``{"value": v, "ci": [lo, hi]}`` -> ``"0.912 [0.880, 0.940]"`` (``n/a`` when undefined)."""
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return "n/a"
+    lo, hi = (entry.get("ci") or [None, None])[:2]
+    ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else ""
+    return f"{entry['value']:.{digits}f}{ci}"
+
+
+def disclaimer() -> str:
+    return f'<p class="warning"><strong>{esc(DISCLAIMER)}</strong></p>'
+
+
+def summary_header(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str:
+    items = [f"run <code>{esc(run.root)}</code>"]
+    if ckpt:
+        items.append(f"model <strong>{esc(ckpt.get('model', {}).get('name', '?'))}</strong>")
+    if metrics:
+        items.append(f"task {esc(metrics.get('task'))}")
+        auc = metrics.get("metrics", {}).get("macro", {}).get("roc_auc")
+        items.append(f"{esc(metrics.get('split'))} macro ROC-AUC {esc(fmt_ci(auc))}")
+    return disclaimer() + "<p>" + " &middot; ".join(items) + "</p>"
+
+
+def _split_table(run: RunDir, cache) -> pd.Series:
+    """Split name per cache row: the run's splits.csv when present, else the cache's column."""
+    split = pd.Series([""] * len(cache), dtype=object)
+    if run.splits.exists():
+        s = pd.read_csv(run.splits, dtype={"split": str}, keep_default_na=False)
+        rows = s["row"].to_numpy(int)
+        if len(rows) and rows.max() < len(cache):
+            split.iloc[rows] = s["split"].to_numpy()
+            return split
+    return cache.frame["split"].astype(str)
+
+
+def dataset_section(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str:
+    from chestxai.data.cache import PreparedCache
+
+    path = (metrics or {}).get("cache") or ((ckpt or {}).get("config") or {}).get("data", {}).get("cache_dir")
+    if not path:
+        return paragraph("The run records no prepared cache (config.data.cache_dir).", "note")
+    try:
+        cache = PreparedCache(path)
+    except (FileNotFoundError, ValueError) as exc:
+        return paragraph(f"Prepared cache {path} is not available: {exc}", "note")
+    meta = cache.meta
+    rows = [(k, meta[k]) for k in ("source", "root", "size", "task", "n", "key") if k in meta]
+    rows.append(("labels", ", ".join(cache.label_names)))
+    out = table(["cache", str(cache.path)], rows)
+    split = _split_table(run, cache)
+    splits = [s for s in ("train", "val", "test") if (split == s).any()] + sorted(
+        set(split.unique()) - {"train", "val", "test", ""}
+    )
+    patients = cache.frame["patient_id"].astype(str)
+    out += table(
+        ["split", "images", "patients"],
+        [(s, int((split == s).sum()), patients[split == s].nunique()) for s in splits],
+        "Images and patients per split",
+    )
+    labels = cache.labels
+    body = []
+    for c, name in enumerate(cache.label_names):
+        cells = [name]
+        for s in splits:
+            y = labels[(split == s).to_numpy(), c]
+            known = ~np.isnan(y)
+            cells.append(f"{int((y[known] == 1).sum())} / {int(known.sum())}")
+        body.append(cells)
+    out += table(["label", *splits], body, "Positives / images with a known label, per split")
+    report = cache.report
+    if report.get("skipped"):
+        out += paragraph(
+            f"{len(report['skipped'])} images were skipped at preparation (prepare_report.json).", "note"
+        )
+    return out
+
+
+def config_section(run: RunDir, ckpt: dict | None) -> str:
+    import yaml
+
+    if run.config.exists():
+        text, source = run.config.read_text(), str(run.config)
+    elif ckpt and ckpt.get("config"):
+        text, source = yaml.safe_dump(ckpt["config"], sort_keys=False), "the checkpoint"
+    else:
+        return paragraph("No config.yaml and no config in the checkpoint.", "note")
+    out = paragraph(f"Resolved training configuration (from {source}).")
+    out += f"<pre>{esc(text)}</pre>"
+    if ckpt:
+        model = {k: v for k, v in ckpt.get("model", {}).items()}
+        out += table(
+            ["model", ""], list(model.items()) + [("preprocess", json.dumps(ckpt.get("preprocess")))]
+        )
+    return out
+
+
+def curves_section(run: RunDir) -> str:
+    from chestxai.evaluation.plots import plot_history
+
+    if not run.history.exists():
+        return paragraph("No history.csv in the run directory.", "note")
+    history = pd.read_csv(run.history)
+    path = run.figures / "training_curves.png"
+    if not path.exists() or path.stat().st_mtime < run.history.stat().st_mtime:
+        plot_history(history, path)
+    out = figure(path, FIGURES["training_curves.png"])
+    extra = [c for c in ("epoch_time_s", "train_images_per_s") if c in history]
+    if extra:
+        out += table(
+            ["training", "value"],
+            [
+                *(
+                    [("total time (s)", f"{history['epoch_time_s'].sum():.1f}")]
+                    if "epoch_time_s" in extra
+                    else []
+                ),
+                *(
+                    [("images / s (mean)", f"{history['train_images_per_s'].mean():.1f}")]
+                    if "train_images_per_s" in extra
+                    else []
+                ),
+                ("epochs", len(history)),
+            ],
+        )
+    return out
+
+
+def metrics_section(metrics: dict | None) -> str:
+    if not metrics:
+        return paragraph("Not evaluated yet: run `chestxai evaluate RUN` and rebuild the report.", "note")
+    m = metrics["metrics"]
+    boot = metrics.get("bootstrap", {})
+    out = paragraph(
+        f"Split {metrics.get('split')}: {metrics.get('n_images')} images of {metrics.get('n_patients')} patients. "
+        f"Brackets: {int(100 * boot.get('level', 0.95))}% {boot.get('method', 'percentile')} bootstrap interval, "
+        f"{boot.get('n_boot')} replicates resampling {boot.get('unit', 'image')}s (seed {boot.get('seed')})."
+    )
+    th = metrics.get("thresholds", {})
+    values = th.get("values") or {}
+    ece = (metrics.get("calibration") or {}).get("ece_per_class") or {}
+    header = ["class", "n", "positives", *(METRIC_TITLES[k] for k in REPORT_ORDER)]
+    header += ["threshold"] if values else []
+    header += ["ECE"] if ece else []
+    rows = []
+    for name, entry in m["per_class"].items():
+        row = [name, entry.get("n"), entry.get("n_pos"), *(fmt_ci(entry.get(k)) for k in REPORT_ORDER)]
+        row += [_num(values.get(name))] if values else []
+        row += [_num(ece.get(name))] if ece else []
+        rows.append(row)
+    pad = [""] * (bool(values) + bool(ece))
+    for avg in ("macro", "micro", "weighted"):
+        rows.append([f"{avg} average", "", "", *(fmt_ci(m[avg].get(k)) for k in REPORT_ORDER), *pad])
+    decided = (
+        f"thresholds: policy {th.get('policy')}, chosen on {th.get('chosen_on')}"
+        if values
+        else f"decisions: {th.get('chosen_on', 'argmax')}"
+    )
+    out += table(header, rows, f"Metrics per class and averaged ({decided})")
+    overall = {k: v for k, v in m.get("overall", {}).items() if isinstance(v, dict)}
+    if overall:
+        out += table(["overall", "value"], [(k.replace("_", " "), fmt_ci(v)) for k, v in overall.items()])
+    cal = metrics.get("calibration", {})
+    if cal:
+        rows = [
+            ("ECE (" + str(cal.get("binned", "")) + ")", _num(cal.get("ece"))),
+            ("NLL", _num(cal.get("nll"))),
+        ]
+        after = cal.get("after_temperature")
+        if after:
+            rows += [
+                ("temperature T (fitted on val)", _num(cal.get("temperature"))),
+                ("ECE after temperature scaling", _num(after.get("ece"))),
+                ("NLL after temperature scaling", _num(after.get("nll"))),
+            ]
+        out += table(["calibration", "value"], rows)
+    return out
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{float(v):.4f}"
+
+
+def figures_section(run: RunDir) -> str:
+    if not run.figures.is_dir():
+        return paragraph("No figures: run `chestxai evaluate RUN`.", "note")
+    shown = [n for n in FIGURES if n != "training_curves.png" and (run.figures / n).exists()]
+    others = sorted(
+        p.name for p in run.figures.glob("*.png") if p.name not in FIGURES and not p.name.startswith(".")
+    )
+    if not shown and not others:
+        return paragraph("No figures: run `chestxai evaluate RUN`.", "note")
+    items = "".join(
+        figure(run.figures / n, FIGURES.get(n, Path(n).stem.replace("_", " "))) for n in shown + others
+    )
+    return f'<div class="figures">{items}</div>'

@@ -1,0 +1,95 @@
+"""``compare``: side-by-side table with CIs, size/speed and DeLong p-values vs the first run."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tiny_runs import write_tiny_run
+
+from chestxai.cli import main
+from chestxai.evaluation import compare_runs, evaluate_run
+from chestxai.models import create_model
+from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+
+
+def retrain_like(src, dst, seed: int, name: str = "resnet18"):
+    """A second run on the same cache: the run dir copied, another (untrained) model in it."""
+    shutil.copytree(src, dst)
+    ckpt = read_checkpoint(dst / "checkpoint.pt")
+    torch.manual_seed(seed)
+    model = create_model(name, num_labels=len(ckpt["label_names"]), task=ckpt["model"]["task"], input_size=32)
+    save_atomic(
+        make_checkpoint(model, ckpt["label_names"], ckpt["preprocess"], ckpt["config"]), dst / "checkpoint.pt"
+    )
+    (dst / "history.csv").unlink()
+    return dst
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    a, _ = write_tiny_run(root / "a", "multilabel", 3, n=64, patient_id=[f"p{i // 2}" for i in range(64)])
+    b = retrain_like(a, root / "b", seed=1, name="mobilenetv2")
+    same = root / "same"
+    shutil.copytree(a, same)
+    for run in (a, b, same):
+        evaluate_run(run, n_boot=100, figures=False)
+    return a, b, same
+
+
+def test_table_holds_metrics_size_speed_and_significance(three_runs, tmp_path):
+    a, b, same = three_runs
+    result = compare_runs([a, b, same], out=tmp_path / "cmp", n_boot=300)
+    s = result.summary
+    assert list(s["run"]) == ["run", "b", "same"]
+    assert list(s["model"]) == ["resnet18", "mobilenetv2", "resnet18"]
+    assert s.loc[0, "params"] > s.loc[1, "params"] > 0  # resnet18 is larger than mobilenetv2
+    assert s.loc[0, "train_time_s"] == pytest.approx(4.5)  # sum of epoch_time_s in history.csv
+    assert s.loc[0, "images_per_s"] == pytest.approx(105.0)
+    assert np.isnan(s.loc[1, "train_time_s"])  # no history.csv
+    assert (s["roc_auc_ci_low"] <= s["roc_auc"]).all() and (s["roc_auc"] <= s["roc_auc_ci_high"]).all()
+    assert np.isnan(s.loc[0, "p_bootstrap_macro_auc"])  # the reference has no p-value
+    assert 0 <= s.loc[1, "p_bootstrap_macro_auc"] <= 1
+    assert s.loc[2, "p_bootstrap_macro_auc"] == 1.0 and s.loc[2, "delta_macro_auc"] == 0.0
+    pc = result.per_class
+    assert len(pc) == 9 and set(pc["label"]) == {"class0", "class1", "class2"}
+    assert (pc[pc["run"] == "same"]["p_delong_vs_first"] == 1.0).all()  # identical predictions
+    md = (tmp_path / "cmp.md").read_text()
+    assert "| run |" in md and "ROC-AUC per class" in md and "[" in md
+    assert pd.read_csv(tmp_path / "cmp.csv").shape[0] == 3
+    assert (tmp_path / "cmp_per_class.csv").exists()
+
+
+def test_binary_summary_has_a_delong_p_value(tmp_path):
+    a, _ = write_tiny_run(tmp_path / "a", "binary", 1, n=48)
+    b = retrain_like(a, tmp_path / "b", seed=2)
+    for run in (a, b):
+        evaluate_run(run, n_boot=50, figures=False)
+    s = compare_runs([a, b], n_boot=100).summary
+    assert 0 <= s.loc[1, "p_delong"] <= 1
+
+
+def test_different_test_images_are_an_error(three_runs, tmp_path):
+    a, _, _ = three_runs
+    other, _ = write_tiny_run(tmp_path / "other", "multilabel", 3, n=48)
+    evaluate_run(other, n_boot=20, figures=False)
+    with pytest.raises(ValueError, match="not evaluated on the same test images"):
+        compare_runs([a, other])
+
+
+def test_unevaluated_run_is_an_error(three_runs, tmp_path):
+    a, _, _ = three_runs
+    fresh, _ = write_tiny_run(tmp_path / "fresh", "multilabel", 3, n=16)
+    with pytest.raises(FileNotFoundError, match="chestxai evaluate"):
+        compare_runs([a, fresh])
+
+
+def test_cli_compare(three_runs, tmp_path, capsys):
+    a, b, _ = three_runs
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "x"), "--n-boot", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "Run comparison" in out and (tmp_path / "x.md").exists()

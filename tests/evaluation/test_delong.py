@@ -1,0 +1,84 @@
+"""DeLong's test: AUCs equal scikit-learn, variances equal the textbook O(mn) formula, identical
+predictors give p = 1, and p agrees with a paired bootstrap."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from chestxai.evaluation.delong import auc_covariance, delong_test
+from chestxai.evaluation.significance import paired_bootstrap_auc, per_class_delong
+
+
+def textbook_covariance(y, a, b):
+    """DeLong et al. (1988) written directly: psi kernel over all positive/negative pairs."""
+    pos, neg = y == 1, y == 0
+
+    def psi(s):
+        d = s[pos][:, None] - s[neg][None, :]
+        return (d > 0) + 0.5 * (d == 0)
+
+    ka, kb = psi(a), psi(b)
+    m, n = ka.shape
+    v10 = np.stack([ka.mean(1), kb.mean(1)])  # per positive
+    v01 = np.stack([ka.mean(0), kb.mean(0)])  # per negative
+    return np.cov(v10) / m + np.cov(v01) / n
+
+
+def two_predictors(seed=0, n=120):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(float)
+    a = y + rng.normal(0, 0.9, n)
+    b = 0.5 * y + 0.5 * a + rng.normal(0, 0.9, n)
+    return y, np.round(a, 1), np.round(b, 1)  # rounding adds ties
+
+
+def test_aucs_and_covariance_match_the_textbook_formula():
+    y, a, b = two_predictors()
+    aucs, cov = auc_covariance(y, np.stack([a, b]))
+    assert aucs[0] == pytest.approx(roc_auc_score(y, a))
+    assert aucs[1] == pytest.approx(roc_auc_score(y, b))
+    np.testing.assert_allclose(cov, textbook_covariance(y, a, b), rtol=1e-10)
+
+
+def test_hand_worked_case():
+    # 2 positives (0.9, 0.4), 2 negatives (0.6, 0.1): AUC = 3/4; placements pos: 1, 0.5; neg: 0.5, 0
+    y = np.array([1, 1, 0, 0.0])
+    aucs, cov = auc_covariance(y, np.array([[0.9, 0.4, 0.6, 0.1]]))
+    assert aucs[0] == pytest.approx(0.75)
+    # var(pos placements [1, .5]) / 2 + var(1 - neg placements [.5, 1]) / 2 = .125/2 + .125/2
+    assert cov[0, 0] == pytest.approx(0.125)
+
+
+def test_identical_predictors_give_p_one():
+    y, a, _ = two_predictors(1)
+    r = delong_test(y, a, a.copy())
+    assert r.diff == 0 and r.p_value == 1.0
+
+
+def test_delong_agrees_with_paired_bootstrap():
+    y, a, b = two_predictors(2, n=300)
+    r = delong_test(y, a, b)
+    sig = lambda s: 1 / (1 + np.exp(-s))  # noqa: E731  probabilities for the bootstrap API
+    pb = paired_bootstrap_auc(y[:, None], sig(a)[:, None], sig(b)[:, None], "binary", n_boot=2000, seed=0)
+    assert pb.diff == pytest.approx(r.diff)
+    assert abs(pb.p_value - r.p_value) < 0.1
+    # and a clearly better predictor is significant under both
+    rng = np.random.default_rng(5)
+    good, bad = y + rng.normal(0, 0.3, len(y)), y + rng.normal(0, 2.0, len(y))
+    assert delong_test(y, good, bad).p_value < 1e-3
+    pb = paired_bootstrap_auc(y[:, None], sig(good)[:, None], sig(bad)[:, None], "binary", n_boot=1000)
+    assert pb.p_value < 0.01
+
+
+def test_per_class_delong_skips_undefined_classes():
+    rng = np.random.default_rng(3)
+    y = (rng.random((50, 2)) < 0.4).astype(float)
+    y[:, 1] = 0
+    p = rng.random((50, 2))
+    out = per_class_delong(y, p, p[::-1].copy(), "multilabel", ["a", "b"])
+    assert out["a"] is not None and out["b"] is None
+
+
+def test_too_few_cases_is_an_error():
+    with pytest.raises(ValueError, match="at least two positive"):
+        delong_test(np.array([1, 0, 0.0]), np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.2, 0.1]))

@@ -1,0 +1,107 @@
+"""``build_report``: one self-contained HTML file with every section the run supports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from chestxai.cli import main
+from chestxai.report import build_report
+from chestxai.report.gallery import json_tables
+
+IMG_SRC = re.compile(r'<img [^>]*src="([^"]*)"')
+
+
+def test_report_is_self_contained_and_complete(evaluated_run):
+    run, _ = evaluated_run
+    path = build_report(run)
+    assert path == run / "report.html"
+    html = path.read_text()
+    sources = IMG_SRC.findall(html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r'(href|src)="(https?:|//|file:)', html)  # nothing fetched from elsewhere
+    for anchor in ("dataset", "config", "training", "metrics", "figures", "explanations", "localization"):
+        assert f'id="{anchor}"' in html
+    assert "not for clinical use" in html
+    # every figure of the run is embedded (6 evaluation figures + training curves) + the overlays
+    # (2 labels x 6 images, at most 8 per outcome)
+    assert html.count('<div class="figures">') == 1
+    n_gallery = len(re.findall(r'<div class="gallery">.*?</div>', html))
+    assert 1 <= n_gallery <= 4 and 7 + 8 <= len(sources) <= 7 + 12
+    assert "Atelectasis" not in html and "class0" in html  # tiny run labels
+    assert "iou_mean" in html and "pointing_game" in html
+    assert re.search(r"True positives|False positives|True negatives|False negatives", html)
+
+
+def test_without_explanations_there_is_no_gallery(evaluated_run):
+    _, plain = evaluated_run
+    html = build_report(plain).read_text()
+    assert 'id="explanations"' not in html and 'id="metrics"' in html
+
+
+def test_unevaluated_run_gets_notes_not_errors(evaluated_run, tmp_path):
+    _, plain = evaluated_run
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(plain / "checkpoint.pt", fresh / "checkpoint.pt")
+    html = build_report(fresh).read_text()
+    assert "Not evaluated yet" in html and "not for clinical use" in html
+
+
+def test_not_a_run_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_report(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="neither checkpoint.pt nor metrics.json"):
+        build_report(tmp_path)
+
+
+def test_missing_overlay_is_skipped_not_embedded_broken(evaluated_run, tmp_path):
+    run, _ = evaluated_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = len(IMG_SRC.findall(build_report(copy).read_text()))
+    for png in (copy / "cams" / "gradcam").glob("*.png"):
+        png.unlink()
+    html = build_report(copy).read_text()
+    assert len(IMG_SRC.findall(html)) == 7 < before
+
+
+def test_json_tables_render_common_shapes():
+    html = json_tables([{"method": "gradcam", "iou": 0.5}, {"method": "cam", "iou": 0.25}], "x")
+    assert "<th>method</th>" in html and "0.25" in html
+    html = json_tables({"gradcam": {"iou": 0.5}, "n": 3, "per_label": {"a": {"iou": 0.1}}}, "x")
+    assert "gradcam" in html and "per_label" in html and "<td>3</td>" in html
+
+
+def test_cli_report(evaluated_run, tmp_path, capsys):
+    run, _ = evaluated_run
+    out = tmp_path / "r.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    assert out.exists() and str(out) in capsys.readouterr().out
+
+
+def test_gallery_outcomes_follow_thresholds(tmp_path):
+    import pandas as pd
+
+    from chestxai.report.gallery import outcomes
+    from chestxai.rundir import RunDir
+
+    pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d", "e"],
+            "patient_id": ["1", "2", "3", "4", "5"],
+            "split": ["test"] * 4 + ["val"],
+            "p_x": [0.9, 0.8, 0.2, 0.1, 0.9],
+            "y_x": [1, 0, 1, 0, 1],
+        }
+    ).to_csv(tmp_path / "predictions.csv", index=False)
+    index = pd.DataFrame(
+        {"image_id": ["a", "b", "c", "d", "zz"], "label": "x", "method": "gradcam", "overlay": "o.png"}
+    )
+    metrics = {"split": "test", "task": "binary", "thresholds": {"values": {"x": 0.5}}}
+    got = outcomes(index, RunDir(tmp_path), metrics)
+    assert list(got["outcome"]) == ["TP", "FP", "FN", "TN", ""]
+    metrics["thresholds"]["values"]["x"] = 0.85  # a stricter threshold turns b into a true negative
+    assert outcomes(index, RunDir(tmp_path), metrics)["outcome"][1] == "TN"
