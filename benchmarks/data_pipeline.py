@@ -39,19 +39,44 @@ from chestxai.paths import shared_data_root
 
 
 class NaiveDataset(Dataset):
-    """The per-item baseline: decode + resize + ToTensor on every access."""
+    """The per-item baseline of seed scripts: decode + resize (+ torchvision augmentation) per access."""
 
-    def __init__(self, paths: list[str], labels: np.ndarray, size: int):
-        from torchvision.transforms import ToTensor
+    def __init__(self, paths: list[str], labels: np.ndarray, size: int, augment: bool = False):
+        from torchvision import transforms as T
 
-        self.paths, self.labels, self.size, self.to_tensor = paths, np.array(labels), size, ToTensor()
+        steps = [T.Resize((size, size))]
+        if augment:  # the same ranges as chestxai's AugmentConfig defaults
+            steps += [T.RandomAffine(7, translate=(0.05, 0.05), scale=(0.95, 1.05)), T.ColorJitter(0.1, 0.1)]
+        self.transform = T.Compose([*steps, T.ToTensor()])
+        self.paths, self.labels = paths, np.array(labels)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        img = Image.open(self.paths[i]).convert("L").resize((self.size, self.size))
-        return self.to_tensor(img), torch.from_numpy(self.labels[i])
+        img = Image.open(self.paths[i]).convert("L")
+        return self.transform(img), torch.from_numpy(self.labels[i])
+
+
+def training_loop_epoch_rate(path: Path, batch_size: int, epochs: int) -> float:
+    """Images/s of the training loop's own input path: memmap batch gather + batched augmentation."""
+    from chestxai.data.augment import AugmentConfig, augment_batch
+    from chestxai.data.cache import PreparedCache
+    from chestxai.train.batches import epoch_order, iterate_batches
+
+    cache = PreparedCache(path)
+    rows = np.arange(len(cache))
+    rates = []
+    for epoch in range(epochs):
+        gen = torch.Generator().manual_seed(epoch)
+        start, n = time.perf_counter(), 0
+        for images, _, _ in iterate_batches(
+            cache.images, cache.labels, epoch_order(rows, epoch, 0), batch_size
+        ):
+            x = augment_batch(images.float().div_(255.0).unsqueeze(1), AugmentConfig(), gen)
+            n += len(x)
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
 
 
 def epoch_rate(loader, epochs: int) -> float:
@@ -121,6 +146,19 @@ def main() -> None:
             f"epoch naive (PIL open+convert+resize+ToTensor per item, no augment): {naive_rate:.0f} images/s"
         )
         print(f"ratio cached / naive: {cached_rate / naive_rate:.1f}x")
+        naive_aug = DataLoader(
+            NaiveDataset(table.frame["path"].astype(str).tolist(), table.labels, args.size, augment=True),
+            shuffle=True,
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        )
+        naive_aug_rate = epoch_rate(naive_aug, args.epochs)
+        loop_rate = training_loop_epoch_rate(path, args.batch_size, args.epochs)
+        print(f"epoch naive with torchvision augmentation per item: {naive_aug_rate:.0f} images/s")
+        print(
+            f"epoch of the training loop's path (memmap batches + batched augment_batch): {loop_rate:.0f} images/s "
+            f"= {loop_rate / naive_aug_rate:.1f}x naive-with-augmentation (like for like)"
+        )
         plain = make_loader(path, shuffle=True, augment=False, seed=0, **kw)
         plain_rate = epoch_rate(plain, args.epochs)
         print(

@@ -118,7 +118,11 @@ def prepare(
     base = table.root if table.root is not None else root_path
     job = _Job(table, base, size, decode, target, key, given_root=root_path)
     job.run(
-        workers=_default_workers() if workers is None else int(workers), progress=progress, cb=on_progress
+        # in-memory sources (MedMNIST arrays) only resize: worker processes would cost more in
+        # pickling than they save, and spawning them breaks scripts without a __main__ guard
+        workers=1 if table.arrays is not None else (_default_workers() if workers is None else int(workers)),
+        progress=progress,
+        cb=on_progress,
     )
     job.finalize(options=options, strict=strict, seconds=time.perf_counter() - started)
     log.debug("%s", summary(target))
