@@ -164,3 +164,17 @@ def test_torchrun_two_process_gloo(blob_cache, tmp_path) -> None:
         steps_per_rank * 16 * 2, rel=1e-6
     )
     load_model(run_dir / "checkpoint.pt")
+
+
+def test_mlflow_tracking_logs_params_metrics_and_artifacts(blob_cache, tmp_path) -> None:
+    mlflow = pytest.importorskip("mlflow", reason="the [track] extra (mlflow) is not installed")
+    run = train(tiny_config(blob_cache, tmp_path / "runs" / "tracked", "name=tracked"), progress=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    found = mlflow.search_runs(experiment_names=["chestxai"])
+    assert len(found) == 1 and found["tags.mlflow.runName"].iloc[0] == "tracked"
+    assert found["params.model.name"].iloc[0] == "resnet18"
+    history = mlflow.MlflowClient().get_metric_history(found["run_id"].iloc[0], "val_auc")
+    assert [m.step for m in history] == [1, 2]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(found["run_id"].iloc[0])}
+    assert {"history.csv", "config.yaml"} <= artifacts
+    assert (run.parent / "mlartifacts").is_dir()  # artifacts beside the runs, not in the working directory

@@ -1,7 +1,10 @@
 """Experiment tracking: always the run directory; MLflow too when the [track] extra is installed.
 
 MLflow is imported lazily and only used when present, so the core install stays small. The
-default store is local (``<runs root>/mlruns``); ``--tracking-uri`` points elsewhere.
+default store is a local SQLite file beside the runs (``<runs root>/mlflow.db``, artifacts in
+``<runs root>/mlartifacts``): MLflow 3 no longer accepts its old file store by default.
+``--tracking-uri`` points elsewhere (a server, another database). Browse with
+``mlflow ui --backend-store-uri sqlite:///runs/mlflow.db``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+EXPERIMENT = "chestxai"
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -38,9 +42,12 @@ class Tracker:
                 "mlflow not installed: tracking to the run directory only (pip install 'chestxai[track]')"
             )
             return
-        uri = uri or (run_dir.resolve().parent / "mlruns").as_uri()
+        runs_root = run_dir.resolve().parent
+        uri = uri or f"sqlite:///{runs_root / 'mlflow.db'}"
         mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("chestxai")
+        if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=(runs_root / "mlartifacts").as_uri())
+        mlflow.set_experiment(EXPERIMENT)
         mlflow.start_run(run_name=run_name)
         self._mlflow = mlflow
         log.info("MLflow tracking at %s", uri)
