@@ -1,0 +1,167 @@
+"""Explainer: a model, a method and a target layer bound together; batched heatmaps out.
+
+One ``explain`` call is one pytorch-grad-cam call on the whole batch: one forward and (for
+gradient methods) one backward, whatever the batch size. While it runs, the model's parameters
+are set not to require gradients and the *input* is made to require them instead: CAMs need
+gradients at the target layer only, so the weight gradients a training backward computes would
+be wasted work (and a frozen backbone would otherwise yield no gradients at all). Flags are
+restored and the library's hooks released when the call returns, even on error; nothing is left
+registered on the model between calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from pytorch_grad_cam import ScoreCAM
+from torch import nn
+from tqdm.auto import tqdm
+
+from chestxai.explain.cam import UnsupportedMethodError, check_gap_model
+from chestxai.explain.layers import Trace, resolve_layer, trace_layers
+from chestxai.explain.methods import get_method
+from chestxai.explain.reshape import TokenGridReshape, token_reshape_for
+from chestxai.explain.targets import logit_targets
+from chestxai.models.preprocess import to_input
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Temporarily set ``requires_grad=False`` on every parameter; restores the previous flags."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+class Explainer:
+    """Heatmaps of ``method`` for ``model`` at ``layer`` (a dotted name; ``None`` = automatic).
+
+    ``seed`` drives the random control; ``score_batch_size`` is ScoreCAM's inner batch (it
+    scores one masked copy of the image per channel of the target layer).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str = "gradcam",
+        layer: str | None = None,
+        seed: int = 0,
+        score_batch_size: int = 64,
+    ):
+        self.model = model
+        self.method = method
+        self.spec = get_method(method)
+        self.seed = seed
+        self.score_batch_size = score_batch_size
+        self.rng = np.random.default_rng(seed)
+        self._trace: Trace | None = None
+        if layer is None:
+            self.layer_name = self.trace.default
+        else:
+            self.layer_name, _ = resolve_layer(model, layer, self._trace)
+        self.layer = dict(model.named_modules())[self.layer_name]
+        self.reshape: TokenGridReshape | None = (
+            token_reshape_for(model.backbone) if model.family == "vit" else None
+        )
+        self._check_requirements(layer)
+
+    @property
+    def trace(self) -> Trace:
+        if self._trace is None:
+            self._trace = trace_layers(self.model)
+        return self._trace
+
+    def _check_requirements(self, layer: str | None) -> None:
+        need = self.spec.requires
+        if need is None:
+            return
+        if layer is not None and self.layer_name != self.trace.default:
+            raise UnsupportedMethodError(
+                f"{self.method} is defined on the final feature map ({self.trace.default}), not on "
+                f"{self.layer_name}; drop --layer for this method"
+            )
+        if need == "pcam":
+            if getattr(self.model, "head_type", None) != "pcam":
+                raise UnsupportedMethodError(
+                    "method 'pcam' reads a PCAM head's probability map, but this model has a "
+                    f"{getattr(self.model, 'head_type', '?')!r} head; use --method gradcam, or train with head='pcam'"
+                )
+            return
+        if need == "gap":
+            if (
+                getattr(self.model, "family", "cnn") == "cnn"
+                and getattr(self.model, "head_type", "") == "pooled"
+            ):
+                size = int(self.model.config.get("input_size", 224))
+                in_chans = int(self.model.config.get("in_chans", 1))
+                gen = torch.Generator().manual_seed(self.seed)
+                x = torch.randn(1, in_chans, size, size, generator=gen).to(
+                    next(self.model.parameters()).device
+                )
+                was_training = self.model.training
+                self.model.eval()
+                try:
+                    with torch.no_grad():
+                        fmap = self.model.features(x)
+                finally:
+                    self.model.train(was_training)
+            else:
+                fmap = torch.zeros(0)
+            check_gap_model(self.model, fmap)
+
+    def explain(self, x: torch.Tensor, indices: Sequence[int]) -> np.ndarray:
+        """``x``: model input ``B x C x H x W``; ``indices[i]``: the output explained for image i.
+
+        Returns float32 ``B x H x W`` heatmaps in ``[0, 1]`` (each min-max scaled, as the library does).
+        """
+        if len(indices) != len(x):
+            raise ValueError(f"got {len(x)} images but {len(indices)} target indices; give one per image")
+        n_out = int(getattr(self.model, "num_labels", 0)) or None
+        bad = [int(i) for i in indices if n_out is not None and not 0 <= int(i) < n_out]
+        if bad:
+            raise ValueError(f"target indices {bad} out of range for a model with {n_out} outputs")
+        was_training = self.model.training
+        with frozen_parameters(self.model):
+            cam = self.spec.build(self.model, [self.layer], self.reshape, self.rng)
+            try:
+                cam.compute_input_gradient = self.spec.gradients
+                if isinstance(cam, ScoreCAM):
+                    cam.batch_size = self.score_batch_size
+                heatmaps = cam(x, logit_targets(indices))
+            finally:
+                cam.activations_and_grads.release()
+                cam.outputs = None
+                self.model.train(was_training)
+        return np.asarray(heatmaps, dtype=np.float32)
+
+    def explain_images(
+        self,
+        images: Sequence[np.ndarray] | np.ndarray,
+        indices: Sequence[int],
+        preprocess: dict,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """uint8 images (any sizes; each resized as the checkpoint says) -> ``N x S x S`` heatmaps."""
+        device = next(self.model.parameters()).device
+        size = int(preprocess["size"])
+        out = np.zeros((len(images), size, size), np.float32)
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc=self.method, disable=not progress, leave=False):
+            chunk = [
+                np.array(im) for im in images[start : start + batch_size]
+            ]  # copies: memmaps are read-only
+            x = torch.cat([to_input(im[None], preprocess) for im in chunk]).to(device)
+            out[start : start + len(chunk)] = self.explain(x, indices[start : start + len(chunk)])
+        return out

@@ -1,0 +1,155 @@
+"""Which layer a CAM reads: found automatically per architecture, or named by a dotted path.
+
+The automatic choice is derived from the model, not from a table of names, so a new registry
+entry needs nothing here. One traced forward + backward on a dummy input records every module
+output shaped like the final feature map (``B x C x h x w`` for CNNs, ``B x N x C`` tokens for
+ViTs). Only modules of the feature extractor count (``model.features``; a head's pooling output can
+have the same shape at tiny inputs). Walking back from the last one, the target is the first
+whose gradient reaches the spatial positions:
+
+* CNN with average pooling or a PCAM head: the final feature map itself (e.g. ResNet's last
+  stage, DenseNet's ``norm5``);
+* ViT pooled by its class token: the final ``norm`` and the last block's outputs pass gradient
+  to the class token only, so the walk lands on the last block's ``norm1``, the last point where
+  patch tokens still feed the class token through attention (pytorch-grad-cam's advice for ViT,
+  derived here rather than assumed).
+
+Containers are then opened while their last child yields the same tensor (``layer4`` ->
+``layer4.1``, ``features`` -> ``features.norm5``), naming the module a person would pick.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from chestxai.registry import UnknownNameError
+
+
+class LayerNotFoundError(UnknownNameError):
+    """A dotted layer name that is not in the model; the message lists candidate names."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Names of modules whose outputs are spatial maps, in forward order, and the chosen default."""
+
+    spatial: list[str]
+    default: str
+
+
+def _input_size(model: nn.Module) -> int:
+    return int(getattr(model, "config", {}).get("input_size", 224))
+
+
+@contextmanager
+def _recording(model: nn.Module, records: list[tuple[str, torch.Tensor]]) -> Iterator[None]:
+    def hook(name: str):
+        def record(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                records.append((name, output))
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _is_spatial(t: torch.Tensor, family: str, feat_shape: torch.Size) -> bool:
+    if family == "vit":
+        return t.ndim == 3 and t.shape[:2] == feat_shape[:2]
+    return t.ndim == 4 and t.shape[0] == feat_shape[0]
+
+
+def trace_layers(model: nn.Module, input_size: int | None = None, seed: int = 0) -> Trace:
+    """Trace ``model`` once on a dummy input (eval mode, parameters untouched); see module docstring."""
+    size = input_size or _input_size(model)
+    in_chans = int(getattr(model, "config", {}).get("in_chans", 1))
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    x = torch.randn(1, in_chans, size, size, generator=gen).to(device)
+    family = getattr(model, "family", "cnn")
+    was_training = model.training
+    model.eval()
+    records: list[tuple[str, torch.Tensor]] = []
+    try:
+        with torch.enable_grad():
+            x.requires_grad_(True)
+            backbone_records: list[tuple[str, torch.Tensor]] = []
+            with torch.no_grad(), _recording(model, backbone_records):
+                feat_shape = model.features(x).shape
+            in_features = {n for n, _ in backbone_records}  # modules of the feature extractor, not the head
+            with _recording(model, records):
+                out = model(x)
+            records = [(n, t) for n, t in records if n in in_features]
+            finals = [(n, t) for n, t in records if t.shape == feat_shape and t.requires_grad]
+            grads = torch.autograd.grad(out.sum(), [t for _, t in finals], allow_unused=True)
+    finally:
+        model.train(was_training)
+    prefix = _prefix_tokens(model) if family == "vit" else 0
+    chosen = None
+    for (name, t), g in zip(reversed(finals), reversed(grads), strict=True):
+        if g is None:
+            continue
+        spatial_grad = g[:, prefix:] if family == "vit" else g
+        if spatial_grad.abs().sum() > 0:
+            chosen = (name, t)
+            break
+    if chosen is None:
+        raise ValueError(
+            f"could not find a layer whose gradient reaches the spatial positions of {type(model).__name__}; "
+            f"name one with --layer"
+        )
+    name = _open_containers(model, chosen[0], chosen[1], records)
+    spatial = list(dict.fromkeys(n for n, t in records if _is_spatial(t, family, feat_shape)))
+    return Trace(spatial=spatial, default=name)
+
+
+def _prefix_tokens(model: nn.Module) -> int:
+    return int(getattr(getattr(model, "backbone", model), "num_prefix_tokens", 1))
+
+
+def _open_containers(model: nn.Module, name: str, tensor: torch.Tensor, records) -> str:
+    modules = dict(model.named_modules())
+    last_output = {n: t for n, t in records}  # the last call of each module wins
+    while isinstance(modules[name], nn.Sequential) and len(modules[name]) > 0:
+        child = f"{name}.{list(modules[name]._modules)[-1]}"
+        out = last_output.get(child)
+        if out is None or out.shape != tensor.shape or out.data_ptr() != tensor.data_ptr():
+            break
+        name = child
+    return name
+
+
+def find_target_layer(model: nn.Module, input_size: int | None = None) -> str:
+    """Dotted name of the layer CAMs should read for ``model`` (see module docstring)."""
+    return trace_layers(model, input_size).default
+
+
+def resolve_layer(model: nn.Module, name: str, trace: Trace | None = None) -> tuple[str, nn.Module]:
+    """``(full dotted name, module)`` for ``name``; also accepts names relative to ``model.backbone``.
+
+    An unknown name raises :class:`LayerNotFoundError` listing the layers that produce spatial
+    maps (the sensible choices) and the closest matches among all module names.
+    """
+    modules = dict(model.named_modules())
+    for candidate in (name, f"backbone.{name}"):
+        if candidate and candidate in modules:
+            return candidate, modules[candidate]
+    trace = trace or trace_layers(model)
+    close = difflib.get_close_matches(name, list(modules), n=3, cutoff=0.6)
+    hint = f" Closest names: {', '.join(close)}." if close else ""
+    tail = trace.spatial[-12:]
+    raise LayerNotFoundError(
+        f"the model has no layer {name!r}.{hint} Layers producing spatial feature maps (last {len(tail)} of "
+        f"{len(trace.spatial)}): {', '.join(tail)}. The automatic choice is {trace.default!r}; omit --layer to use it."
+    )

@@ -1,0 +1,199 @@
+"""``chestxai explain RUN``: files the report reads, ground-truth modes, comparison, skipped inputs, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from explain_helpers import blob_dataset, write_tiny_cache
+from PIL import Image
+
+from chestxai.cli import main
+from chestxai.explain import compare_methods, explain_run
+from chestxai.explain.settings import ExplainSettings
+from chestxai.models import create_model
+from chestxai.models.checkpoint import make_checkpoint, save_atomic
+
+SIZE = 64
+LABELS = ["Mass", "Nodule"]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """An (untrained) resnet18 multi-label run over a cache of blob images with 'Mass' boxes."""
+    images, labels, boxes = blob_dataset(16, size=SIZE, seed=1)
+    split = ["train"] * 8 + ["test"] * 8
+    y = np.concatenate([labels, np.zeros_like(labels)], axis=1)
+    cache = write_tiny_cache(tmp_path / "cache", images, y, LABELS, "multilabel", split=split)
+    rows = [
+        {"image_id": f"img{i:05d}", "row": i, "label": "Mass", "x": b[0], "y": b[1], "w": b[2], "h": b[3]}
+        for i, b in enumerate(boxes)
+        if not np.isnan(b[0])
+    ]
+    test_pos = [r for r in rows if r["row"] >= 8]
+    rows.append({**test_pos[0], "label": "Pneumothorax"})  # a finding the model does not have
+    pd.DataFrame(rows).to_csv(cache / "boxes.csv", index=False)
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_labels=2, task="multilabel", input_size=SIZE)
+    run = tmp_path / "run"
+    preprocess = {"size": SIZE, "mean": 0.5, "std": 0.25}
+    save_atomic(
+        make_checkpoint(model, LABELS, preprocess, config={"data": {"cache_dir": str(cache)}}),
+        run / "checkpoint.pt",
+    )
+    (run / "expected_test_ids.json").write_text(json.dumps([r["image_id"] for r in test_pos]))
+    return run
+
+
+def test_explain_writes_what_the_report_reads(run_dir, capsys):
+    assert main(["explain", str(run_dir), "--method", "gradcam", "--faithfulness-limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "pointing game" in out and "random" in out and "Pneumothorax" in out
+    index = pd.read_csv(run_dir / "cams" / "index.csv", dtype=str)
+    assert list(index.columns) == ["image_id", "label", "method", "overlay"]
+    # boxed findings of the test split only (the cache's split column; no splits.csv)
+    assert sorted(index["image_id"]) == sorted(json.loads((run_dir / "expected_test_ids.json").read_text()))
+    assert set(index["label"]) == {"Mass"} and set(index["method"]) == {"gradcam"}
+    for rel in index["overlay"]:
+        png = run_dir / rel  # relative to RUN
+        assert png.is_file()
+        with Image.open(png) as im:
+            assert im.size == (SIZE, SIZE) and im.mode == "RGB"
+    heat = np.load(run_dir / "cams" / "gradcam" / "heatmaps.npy")
+    assert heat.dtype == np.float16 and heat.shape == (len(index), SIZE, SIZE)
+    hm_index = pd.read_csv(run_dir / "cams" / "gradcam" / "heatmaps.csv", dtype={"image_id": str})
+    assert list(hm_index["index"]) == list(range(len(index)))
+    assert (run_dir / "cams" / "gradcam" / "boxes.csv").is_file()
+    assert (run_dir / "cams" / "random" / "heatmaps.npy").is_file()  # the control's maps are kept too
+    metrics = json.loads((run_dir / "explain_metrics.json").read_text())
+    entry = metrics["methods"]["gradcam"]
+    assert entry["layer"] == "backbone.layer4.1"
+    assert entry["localization"]["overall"]["n"] == len(index)
+    assert entry["control"]["localization"]["overall"]["n"] == len(index)
+    assert entry["faithfulness"]["n"] == 2
+    overall = [
+        r for r in metrics["localization_table"] if r["method"] == "gradcam" and r["finding"] == "(all)"
+    ][0]
+    for key in (
+        "pointing_game",
+        "pointing_game_random",
+        "iobb",
+        "iobb_random",
+        "acc_iobb_0.5",
+        "energy_random",
+    ):
+        assert key in overall
+    assert any("Pneumothorax" in s["item"] and "no output" in s["reason"] for s in metrics["skipped"])
+
+
+def test_runs_split_file_wins_and_reruns_replace_rows(run_dir):
+    ids = [f"img{i:05d}" for i in range(16)]
+    pd.DataFrame({"image_id": ids, "row": range(16), "split": ["test"] * 4 + ["train"] * 12}).to_csv(
+        run_dir / "splits.csv", index=False
+    )
+    settings = ExplainSettings(faithfulness_limit=0)
+    result = explain_run(run_dir, "gradcam", finding="Nodule", settings=settings)
+    assert (
+        list(result.scores["image_id"]) == ids[:4]
+    )  # splits.csv's test rows, every image for a named finding
+    assert result.scores["hit"].isna().all()  # no Nodule boxes: explained, not scored
+    explain_run(run_dir, "xgradcam", finding="Nodule", limit=2, settings=settings)
+    explain_run(run_dir, "gradcam", finding="Nodule", limit=3, settings=settings)
+    index = pd.read_csv(run_dir / "cams" / "index.csv", dtype=str)
+    assert (index["method"] == "gradcam").sum() == 3 and (index["method"] == "xgradcam").sum() == 2
+    metrics = json.loads((run_dir / "explain_metrics.json").read_text())
+    assert {"gradcam", "xgradcam", "random"} <= set(metrics["methods"])
+    assert metrics["methods"]["gradcam"]["localization"] is None
+
+
+def test_compare_methods_ranks_on_the_same_items(run_dir):
+    table = compare_methods(
+        run_dir,
+        methods=["gradcam", "cam", "pcam"],
+        limit=3,
+        settings=ExplainSettings(faithfulness_limit=1, steps=4),
+    )
+    ranked = table[table["rank"].notna()]
+    assert set(ranked["method"]) == {"gradcam", "cam", "random"}
+    assert (ranked["n"] == ranked["n"].iloc[0]).all()
+    assert "not applicable" in table.loc[table["method"] == "pcam", "layer"].iloc[0]
+    md = (run_dir / "explain_compare.md").read_text()
+    assert "| rank | method |" in md and "pcam" in md
+    assert (run_dir / "explain_compare.csv").is_file()
+    index = pd.read_csv(run_dir / "cams" / "index.csv", dtype=str)
+    assert set(index["method"]) == {"gradcam", "cam", "random"}
+
+
+def test_image_files_undecodable_ones_are_skipped_with_a_reason(run_dir, tmp_path, capsys):
+    good = tmp_path / "good.png"
+    Image.fromarray(blob_dataset(1, size=80, seed=3)[0][0]).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    argv = [
+        "explain",
+        str(run_dir),
+        "--images",
+        str(good),
+        str(bad),
+        "--finding",
+        "Mass",
+        "--faithfulness-limit",
+        "0",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and "bad.png" in out
+    metrics = json.loads((run_dir / "explain_metrics.json").read_text())
+    assert [s["item"] for s in metrics["skipped"]] == [str(bad)]
+    index = pd.read_csv(run_dir / "cams" / "index.csv", dtype=str)
+    assert list(index["image_id"]) == ["good.png"]
+    with Image.open(run_dir / index["overlay"][0]) as im:
+        assert im.size == (80, 80)  # drawn on the original image, not the model input
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        (["--finding", "Pneumothorax"], "Mass, Nodule"),
+        (["--layer", "backbone.layer9"], "backbone.layer4"),
+        (["--method", "gradcamm"], "gradcam++"),
+        (["--split", "val"], "available splits"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(run_dir, capsys, extra, expected):
+    assert main(["explain", str(run_dir), *extra]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_files_with_masks_and_the_top_output_by_default(run_dir, tmp_path):
+    images, _, boxes = blob_dataset(4, size=48, seed=5)
+    i = int(np.flatnonzero(~np.isnan(boxes[:, 0]))[0])
+    path = tmp_path / "x.png"
+    Image.fromarray(images[i]).save(path)
+    mask = np.zeros((24, 24), np.uint8)  # a mask at half the image size: resized to the image
+    x, y, w, h = (int(v) // 2 for v in boxes[i])
+    mask[y : y + h, x : x + w] = 255
+    Image.fromarray(mask).save(tmp_path / "x_mask.png")
+    table = pd.DataFrame(
+        [
+            {
+                "image_id": "x.png",
+                "label": "Mass",
+                "kind": "png",
+                "ref": "x_mask.png",
+                "height": 24,
+                "width": 24,
+            }
+        ]
+    )
+    table.to_csv(tmp_path / "masks.csv", index=False)
+    settings = ExplainSettings(faithfulness_limit=0)
+    scored = explain_run(run_dir, "gradcam", images=[path], masks=tmp_path / "masks.csv", settings=settings)
+    assert list(scored.scores["finding"]) == ["Mass"] and scored.scores["hit"].notna().all()
+    plain = explain_run(run_dir, "gradcam", images=[path], settings=settings)
+    assert plain.scores["finding"].iloc[0] in LABELS  # the model's top output, unscored
+    assert plain.scores["hit"].isna().all()
