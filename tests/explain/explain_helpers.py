@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from chestxai.models.classifier import ChestClassifier
-
-
-def _root_conftest():
-    """``tests/conftest.py``, loaded by path: ``import conftest`` is ambiguous once several test
-    folders have one."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    mod = sys.modules.get("conftest")
-    if mod is not None and Path(getattr(mod, "__file__", "")).resolve() == path:
-        return mod
-    spec = importlib.util.spec_from_file_location("_chestxai_root_conftest_explain", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-blob_dataset = _root_conftest().blob_dataset
-write_tiny_cache = _root_conftest().write_tiny_cache
+from chestxai.testing import blob_dataset, write_tiny_cache  # noqa: E402,F401  (re-exported)
 
 
 class TinyBackbone(nn.Module):

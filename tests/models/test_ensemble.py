@@ -20,7 +20,9 @@ def test_weights_favour_the_informative_member() -> None:
     fit = fit_weights([good, noise], y, "binary")
     assert fit.weights.sum() == pytest.approx(1.0) and (fit.weights >= 0).all()
     assert fit.weights[0] > 0.9
-    assert fit.val_log_loss <= min(fit.member_val_log_loss) + 1e-4  # never materially worse than the best member
+    assert (
+        fit.val_log_loss <= min(fit.member_val_log_loss) + 1e-4
+    )  # never materially worse than the best member
 
 
 def test_weighted_average_keeps_softmax_rows() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-
-def _tiny_runs():
-    """``tests/evaluation/tiny_runs.py``, loaded by path (test folders are not packages)."""
-    if "tiny_runs" in sys.modules:
-        return sys.modules["tiny_runs"]
-    path = Path(__file__).resolve().parents[1] / "evaluation" / "tiny_runs.py"
-    spec = importlib.util.spec_from_file_location("tiny_runs", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["tiny_runs"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from chestxai.testing import write_tiny_run
 
 
 def add_explanations(run: Path, n_images: int = 6) -> None:
@@ -36,13 +24,23 @@ def add_explanations(run: Path, n_images: int = 6) -> None:
     rows = []
     for image_id in preds.loc[preds["split"] == "test", "image_id"][:n_images]:
         for label in labels[:2]:
-            rel = f"gradcam/{image_id}_{label}.png"
-            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(cams / rel)
+            rel = f"cams/gradcam/{image_id}_{label}.png"  # relative to the run, as `chestxai explain` writes
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(run / rel)
             rows.append({"image_id": image_id, "label": label, "method": "gradcam", "overlay": rel})
     pd.DataFrame(rows).to_csv(cams / "index.csv", index=False)
-    metrics = {
-        "methods": {"gradcam": {"iou_mean": 0.31, "iobb_mean": 0.42, "pointing_game": 0.6}},
-        "n_boxes": 12,
+    metrics = {  # the shape chestxai.explain writes (one flat row per method and finding)
+        "format": 1,
+        "localization_table": [
+            {
+                "method": "gradcam",
+                "finding": "(all)",
+                "n": 12,
+                "pointing_game": 0.6,
+                "pointing_game_random": 0.2,
+            }
+        ],
+        "faithfulness_table": [{"method": "gradcam", "n": 12, "road": 0.17, "road_random": 0.003}],
+        "skipped": [],
     }
     (run / "explain_metrics.json").write_text(json.dumps(metrics))
 
@@ -53,7 +51,7 @@ def evaluated_run(tmp_path_factory):
     from chestxai.evaluation import evaluate_run
 
     root = tmp_path_factory.mktemp("report")
-    run, _ = _tiny_runs().write_tiny_run(root / "a", "multilabel", 3, n=48)
+    run, _ = write_tiny_run(root / "a", "multilabel", 3, n=48)
     evaluate_run(run, n_boot=50)
     plain = root / "plain"
     shutil.copytree(run, plain)

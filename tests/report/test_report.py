@@ -31,7 +31,7 @@ def test_report_is_self_contained_and_complete(evaluated_run):
     n_gallery = len(re.findall(r'<div class="gallery">.*?</div>', html))
     assert 1 <= n_gallery <= 4 and 7 + 8 <= len(sources) <= 7 + 12
     assert "Atelectasis" not in html and "class0" in html  # tiny run labels
-    assert "iou_mean" in html and "pointing_game" in html
+    assert "pointing_game_random" in html and "road_random" in html
     assert re.search(r"True positives|False positives|True negatives|False negatives", html)
 
 

@@ -47,7 +47,9 @@ class PreparedCache:
             )
         self.meta = json.loads(meta_path.read_text())
         if not self.meta.get("complete"):
-            raise ValueError(f"{self.path} is an unfinished cache; re-run the same `chestxai prepare` to resume it")
+            raise ValueError(
+                f"{self.path} is an unfinished cache; re-run the same `chestxai prepare` to resume it"
+            )
 
     # --- metadata ---------------------------------------------------------------------------
     @property
@@ -79,7 +81,9 @@ class PreparedCache:
 
     @cached_property
     def frame(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / INDEX, dtype={"image_id": str, "patient_id": str}, keep_default_na=False)
+        return pd.read_csv(
+            self.path / INDEX, dtype={"image_id": str, "patient_id": str}, keep_default_na=False
+        )
 
     @cached_property
     def labels(self) -> np.ndarray:

@@ -2,7 +2,7 @@
 and the localization metrics the explanation stage measured.
 
 Inputs (written by ``chestxai explain``): ``RUN/cams/index.csv`` with columns ``image_id, label,
-method, overlay`` (a PNG path relative to ``RUN/cams/``) and ``RUN/explain_metrics.json``. The
+method, overlay`` (a PNG path relative to ``RUN``) and ``RUN/explain_metrics.json``. The
 outcome of each (image, label) comes from ``predictions.csv`` and the thresholds in
 ``metrics.json`` (argmax for multi-class), i.e. the decisions the metrics above describe.
 """
@@ -83,7 +83,7 @@ def gallery_section(run: RunDir, metrics: dict | None, per_outcome: int = 8) -> 
         confident = (sel["p"] - 0.5).abs().sort_values(ascending=False).index
         items = []
         for _, r in sel.loc[confident[:per_outcome]].iterrows():
-            path = (run.cams / r["overlay"]).resolve()
+            path = (run.root / r["overlay"]).resolve()
             if not path.is_file():
                 log.warning("overlay %s listed in cams/index.csv is missing", path)
                 continue
@@ -105,7 +105,21 @@ def localization_section(run: RunDir) -> str:
     path = run.root / "explain_metrics.json"
     if not path.exists():
         return paragraph("No explain_metrics.json (localization is measured by `chestxai explain`).", "note")
-    return json_tables(json.loads(path.read_text()), "Localization and faithfulness (explain_metrics.json)")
+    data = json.loads(path.read_text())
+    if "localization_table" not in data:  # an older or foreign file: show whatever it holds
+        return json_tables(data, "Localization and faithfulness (explain_metrics.json)")
+    out = paragraph(
+        "Each figure sits beside the random-map control (<code>*_random</code>) computed on the same images; "
+        "a method that does not beat its control does not localize."
+    )
+    out += json_tables(
+        data["localization_table"], "Localization against ground truth, per method and finding"
+    )
+    if data.get("faithfulness_table"):
+        out += json_tables(data["faithfulness_table"], "Faithfulness (deletion/insertion AUC, ROAD)")
+    if data.get("skipped"):
+        out += json_tables(data["skipped"], "Skipped items")
+    return out
 
 
 def _cell(v) -> str:

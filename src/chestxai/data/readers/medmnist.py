@@ -27,8 +27,22 @@ ZENODO = "https://zenodo.org/records/10519652/files/{name}?download=1"
 DATASETS = {
     "pneumoniamnist": (["Pneumonia"], "binary"),
     "chestmnist": (
-        ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-         "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"],
+        [
+            "Atelectasis",
+            "Cardiomegaly",
+            "Effusion",
+            "Infiltration",
+            "Mass",
+            "Nodule",
+            "Pneumonia",
+            "Pneumothorax",
+            "Consolidation",
+            "Edema",
+            "Emphysema",
+            "Fibrosis",
+            "Pleural_Thickening",
+            "Hernia",
+        ],
         "multilabel",
     ),
 }
@@ -48,9 +62,10 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s -> %s", url, dest)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, tempfile.NamedTemporaryFile(
-            dir=dest.parent, delete=False, suffix=".part"
-        ) as tmp:
+        with (
+            urllib.request.urlopen(url, timeout=timeout) as resp,
+            tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp,
+        ):
             shutil.copyfileobj(resp, tmp)
         Path(tmp.name).replace(dest)
     except OSError as exc:
@@ -63,7 +78,9 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
 
 
 @READERS.register("medmnist")
-def read(root: Path, flag: str = "pneumoniamnist", size: int = 28, download_missing: bool = True) -> ImageTable:
+def read(
+    root: Path, flag: str = "pneumoniamnist", size: int = 28, download_missing: bool = True
+) -> ImageTable:
     """Read a MedMNIST 2-D chest set; the official train/val/test split is kept."""
     if flag not in DATASETS:
         raise ValueError(f"unknown MedMNIST flag {flag!r}; chest sets supported: {sorted(DATASETS)}")
