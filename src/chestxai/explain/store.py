@@ -17,15 +17,14 @@ Files are written to a temporary name and renamed, so a reader never sees half a
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from chestxai.atomic import atomic_path, write_text
 from chestxai.explain.evaluate import MethodResult
 from chestxai.explain.items import Item
 from chestxai.explain.overlay import (
@@ -47,20 +46,8 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("._") or "_"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_csv(path: Path, frame: pd.DataFrame) -> None:
-    _atomic_text(path, frame.to_csv(index=False))
+    write_text(path, frame.to_csv(index=False))
 
 
 def method_dir(run_root: Path, method: str) -> Path:
@@ -76,10 +63,8 @@ def write_method(
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.png"):
         old.unlink()
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".heatmaps.", suffix=".npy")
-    os.close(fd)
-    np.save(tmp, result.heatmaps.astype(np.float16))
-    os.replace(tmp, out / "heatmaps.npy")
+    with atomic_path(out / "heatmaps.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, result.heatmaps.astype(np.float16))
     _atomic_csv(
         out / "heatmaps.csv",
         pd.DataFrame(
@@ -235,7 +220,7 @@ def update_metrics(run_root: str | Path, entries: dict[str, dict], skipped: list
         "skipped": list(skipped or []),
     }
     data = _clean(data)
-    _atomic_text(path, json.dumps(data, indent=2, allow_nan=False))
+    write_text(path, json.dumps(data, indent=2, allow_nan=False))
     return data
 
 

@@ -43,7 +43,7 @@ def dataset_root(cfg: DataConfig) -> Path:
     )
 
 
-def ensure_cache(cfg: DataConfig) -> Path:
+def ensure_cache(cfg: DataConfig, progress: bool = True) -> Path:
     """The prepared cache for this data config (prepared now if missing, reused otherwise)."""
     if cfg.cache_dir and Path(cfg.cache_dir, "meta.json").exists():
         return Path(cfg.cache_dir)
@@ -57,6 +57,7 @@ def ensure_cache(cfg: DataConfig) -> Path:
         out=out,
         workers=cfg.prepare_workers or None,
         options=dict(cfg.options),
+        progress=progress,
     )
 
 
@@ -93,8 +94,8 @@ def image_stats(
     return float(x.mean()), float(max(x.std(), 1e-3))
 
 
-def setup_data(cfg: DataConfig, seed: int) -> TrainingData:
-    cache = PreparedCache(ensure_cache(cfg))
+def setup_data(cfg: DataConfig, seed: int, progress: bool = True) -> TrainingData:
+    cache = PreparedCache(ensure_cache(cfg, progress))
     names, cols, task = select_labels(cache, cfg)
     labels = cache.labels[:, cols]
     splits = splits_from_cache(cache, val=cfg.val_fraction, test=cfg.test_fraction, seed=seed)

@@ -65,7 +65,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
     # ---- data: rank 0 prepares the cache first so that ranks do not race on it -----------------
     if not dist.is_main:
         D.barrier(dist)
-    data = setup_data(config.data, cfg.seed)
+    data = setup_data(config.data, cfg.seed, progress and dist.is_main)
     if dist.is_main:
         D.barrier(dist)
     config.data.cache_dir = str(data.cache.path.resolve())
