@@ -14,6 +14,10 @@ whose gradient reaches the spatial positions:
   patch tokens still feed the class token through attention (pytorch-grad-cam's advice for ViT,
   derived here rather than assumed).
 
+* CNN on tiny inputs (PneumoniaMNIST's 28 px): the final map may be 1 x 1 or 2 x 2, which makes
+  every heatmap uniform. Then the walk continues to the deepest feature-extractor output that is
+  at least ``MIN_SIDE`` x ``MIN_SIDE`` (ResNet-18 at 28 px: ``layer2``, 4 x 4).
+
 Containers are then opened while their last child yields the same tensor (``layer4`` ->
 ``layer4.1``, ``features`` -> ``features.norm5``), naming the module a person would pick.
 """
@@ -29,6 +33,8 @@ import torch
 from torch import nn
 
 from chestxai.registry import UnknownNameError
+
+MIN_SIDE = 4  # smallest CAM grid worth showing; coarser maps carry no spatial information
 
 
 class LayerNotFoundError(UnknownNameError):
@@ -109,6 +115,10 @@ def trace_layers(model: nn.Module, input_size: int | None = None, seed: int = 0)
             f"could not find a layer whose gradient reaches the spatial positions of {type(model).__name__}; "
             f"name one with --layer"
         )
+    if family == "cnn" and min(feat_shape[-2:]) < MIN_SIDE:
+        finer = [(n, t) for n, t in records if t.ndim == 4 and min(t.shape[-2:]) >= MIN_SIDE]
+        if finer:
+            chosen = finer[-1]
     name = _open_containers(model, chosen[0], chosen[1], records)
     spatial = list(dict.fromkeys(n for n, t in records if _is_spatial(t, family, feat_shape)))
     return Trace(spatial=spatial, default=name)
