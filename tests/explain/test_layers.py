@@ -45,10 +45,18 @@ def test_every_registered_model_gets_a_layer_and_right_sized_heatmaps(name):
 
 
 def test_the_automatic_layer_is_the_final_feature_map_for_cnns():
-    model = create_model("resnet18", num_labels=1, task="binary", input_size=SIZE)
+    model = create_model("resnet18", num_labels=1, task="binary", input_size=224)
     assert find_target_layer(model) == "backbone.layer4.1"  # ResNet's last block, as people pick it
-    model = create_model("densenet121", num_labels=1, task="binary", input_size=SIZE)
+    model = create_model("densenet121", num_labels=1, task="binary", input_size=224)
     assert find_target_layer(model) == "backbone.features.norm5"
+
+
+def test_tiny_inputs_use_the_deepest_map_of_at_least_4x4():
+    """A 28-px ResNet-18 ends in a 1x1 map (a uniform heatmap); layer2 is 4x4."""
+    model = create_model("resnet18", num_labels=1, task="binary", input_size=28)
+    assert find_target_layer(model) == "backbone.layer2.1"
+    heat = Explainer(model, "gradcam").explain(torch.randn(2, 1, 28, 28), [0, 0])
+    assert heat.shape == (2, 28, 28) and (heat.reshape(2, -1).std(axis=1) > 0).all()
 
 
 def test_layer_by_dotted_name_relative_or_full():

@@ -70,7 +70,7 @@ def test_explain_writes_what_the_report_reads(run_dir, capsys):
     assert (run_dir / "cams" / "random" / "heatmaps.npy").is_file()  # the control's maps are kept too
     metrics = json.loads((run_dir / "explain_metrics.json").read_text())
     entry = metrics["methods"]["gradcam"]
-    assert entry["layer"] == "backbone.layer4.1"
+    assert entry["layer"] == "backbone.layer3.1"  # at 64 px layer4 is 2x2; layer3 is the deepest >= 4x4
     assert entry["localization"]["overall"]["n"] == len(index)
     assert entry["control"]["localization"]["overall"]["n"] == len(index)
     assert entry["faithfulness"]["n"] == 2

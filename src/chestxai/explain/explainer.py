@@ -66,8 +66,8 @@ class Explainer:
         self.score_batch_size = score_batch_size
         self.rng = np.random.default_rng(seed)
         self._trace: Trace | None = None
-        if layer is None:
-            self.layer_name = self.trace.default
+        if layer is None:  # CAM / PCAM are defined on the final feature map only
+            self.layer_name = self.trace.final if self.spec.requires else self.trace.default
         else:
             self.layer_name, _ = resolve_layer(model, layer, self._trace)
         self.layer = dict(model.named_modules())[self.layer_name]
@@ -86,9 +86,9 @@ class Explainer:
         need = self.spec.requires
         if need is None:
             return
-        if layer is not None and self.layer_name != self.trace.default:
+        if layer is not None and self.layer_name != self.trace.final:
             raise UnsupportedMethodError(
-                f"{self.method} is defined on the final feature map ({self.trace.default}), not on "
+                f"{self.method} is defined on the final feature map ({self.trace.final}), not on "
                 f"{self.layer_name}; drop --layer for this method"
             )
         if need == "pcam":

@@ -43,10 +43,15 @@ class LayerNotFoundError(UnknownNameError):
 
 @dataclass(frozen=True)
 class Trace:
-    """Names of modules whose outputs are spatial maps, in forward order, and the chosen default."""
+    """Names of modules whose outputs are spatial maps, in forward order, and the chosen layers.
+
+    ``final`` is the final feature map (what CAM and PCAM are defined on); ``default`` is where
+    gradient methods read, the same layer except on tiny inputs (see :data:`MIN_SIDE`).
+    """
 
     spatial: list[str]
     default: str
+    final: str
 
 
 def _input_size(model: nn.Module) -> int:
@@ -115,13 +120,14 @@ def trace_layers(model: nn.Module, input_size: int | None = None, seed: int = 0)
             f"could not find a layer whose gradient reaches the spatial positions of {type(model).__name__}; "
             f"name one with --layer"
         )
+    final = _open_containers(model, chosen[0], chosen[1], records)
     if family == "cnn" and min(feat_shape[-2:]) < MIN_SIDE:
         finer = [(n, t) for n, t in records if t.ndim == 4 and min(t.shape[-2:]) >= MIN_SIDE]
         if finer:
             chosen = finer[-1]
     name = _open_containers(model, chosen[0], chosen[1], records)
     spatial = list(dict.fromkeys(n for n, t in records if _is_spatial(t, family, feat_shape)))
-    return Trace(spatial=spatial, default=name)
+    return Trace(spatial=spatial, default=name, final=final)
 
 
 def _prefix_tokens(model: nn.Module) -> int:
