@@ -178,3 +178,23 @@ def test_mlflow_tracking_logs_params_metrics_and_artifacts(blob_cache, tmp_path)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(found["run_id"].iloc[0])}
     assert {"history.csv", "config.yaml"} <= artifacts
     assert (run.parent / "mlartifacts").is_dir()  # artifacts beside the runs, not in the working directory
+
+
+def test_multitask_head_trains_on_an_index_column(blob_cache, tmp_path) -> None:
+    """model.aux names a cache index column (here the view) predicted by a second head."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(blob_cache, cache)
+    index = pd.read_csv(cache / "index.csv", keep_default_na=False)
+    index["view"] = np.where(np.arange(len(index)) % 2 == 0, "PA", "AP")
+    index.to_csv(cache / "index.csv", index=False)
+    run = train(tiny_config(cache, tmp_path / "run", "model.aux=view", "train.epochs=1"), progress=False)
+    model, ckpt = load_model(run / "checkpoint.pt")
+    assert ckpt["model"]["aux_outputs"] == 2
+    main, aux = model.forward_multitask(torch.zeros(1, 1, 32, 32))
+    assert main.shape == (1, 1) and aux.shape == (1, 2)
+    with pytest.raises(ValueError, match="single value"):
+        train(tiny_config(blob_cache, tmp_path / "r2", "model.aux=view"), progress=False)
+    with pytest.raises(ValueError, match="not a column"):
+        train(tiny_config(blob_cache, tmp_path / "r3", "model.aux=quality"), progress=False)
