@@ -118,9 +118,7 @@ def prepare(
     base = table.root if table.root is not None else root_path
     job = _Job(table, base, size, decode, target, key, given_root=root_path)
     job.run(
-        # in-memory sources (MedMNIST arrays) only resize: worker processes would cost more in
-        # pickling than they save, and spawning them breaks scripts without a __main__ guard
-        workers=1 if table.arrays is not None else (_default_workers() if workers is None else int(workers)),
+        workers=_default_workers(table) if workers is None else int(workers),
         progress=progress,
         cb=on_progress,
     )
@@ -191,7 +189,11 @@ def cache_key(
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _default_workers() -> int:
+def _default_workers(table: ImageTable | None = None) -> int:
+    # in-memory sources (MedMNIST arrays) only resize: worker processes would cost more in
+    # pickling than they save, and spawning them breaks scripts without a __main__ guard
+    if table is not None and table.arrays is not None:
+        return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
