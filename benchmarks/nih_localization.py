@@ -35,16 +35,9 @@ import logging
 import time
 from pathlib import Path
 
-BOXED = [
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-]
+from chestxai.labels import NIH_BOXED
+
+BOXED = NIH_BOXED
 # Wang et al. 2017, Table 4, T(IoBB) = 0.1 (transcribed from memory; verify before citing)
 CHESTXRAY8_IOBB_01 = {
     "Atelectasis": 0.7277,

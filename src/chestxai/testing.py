@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chestxai.labels import NIH14  # noqa: F401  (re-exported for tests)
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, save_atomic
 
@@ -78,10 +79,6 @@ def blob_dataset(n: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.
 
 
 # --- tiny run directories (cache + untrained checkpoint + splits + history) ---------------------
-NIH14 = [
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
-]  # fmt: skip
 SPLIT_CYCLE = ("train", "val", "test", "test")
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from chestxai.data.readers import read_table
 from chestxai.data.summary import summarize
+from chestxai.labels import NIH_BOXED
 
 pytestmark = pytest.mark.realdata
 
@@ -62,16 +63,7 @@ def test_nih_box_list_gz_header_variant(shared_data):
 
     boxes = read_boxes(_need(shared_data / "tables" / "BBox_List_2017.csv.gz"))
     assert len(boxes) == NIH_BOXES and boxes["image_id"].nunique() == NIH_BOX_IMAGES
-    assert sorted(boxes["label"].unique()) == [
-        "Atelectasis",
-        "Cardiomegaly",
-        "Effusion",
-        "Infiltration",
-        "Mass",
-        "Nodule",
-        "Pneumonia",
-        "Pneumothorax",
-    ]
+    assert sorted(boxes["label"].unique()) == NIH_BOXED
     assert boxes[["x", "y", "w", "h"]].to_numpy().min() >= 0
     assert (boxes["x"] + boxes["w"]).max() <= 1.0 and (boxes["y"] + boxes["h"]).max() <= 1.0
 

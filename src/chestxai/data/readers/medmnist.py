@@ -18,6 +18,7 @@ import pandas as pd
 
 from chestxai.data.readers import READERS
 from chestxai.data.table import ImageTable
+from chestxai.labels import NIH14
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +28,7 @@ ZENODO = "https://zenodo.org/records/10519652/files/{name}?download=1"
 DATASETS = {
     "pneumoniamnist": (["Pneumonia"], "binary"),
     "chestmnist": (
-        [
-            "Atelectasis",
-            "Cardiomegaly",
-            "Effusion",
-            "Infiltration",
-            "Mass",
-            "Nodule",
-            "Pneumonia",
-            "Pneumothorax",
-            "Consolidation",
-            "Edema",
-            "Emphysema",
-            "Fibrosis",
-            "Pleural_Thickening",
-            "Hernia",
-        ],
+        NIH14,
         "multilabel",
     ),
 }

@@ -34,33 +34,14 @@ from chestxai.data.readers._common import (
     require_columns,
 )
 from chestxai.data.table import ImageTable, empty_boxes
+from chestxai.labels import NIH14, NO_FINDING, SYNONYMS, canonical  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-LABELS = [
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
-]  # fmt: skip
-NO_FINDING = "No Finding"
-# other spellings seen in NIH files and derived sets -> the Data_Entry names
-SYNONYMS = {
-    "Infiltrate": "Infiltration",
-    "Infiltrates": "Infiltration",
-    "Pleural Thickening": "Pleural_Thickening",
-    "Pleural_thickening": "Pleural_Thickening",
-    "Pleural effusion": "Effusion",
-    "Pleural Effusion": "Effusion",
-    "No finding": NO_FINDING,
-}
+LABELS = NIH14
 ENTRY_PATTERNS = ("Data_Entry_2017_v2020*.csv", "Data_Entry_2017*.csv")
 BBOX_PATTERNS = ("BBox_List_2017*.csv",)
 REQUIRED = ("Image Index", "Finding Labels", "Patient ID")
-
-
-def canonical(name: str) -> str:
-    """The Data_Entry spelling of a finding name (``Infiltrate`` -> ``Infiltration``)."""
-    name = str(name).strip()
-    return SYNONYMS.get(name, name)
 
 
 def _image_index(folder: Path) -> dict[str, Path]:

@@ -1,0 +1,43 @@
+"""Canonical finding names shared across datasets, readers, tests and benchmarks.
+
+One place for the lists the field keeps retyping: the 14 ChestX-ray14 findings (in the order of
+the NIH release and ChestMNIST), the 8 findings that carry official NIH boxes, and the spellings
+other files use for them.
+"""
+
+from __future__ import annotations
+
+# ChestX-ray14 (Wang et al. 2017) findings, in the release's order; "No Finding" = all zeros
+NIH14 = [
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
+]  # fmt: skip
+NO_FINDING = "No Finding"
+# the findings with official bounding boxes (BBox_List_2017.csv)
+NIH_BOXED = [
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+]
+
+# other spellings seen in NIH files and derived sets -> the Data_Entry names
+SYNONYMS = {
+    "Infiltrate": "Infiltration",
+    "Infiltrates": "Infiltration",
+    "Pleural Thickening": "Pleural_Thickening",
+    "Pleural_thickening": "Pleural_Thickening",
+    "Pleural effusion": "Effusion",
+    "Pleural Effusion": "Effusion",
+    "No finding": NO_FINDING,
+}
+
+
+def canonical(name: str) -> str:
+    """The Data_Entry spelling of a finding name (``Infiltrate`` -> ``Infiltration``)."""
+    name = str(name).strip()
+    return SYNONYMS.get(name, name)
