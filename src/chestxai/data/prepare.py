@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chestxai.atomic import write_text
 from chestxai.data import cache as C
 from chestxai.data.decode import DecodeError, DecodeSettings, decode_image
 from chestxai.data.resize import resize_mask, resize_unit, to_unit
@@ -596,6 +597,4 @@ def _compact(src: Path, dst: Path, keep: np.ndarray, n: int, s: int, mm: np.ndar
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1, default=str))

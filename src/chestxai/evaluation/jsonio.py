@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from chestxai.atomic import write_text
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -31,9 +32,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def write_json(obj: Any, path: str | Path) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
     return path
 
 

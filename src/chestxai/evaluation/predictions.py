@@ -6,13 +6,13 @@ Metrics can always be recomputed from this file alone, without the model or the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from chestxai.atomic import write_text
 from chestxai.rundir import prob_column, target_column
 
 ID_COLUMNS = ("image_id", "patient_id", "split")
@@ -46,9 +46,8 @@ def predictions_frame(
 def write_predictions(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write the CSV via a temporary file and a rename (readers never see half a file)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)  # full precision: thresholds compare exactly after a round trip
-    os.replace(tmp, path)
+    # full precision: thresholds compare exactly after a round trip
+    write_text(path, frame.to_csv(index=False))
     return path
 
 

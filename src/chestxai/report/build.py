@@ -4,9 +4,9 @@ network, no other file), so it can be mailed, archived or opened years later."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
+from chestxai.atomic import write_text
 from chestxai.evaluation.jsonio import read_json
 from chestxai.report import gallery, sections
 from chestxai.report.html import page
@@ -56,9 +56,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         f"chestxai report: {run.root.name}", parts, header=sections.summary_header(run, metrics, ckpt)
     )
     path = Path(out) if out is not None else run.report
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html_text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, html_text)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return path

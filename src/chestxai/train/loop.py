@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from chestxai.atomic import write_text
 from chestxai.config import RunConfig, save_config
 from chestxai.data.augment import AugmentConfig, augment_batch
 from chestxai.data.splits import class_weights, pos_weight, sample_weights, stratify_key
@@ -321,6 +322,4 @@ def _restore(run: RunDir, model, optimizer, scheduler, scaler) -> LoopState:
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    pd.DataFrame(history).to_csv(tmp, index=False)
-    tmp.replace(path)
+    write_text(path, pd.DataFrame(history).to_csv(index=False))
