@@ -59,19 +59,21 @@ class ChestClassifier(nn.Module):
     def pool(self, feats: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_head(feats, pre_logits=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, with_aux: bool = False):
+        """Main logits; with ``with_aux``, ``(main, aux)`` from the same pass (aux is None without an
+        auxiliary head). One entry point, so a DistributedDataParallel wrapper sees every call."""
         feats = self.features(x)
-        if self.head_type == "pcam":
+        if self.head_type == "pcam" and not with_aux:
             return self.head(feats)
-        return self.head(self.pool(feats))
+        pooled = self.pool(feats)
+        main = self.head(feats) if self.head_type == "pcam" else self.head(pooled)
+        if not with_aux:
+            return main
+        return main, (self.aux_head(pooled) if self.aux_head is not None else None)
 
     def forward_multitask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Main logits and auxiliary logits (None without an auxiliary head) from one pass."""
-        feats = self.features(x)
-        pooled = self.pool(feats)
-        main = self.head(feats) if self.head_type == "pcam" else self.head(pooled)
-        aux = self.aux_head(pooled) if self.aux_head is not None else None
-        return main, aux
+        return self.forward(x, with_aux=True)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1) if self.task == "multiclass" else torch.sigmoid(logits)

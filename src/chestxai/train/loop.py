@@ -27,6 +27,7 @@ from chestxai.data.splits import class_weights, pos_weight, sample_weights, stra
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from chestxai.models.predict import predict_probs
+from chestxai.models.preprocess import to_input
 from chestxai.rundir import RunDir
 from chestxai.train import distributed as D
 from chestxai.train.batches import epoch_order, iterate_batches
@@ -74,7 +75,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
 
     # ---- model ------------------------------------------------------------------------------
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts them)
-    aux_classes = _aux_classes(data, config.model.aux)
+    aux_classes, aux_targets = _aux_targets(data, config.model.aux)
     model = create_model(
         config.model.name,
         num_labels=len(data.label_names),
@@ -142,19 +143,16 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
             x = images.to(device, non_blocking=True).float().div_(255.0).unsqueeze(1)
             if augment is not None:
                 x = augment_batch(x, augment, gen)
-            x = _resize(x, preprocess["size"])
-            x = (x - data.mean) / data.std
+            x = to_input(x, preprocess)  # resize + normalise exactly as evaluation will
             y = targets.to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
-                if aux_classes:
-                    logits, aux_logits = (model.module if dist.enabled else model).forward_multitask(x)
+                if aux_targets is not None:  # through the (DDP) wrapper, so gradients are synchronised
+                    logits, aux_logits = model(x, with_aux=True)
                 else:
                     logits, aux_logits = model(x), None
             loss = task_loss(data.task, logits.float(), y, weight, cfg.label_smoothing)
             if aux_logits is not None:
-                aux_target = torch.as_tensor(
-                    aux_classes_of(data, config.model.aux, aux_classes, rows), device=device
-                )
+                aux_target = torch.as_tensor(aux_targets[rows], device=device)
                 loss = loss + config.model.aux_weight * torch.nn.functional.cross_entropy(
                     aux_logits.float(), aux_target
                 )
@@ -259,14 +257,6 @@ def _check_run_dir(run: RunDir, resume: bool) -> None:
         )
 
 
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size:
-        return x
-    return torch.nn.functional.interpolate(
-        x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-    )
-
-
 def _loss_weight(data: TrainingData, enabled: bool, device: torch.device) -> torch.Tensor | None:
     if not enabled:
         return None
@@ -278,24 +268,20 @@ def _loss_weight(data: TrainingData, enabled: bool, device: torch.device) -> tor
     return torch.as_tensor(w, dtype=torch.float32, device=device)
 
 
-def _aux_classes(data: TrainingData, column: str) -> list[str]:
+def _aux_targets(data: TrainingData, column: str) -> tuple[list[str], np.ndarray | None]:
+    """Classes of the auxiliary column and the class index of every cache row (computed once)."""
     if not column:
-        return []
+        return [], None
     frame = data.cache.frame
     if column not in frame.columns:
         raise ValueError(
             f"model.aux={column!r} is not a column of the cache index; columns: {list(frame.columns)}"
         )
-    classes = sorted(frame[column].astype(str).unique())
+    values = frame[column].astype(str).to_numpy()
+    classes, index = np.unique(values, return_inverse=True)
     if len(classes) < 2:
-        raise ValueError(f"model.aux={column!r} has a single value {classes}; nothing to learn")
-    return classes
-
-
-def aux_classes_of(data: TrainingData, column: str, classes: list[str], rows: np.ndarray) -> np.ndarray:
-    values = data.cache.frame[column].astype(str).to_numpy()[rows]
-    lookup = {c: i for i, c in enumerate(classes)}
-    return np.array([lookup[v] for v in values], dtype=np.int64)
+        raise ValueError(f"model.aux={column!r} has a single value {list(classes)}; nothing to learn")
+    return list(classes), index.astype(np.int64)
 
 
 def _train_state(optimizer, scheduler, scaler, state: LoopState) -> dict:
