@@ -7,7 +7,6 @@ that name the closest valid key, because a misspelt key silently ignored is a wa
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,7 +30,6 @@ class DataConfig:
     val_fraction: float = 0.1  # used only when the source defines no split
     test_fraction: float = 0.2
     balance: str = "none"  # "none" | "undersample" (majority class, train split only)
-    workers: int = 0  # DataLoader workers (0 = main process; the cache is a memmap, so cheap)
     prepare_workers: int = 0  # prepare() workers (0 = automatic)
 
     def __post_init__(self) -> None:
@@ -236,7 +234,3 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
-def replace(config: RunConfig, **changes: Any) -> RunConfig:
-    return dataclasses.replace(config, **changes)

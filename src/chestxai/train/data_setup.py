@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 class TrainingData:
     cache: PreparedCache
     label_names: list[str]
-    label_cols: np.ndarray  # columns of cache.labels used for training
     labels: np.ndarray  # float32 N x L (cache rows, selected columns)
     task: str
     splits: dict[str, np.ndarray]  # split name -> cache rows
@@ -110,7 +109,7 @@ def setup_data(cfg: DataConfig, seed: int, progress: bool = True) -> TrainingDat
         classes = stratify_key(labels, task)
         splits["train"] = balanced_subset(classes, splits["train"], seed=seed)
     mean, std = image_stats(cache.images, splits["train"], seed=seed)
-    return TrainingData(cache, names, cols, labels, task, splits, mean, std)
+    return TrainingData(cache, names, labels, task, splits, mean, std)
 
 
 def splits_frame(data: TrainingData) -> pd.DataFrame:

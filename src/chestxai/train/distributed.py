@@ -66,10 +66,11 @@ def teardown(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def pick_device(name: str, info_local_rank: int = 0) -> torch.device:
+def pick_device(name: str) -> torch.device:
+    """The device a config names; under torchrun, ``train`` then moves CUDA ranks to their local GPU."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", info_local_rank)
+            return torch.device("cuda", 0)
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
