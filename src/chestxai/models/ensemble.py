@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from chestxai.evaluation.calibration import negative_log_likelihood as log_loss
+
 log = logging.getLogger(__name__)
 
 
@@ -21,19 +23,6 @@ def weighted_average(probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray
     """Probability-weighted average of ``K`` arrays ``N x L`` with ``K`` weights."""
     stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
     return np.tensordot(np.asarray(weights, dtype=np.float64), stacked, axes=1)
-
-
-def log_loss(probs: np.ndarray, targets: np.ndarray, task: str) -> float:
-    """Mean log-loss over known targets (NaN skipped); softmax rows for multi-class."""
-    eps = 1e-7
-    p = np.clip(probs, eps, 1 - eps)
-    if task == "multiclass":
-        known = ~np.isnan(targets).any(axis=1)
-        return float(-np.mean(np.log(p[known][np.arange(known.sum()), targets[known].argmax(1)])))
-    known = ~np.isnan(targets)
-    y = np.nan_to_num(targets)
-    ll = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    return float(ll[known].mean())
 
 
 @dataclass
