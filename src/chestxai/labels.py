@@ -1,11 +1,13 @@
 """Canonical finding names shared across datasets, readers, tests and benchmarks.
 
 One place for the lists the field keeps retyping: the 14 ChestX-ray14 findings (in the order of
-the NIH release and ChestMNIST), the 8 findings that carry official NIH boxes, and the spellings
-other files use for them.
+the NIH release and ChestMNIST), the 8 findings that carry official NIH boxes, the spellings
+other files use for them, and the class names that mean "no disease".
 """
 
 from __future__ import annotations
+
+import re
 
 # ChestX-ray14 (Wang et al. 2017) findings, in the release's order; "No Finding" = all zeros
 NIH14 = [
@@ -41,3 +43,14 @@ def canonical(name: str) -> str:
     """The Data_Entry spelling of a finding name (``Infiltrate`` -> ``Infiltration``)."""
     name = str(name).strip()
     return SYNONYMS.get(name, name)
+
+
+# class names that mean "no disease" (Kermany NORMAL, COVID-19 Radiography Normal, TBX11K health,
+# NIH No Finding...), compared lower-case with "_" and "-" read as spaces: a pair of class folders
+# with one of these is a binary task for the other class
+NORMAL_NAMES = frozenset({"normal", "no finding", "healthy", "health", "negative"})
+
+
+def is_normal_name(name: str) -> bool:
+    """``NORMAL``, ``Normal``, ``No_Finding``, ``healthy``...: a class of images without disease."""
+    return " ".join(re.split(r"[\s_-]+", str(name).strip().lower())) in NORMAL_NAMES

@@ -1,4 +1,4 @@
-"""CachedImageDataset, augmentation and make_loader: values, determinism, workers, speed."""
+"""The one pixel path (gather, keyed augmentation, to_unit), CachedImageDataset, and augmentation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from chestxai.data.augment import AugmentConfig, apply_params, augment_batch, sample_params
-from chestxai.data.dataset import CachedImageDataset, EpochSampler, collate, make_loader
-from chestxai.data.splits import weighted_sampler
+from chestxai.data.augment import AugmentConfig, apply_params
+from chestxai.data.dataset import (
+    CachedImageDataset,
+    augment_params,
+    collate,
+    gather,
+    keyed_uniforms,
+    to_unit,
+)
 
 S = 32
 
@@ -28,6 +34,36 @@ def square(n=1, s=S):
     x = torch.zeros(n, 1, s, s)
     x[:, :, 12:20, 12:20] = 1.0
     return x
+
+
+# --- the pixel path ----------------------------------------------------------------------------
+def test_gather_returns_rows_in_the_order_asked():
+    images = np.arange(5 * 2 * 2, dtype=np.uint8).reshape(5, 2, 2)
+    labels = np.arange(5, dtype=np.float32)[:, None]
+    x, y = gather(images, labels, np.array([3, 0, 4]))
+    assert x.dtype == torch.uint8 and x.shape == (3, 2, 2)
+    np.testing.assert_array_equal(x.numpy(), images[[3, 0, 4]])
+    np.testing.assert_array_equal(y.numpy()[:, 0], [3, 0, 4])
+
+
+def test_keyed_uniforms_are_a_pure_function_of_the_key():
+    u = keyed_uniforms(7, np.array([2, 2, 3]), np.array([5, 6, 5]), 4)
+    assert u.shape == (3, 4) and (u >= 0).all() and (u < 1).all()
+    alone = keyed_uniforms(7, np.array([2]), np.array([6]), 4)
+    np.testing.assert_array_equal(u[1], alone[0])  # the same whatever else is in the batch
+    assert not np.array_equal(u[0], u[2])  # another epoch, another draw
+    assert not np.array_equal(u[0], keyed_uniforms(8, np.array([2]), np.array([5]), 4)[0])
+    big = keyed_uniforms(0, np.zeros(20000, np.int64), np.arange(20000), 7)
+    assert abs(big.mean() - 0.5) < 0.01 and abs(np.corrcoef(big[:, 0], big[:, 1])[0, 1]) < 0.03
+
+
+def test_to_unit_without_params_is_the_cached_pixels_scaled():
+    images = torch.randint(0, 256, (3, S, S), dtype=torch.uint8)
+    x = to_unit(images)
+    assert x.shape == (3, 1, S, S) and x.dtype == torch.float32
+    torch.testing.assert_close(x[:, 0], images.float() / 255)
+    identity = augment_params(AugmentConfig(0, 0, (1, 1), 0, 0), seed=0, epoch=0, draws=np.arange(3))
+    torch.testing.assert_close(to_unit(images, identity), x, atol=1e-6, rtol=0)
 
 
 # --- dataset -----------------------------------------------------------------------------------
@@ -48,17 +84,18 @@ def test_bad_rows_and_half_normalisation_are_errors(cache):
         CachedImageDataset(cache, mean=0.5)
 
 
-def test_augmentation_is_seeded_per_epoch_and_row_not_per_batch(cache):
+def test_augmentation_is_keyed_by_epoch_and_draw_not_by_batch(cache):
     ds = CachedImageDataset(cache, augment=True, seed=7)
-    single = ds[(3, 11)][0]
-    in_batch = ds.__getitems__([(3, 0), (3, 11), (3, 5)])[1][0]
+    single = ds[(3, 11, 11)][0]
+    in_batch = ds.__getitems__([(3, 0, 0), (3, 11, 11), (3, 5, 5)])[1][0]
     torch.testing.assert_close(single, in_batch)
-    assert not torch.equal(single, ds[(4, 11)][0])  # next epoch, new draw
-    assert not torch.equal(single, CachedImageDataset(cache, augment=True, seed=8)[(3, 11)][0])
+    assert not torch.equal(single, ds[(4, 11, 11)][0])  # next epoch, new draw
+    assert not torch.equal(single, ds[(3, 12, 11)][0])  # the same row drawn again: another draw
+    assert not torch.equal(single, CachedImageDataset(cache, augment=True, seed=8)[(3, 11, 11)][0])
     assert not torch.equal(single, CachedImageDataset(cache)[11][0])
     assert single.min() >= 0 and single.max() <= 1
     ds.set_epoch(3)
-    torch.testing.assert_close(ds[11][0], single)  # plain keys use set_epoch
+    torch.testing.assert_close(ds[11][0], single)  # plain keys: draw = position, epoch from set_epoch
 
 
 def test_dataset_pickles_without_its_pixels(cache):
@@ -69,17 +106,23 @@ def test_dataset_pickles_without_its_pixels(cache):
     torch.testing.assert_close(clone[3][0], ds[3][0])
 
 
+def test_dataset_in_a_hand_built_dataloader(cache):
+    x, y, rows = next(iter(DataLoader(CachedImageDataset(cache), batch_size=4)))
+    assert x.shape == (4, 1, S, S) and rows.tolist() == [0, 1, 2, 3]
+    assert collate([(torch.zeros(1), torch.ones(1), 3)])[2].tolist() == [3]
+
+
 # --- augmentation ------------------------------------------------------------------------------
 def test_zero_ranges_are_the_identity():
     x = torch.rand(3, 1, S, S)
     cfg = AugmentConfig(rotate=0, translate=0, scale=(1, 1), brightness=0, contrast=0)
-    torch.testing.assert_close(augment_batch(x, cfg, torch.Generator().manual_seed(0)), x)
+    torch.testing.assert_close(apply_params(x, augment_params(cfg, 0, 0, np.arange(3))), x)
 
 
 def test_no_horizontal_flip_by_default():
-    params = sample_params(1000, AugmentConfig(), torch.Generator().manual_seed(0))
+    params = augment_params(AugmentConfig(), 0, 0, np.arange(1000))
     assert (params[:, 4] == 1).all()
-    flips = sample_params(1000, AugmentConfig(hflip=True), torch.Generator().manual_seed(0))[:, 4]
+    flips = augment_params(AugmentConfig(hflip=True), 0, 0, np.arange(1000))[:, 4]
     assert 400 < (flips == -1).sum() < 600
 
 
@@ -105,49 +148,3 @@ def test_brightness_contrast_and_clamp():
     torch.testing.assert_close(out, ((x - mean) * 2 + mean + 0.1).clamp(0, 1))
     with pytest.raises(ValueError, match="scale"):
         AugmentConfig(scale=(1.2, 1.0))
-
-
-# --- loader ------------------------------------------------------------------------------------
-def batches(loader):
-    return [tuple(t.clone() for t in b) for b in loader]
-
-
-def same(epoch_a, epoch_b):
-    """Batches equal bit for bit (NaN labels compare equal)."""
-    pairs = [(a, b) for ba, bb in zip(epoch_a, epoch_b, strict=True) for a, b in zip(ba, bb, strict=True)]
-    return all(torch.equal(a.nan_to_num(-1), b.nan_to_num(-1)) for a, b in pairs)
-
-
-def test_loader_batches_shapes_and_seeded_shuffle(cache):
-    loader = make_loader(cache, np.arange(10, 40), batch_size=8, shuffle=True, augment=True, seed=1)
-    e0, e1 = batches(loader), batches(loader)
-    x, y, rows = e0[0]
-    assert x.shape == (8, 1, S, S) and y.shape == (8, 2) and rows.dtype == torch.int64
-    assert sorted(torch.cat([b[2] for b in e0]).tolist()) == list(range(10, 40))
-    assert not torch.equal(e0[0][2], e1[0][2])  # a new order each epoch
-    again = make_loader(cache, np.arange(10, 40), batch_size=8, shuffle=True, augment=True, seed=1)
-    assert same(e0, batches(again))
-    again.sampler.set_epoch(1)  # resuming at epoch 1 replays it exactly
-    assert same(e1, batches(again))
-
-
-def test_loader_workers_give_the_same_batches(cache):
-    kw = {"batch_size": 8, "shuffle": True, "augment": True, "seed": 2}
-    plain = batches(make_loader(cache, **kw))
-    workers = batches(make_loader(cache, num_workers=2, **kw))
-    assert same(plain, workers)
-
-
-def test_loader_with_weighted_sampler_and_plain_dataloader(cache):
-    ds_rows = np.arange(40)
-    classes = (ds_rows % 4 == 0).astype(int)  # 1 in 4 positive
-    loader = make_loader(cache, ds_rows, batch_size=10, sampler=weighted_sampler(classes, num_samples=400))
-    drawn = torch.cat([b[2] for b in loader]).numpy()
-    assert len(drawn) == 400 and 0.35 < (drawn % 4 == 0).mean() < 0.65
-    with pytest.raises(ValueError, match="not both"):
-        make_loader(cache, shuffle=True, sampler=weighted_sampler(classes))
-    # the dataset also works in a DataLoader built by hand (default collate, int keys)
-    x, y, rows = next(iter(DataLoader(CachedImageDataset(cache), batch_size=4)))
-    assert x.shape == (4, 1, S, S) and rows.tolist() == [0, 1, 2, 3]
-    assert collate([(torch.zeros(1), torch.ones(1), 3)])[2].tolist() == [3]
-    assert list(EpochSampler(range(3), epoch=5)) == [(5, 0), (5, 1), (5, 2)]

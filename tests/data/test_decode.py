@@ -184,3 +184,39 @@ def test_derived_16bit_dicom_from_real_png(shared_data, tmp_path):
     arr = (base * 16 + 7).astype(np.uint16)  # 12-bit range
     out = decode_image(write_dicom(tmp_path / "derived.dcm", arr, bits_stored=12))
     np.testing.assert_allclose(out, _minmax(base), atol=1e-6)
+
+
+def test_max_pixels_above_pillows_hard_limit_is_refused_up_front(monkeypatch):
+    """Issue 9 (weaker): --max-pixels above Pillow's own limit was accepted, then broken per image."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)  # Pillow's hard limit is then 2,000 pixels
+    with pytest.raises(ValueError, match="above Pillow's own hard limit of 2000.*at most --max-pixels 2000"):
+        DecodeSettings(max_pixels=5_000)
+    assert DecodeSettings(max_pixels=2_000).max_pixels == 2_000
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="positive whole number"):
+            DecodeSettings(max_pixels=bad)
+
+
+def test_an_image_over_pillows_limit_does_not_ask_to_raise_max_pixels(tmp_path, monkeypatch):
+    """The old message said "raise max_pixels" where raising it could not help."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+    path = write_png(tmp_path / "big.png", gradient(100, 100))  # 10,000 pixels > 2,000: Pillow refuses
+    with pytest.raises(ImageTooLargeError, match="exceeds max_pixels=2000") as err:
+        decode_image(path, DecodeSettings(max_pixels=2_000))
+    assert "raise" not in str(err.value)
+
+
+def test_cli_max_pixels_above_the_limit_is_one_line(tmp_path, capsys):
+    from chestxai.cli import main
+
+    (tmp_path / "a").mkdir()
+    write_png(tmp_path / "a" / "x.png", gradient())
+    argv = ["prepare", "--source", "folder", "--root", str(tmp_path), "--out", str(tmp_path / "c")]
+    assert main([*argv, "--max-pixels", str(10**12), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Pillow's own hard limit" in err
+    assert not (tmp_path / "c").exists()

@@ -13,6 +13,7 @@ from synth_images import gradient, write_dicom, write_png
 
 from chestxai.cli import main
 from chestxai.data import prepare as prep
+from chestxai.data import worker_pool
 from chestxai.data.cache import PreparedCache
 from chestxai.data.prepare import PrepareError, prepare
 from chestxai.data.table import ImageTable, empty_boxes
@@ -66,8 +67,10 @@ def cache_files(path):
     """Everything in a cache that must be identical between runs (the report minus timings)."""
     report = json.loads((path / "prepare_report.json").read_text())
     report.pop("seconds_last_run")
-    files = {
-        f.name: f.read_bytes() for f in path.iterdir() if f.is_file() and f.name != "prepare_report.json"
+    files = {  # (hidden files: the lock, whose text is the last writer's pid)
+        f.name: f.read_bytes()
+        for f in path.iterdir()
+        if f.is_file() and f.name != "prepare_report.json" and not f.name.startswith(".")
     }
     return files, report
 
@@ -246,7 +249,7 @@ def test_rerun_reuses_the_cache_and_a_changed_input_does_not(tmp_path, monkeypat
     def fail(*a, **k):
         raise AssertionError("a hash hit must not decode anything")
 
-    monkeypatch.setattr(prep, "_work", fail)
+    monkeypatch.setattr(worker_pool, "work", fail)
     assert prepare(table, size=SIZE, out=tmp_path / "out", workers=1, progress=False) == first
     monkeypatch.undo()
     assert prepare(table, size=SIZE + 8, out=tmp_path / "out", workers=1, progress=False) != first

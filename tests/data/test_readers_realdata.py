@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -170,6 +171,30 @@ def test_covid_collection(shared_data):
 def test_loose_folders_read(shared_data, folder, n):
     s = summarize(read_table("folder", _need(shared_data / folder)))
     assert s["images"] == n and s["files"]["exist"] == n  # README: 7 samples, 2 DICOMs
+
+
+def test_tbx11k_health_tb_pair_is_binary(shared_data):
+    """samples/tbx11k/imgs holds a ``health`` and a ``tb`` folder: a normal/abnormal pair (issue 9 #11)."""
+    t = read_table("folder", _need(shared_data / "samples"))
+    assert t.task == "binary" and t.label_names == ["tb"]
+    # measured from the folder: tb/ 2 images, health/ 1, 4 loose samples without a class
+    assert t.counts()["tb"] == {"positive": 2, "negative": 1, "unknown": 4}
+    assert read_table("folder", shared_data / "samples", multiclass=True).label_names == ["health", "tb"]
+
+
+def test_csv_reader_on_the_covid_metadata(shared_data, tmp_path):
+    """The real metadata.csv read as a plain manifest; ``nan`` cells stay unknown (issue 9 #8)."""
+    meta = _need(shared_data / "covid-collection" / "metadata.csv")
+    opts = dict(path_col="filename", label_col="finding", patient_col="patientid", view_col="view")
+    t = read_table("csv", meta, image_root="images", **opts)
+    assert len(t) == 227 and all(Path(p).is_file() for p in t.frame["path"])  # README: 227 images
+    assert t.counts()["COVID-19"]["positive"] == 172  # README: finding COVID-19 172
+    df = pd.read_csv(meta, dtype=str, keep_default_na=False)
+    df.loc[:4, "finding"] = ["nan", "NaN", "inf", "", "nan"]  # what a spreadsheet round trip can leave
+    df.to_csv(tmp_path / "metadata.csv", index=False)
+    u = read_table("csv", tmp_path / "metadata.csv", image_root=str(meta.parent / "images"), **opts)
+    assert u.label_names == [n for n in t.label_names if n in set(df["finding"])]  # no "nan"/"inf" class
+    assert np.isnan(u.labels[:5]).all() and not np.isnan(u.labels[5:]).any()
 
 
 def test_pneumoniamnist_summary(shared_data):

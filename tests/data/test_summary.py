@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from chestxai.cli import main
-from chestxai.commands.data import parse_options, parse_value
+from chestxai.commands._options import split_pairs
+from chestxai.data.reader_options import parse_scalar
 from chestxai.data.readers import list_readers, read_table
 from chestxai.data.summary import count_existing, format_summary, summarize
 from chestxai.data.table import ImageTable
@@ -96,14 +97,15 @@ def test_count_existing_lists_each_folder_once(tmp_path):
         ("A,B", "A,B"),
     ],
 )
-def test_parse_value(text, value):
-    assert parse_value(text) == value
+def test_parse_scalar(text, value):
+    """Options a reader does not annotate are read by the look of their text."""
+    assert parse_scalar(text) == value
 
 
-def test_parse_options_errors():
-    assert parse_options(["a=1", "b =x", "sep=|"]) == {"a": 1, "b": "x", "sep": "|"}
-    with pytest.raises(ValueError, match="key=value"):
-        parse_options(["oops"])
+def test_split_pairs_errors():
+    assert split_pairs(["a=1", "b =x", "sep=|"]) == {"a": "1", "b": "x", "sep": "|"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        split_pairs(["oops"])
 
 
 def test_cli_summary_json_and_text(tmp_path, capsys):

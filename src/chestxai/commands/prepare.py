@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chestxai.commands._common import add_common_flags
+from chestxai.commands._options import HELP, reader_options
+
 EPILOG = """\
 examples:
   chestxai prepare --source medmnist --root ~/data/medmnist --size 28 --out cache/
@@ -46,7 +49,8 @@ def register(subparsers: Any) -> None:
         "--max-pixels",
         type=int,
         default=None,
-        help="refuse images larger than this many pixels (decompression-bomb guard; default 80 million)",
+        help="refuse images larger than this many pixels (decompression-bomb guard; default 80 million, "
+        "at most Pillow's own limit, about 179 million)",
     )
     p.add_argument("--no-voi", action="store_true", help="ignore DICOM VOI LUT / window (min-max instead)")
     p.add_argument(
@@ -54,33 +58,18 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="reader option, repeatable; VALUE is parsed as YAML (true, 3, 0.5, [a, b])",
+        help=HELP,
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_flags(p, device=False, progress_aliases=("--quiet",))
     p.set_defaults(func=run)
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` -> dict with YAML-typed values; a clear error names the bad pair."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option {pair!r} is not KEY=VALUE (e.g. --option include_no_finding=true)")
-        try:
-            out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--option {pair!r}: cannot parse value ({exc})") from exc
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
     from chestxai.data.prepare import prepare, summary
 
-    settings = DecodeSettings(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, voi=not args.no_voi)
+    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    settings = DecodeSettings(max_pixels=max_pixels, voi=not args.no_voi)
     path = prepare(
         args.source,
         args.root,
@@ -88,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         workers=args.workers,
         strict=args.strict,
-        options=parse_options(args.option),
+        options=reader_options(args.source, args.option),
         decode=settings,
         force=args.force,
-        progress=not args.quiet,
+        progress=not args.no_progress,
     )
     print(path)
     print(summary(path))

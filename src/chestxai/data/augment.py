@@ -9,9 +9,11 @@ situs inversus is a finding), so a flipped film is a different, rarer image; ena
 knowingly. Borders exposed by the warp are filled with 0 (black = air, the X-ray background), so
 augment images in ``[0, 1]`` *before* mean/std normalisation.
 
-Randomness comes only from the ``generator`` passed in (CPU ``torch.Generator``), never from global
-state; parameters are drawn on CPU and moved to the images' device, so a seed gives the same
-augmentation on CPU and GPU.
+No randomness lives here: :func:`params_from_uniform` maps uniforms to parameters and
+:func:`apply_params` applies them. The uniforms come from one keyed generator,
+:func:`chestxai.data.dataset.augment_params` (a pure function of seed, epoch and draw), computed on
+CPU and moved to the images' device, so a seed gives the same augmentation on CPU and GPU, for
+any batch size, worker or rank count.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ N_PARAMS = 7  # angle, tx, ty, scale, flip, brightness, contrast
 def params_from_uniform(u: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
     """Map ``n x 7`` uniforms in [0, 1) to parameters (angle rad, tx, ty, scale, flip +-1, brightness, contrast).
 
-    Split from the drawing so callers can supply their own reproducible uniforms (the dataset
-    derives them from ``(seed, epoch, row)``).
+    Split from the drawing so that the uniforms can be a pure function of a key
+    (:func:`chestxai.data.dataset.augment_params` derives them from ``(seed, epoch, draw)``).
     """
     u = u.to(torch.float32)
 
@@ -77,11 +79,6 @@ def params_from_uniform(u: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
     )
 
 
-def sample_params(n: int, config: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``n x 7`` random parameters (see :func:`params_from_uniform`) drawn from ``generator``."""
-    return params_from_uniform(torch.rand(n, N_PARAMS, generator=generator), config)
-
-
 def _sampling_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` computed separably.
 
@@ -97,7 +94,7 @@ def _sampling_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def apply_params(x: torch.Tensor, params: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    """Warp and re-light a batch with ``params`` from :func:`sample_params`; returns [0, 1] images.
+    """Warp and re-light a batch with ``params`` (``n x 7``, see :func:`params_from_uniform`); returns [0, 1] images.
 
     ``x``: ``B x C x H x W`` float whose values times ``gain`` lie in [0, 1] (``gain=1/255`` lets a
     caller pass uint8-valued floats and save a pass over the batch: warping is linear).
@@ -116,14 +113,3 @@ def apply_params(x: torch.Tensor, params: torch.Tensor, gain: float = 1.0) -> to
     c = contrast.view(-1, 1, 1, 1)
     offset = out.mean(dim=(1, 2, 3), keepdim=True) * gain * (1 - c) + bright.view(-1, 1, 1, 1)
     return torch.addcmul(offset, out, c * gain, out=out).clamp_(0.0, 1.0)
-
-
-def augment_batch(
-    x: torch.Tensor, config: AugmentConfig | None = None, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Randomly augment a batch ``B x C x H x W`` in [0, 1] (any device); returns a new tensor.
-
-    The training loop can call this on the GPU after moving a non-augmented batch there
-    (``make_loader(..., augment=False)``); seed it with ``torch.Generator().manual_seed(seed)``.
-    """
-    return apply_params(x, sample_params(x.shape[0], config or AugmentConfig(), generator))

@@ -23,12 +23,15 @@ Intensity scaling, stated once:
 The format is detected from the file's magic bytes (a DICOM named ``.png`` still decodes; a text
 file named ``.png`` is a :class:`DecodeError`). Image size is checked against ``max_pixels``
 *before* pixel data is decoded (:class:`ImageTooLargeError`), for Pillow and DICOM alike; Pillow's
-own global ``MAX_IMAGE_PIXELS`` is left untouched.
+own global ``MAX_IMAGE_PIXELS`` is left untouched. Because Pillow refuses images above twice that
+global whatever we allow (its hard decompression-bomb error), ``max_pixels`` may not exceed it:
+a larger value is refused when the settings are made, not promised and then broken per image.
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,8 +73,28 @@ class DecodeSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     voi: bool = True
 
+    def __post_init__(self) -> None:
+        mp = self.max_pixels
+        if isinstance(mp, bool) or not isinstance(mp, numbers.Integral) or mp < 1:
+            raise ValueError(f"max_pixels={self.max_pixels!r} (--max-pixels) must be a positive whole number")
+        hard = pillow_hard_limit()
+        if hard is not None and self.max_pixels > hard:
+            raise ValueError(
+                f"max_pixels={self.max_pixels} (--max-pixels) is above Pillow's own hard limit of {hard} "
+                "pixels (2 x PIL.Image.MAX_IMAGE_PIXELS), which refuses larger images whatever max_pixels "
+                f"says; use at most --max-pixels {hard}"
+            )
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def pillow_hard_limit() -> int | None:
+    """Pixels above which ``Image.open`` raises ``DecompressionBombError`` (None: no limit set)."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
 
 
 def sniff_format(head: bytes, path: Path) -> str:
@@ -121,7 +144,10 @@ def _decode_pillow(path: Path, settings: DecodeSettings) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(path, f"image too large ({exc}); raise max_pixels if it is genuine") from exc
+        # above Pillow's hard limit, which max_pixels never exceeds (see DecodeSettings): the same guard
+        raise ImageTooLargeError(
+            path, f"exceeds max_pixels={settings.max_pixels} (decompression-bomb guard; Pillow: {exc})"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise DecodeError(
             path, "not an image Pillow or pydicom can read (unknown or corrupt header)"
@@ -131,7 +157,8 @@ def _decode_pillow(path: Path, settings: DecodeSettings) -> np.ndarray:
         if w * h > settings.max_pixels:
             raise ImageTooLargeError(
                 path,
-                f"{w}x{h} = {w * h} pixels exceeds max_pixels={settings.max_pixels} (decompression-bomb guard)",
+                f"{w}x{h} = {w * h} pixels exceeds max_pixels={settings.max_pixels} (decompression-bomb "
+                "guard; raise --max-pixels if the image is genuine)",
             )
         try:
             im.seek(0)

@@ -49,10 +49,11 @@ def _grouped_holdout(
     """Split ``rows`` into (rest, held out ~``fraction``) with no group on both sides, stratified.
 
     Uses ``StratifiedGroupKFold`` with ``round(1/fraction)`` folds and holds out the first fold, so
-    the fraction is approximate (1/k, and groups are indivisible). Falls back to
-    ``GroupShuffleSplit`` when a stratum is too small for the folds.
+    the fraction is approximate (1/k, and groups are indivisible). When a stratum is too small for
+    the folds (small datasets, rare classes) a fold could miss it entirely - a validation split
+    without a class has no AUC to select on - so :func:`_small_stratified_holdout` takes over.
     """
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold
 
     if fraction <= 0 or len(rows) == 0:
         return rows, rows[:0]
@@ -67,15 +68,37 @@ def _grouped_holdout(
     if counts.min() >= k:
         cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         rest, held = next(cv.split(rows, y[rows], groups[rows]))
-    else:
-        log.info(
-            "a stratum has fewer than %d rows; holding out %.0f%% by patient without stratification",
-            k,
-            fraction * 100,
-        )
-        gss = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        rest, held = next(gss.split(rows, groups=groups[rows]))
-    return np.sort(rows[rest]), np.sort(rows[held])
+        return np.sort(rows[rest]), np.sort(rows[held])
+    log.info("a stratum has fewer than %d rows; holding out %.0f%% by patient per stratum", k, fraction * 100)
+    return _small_stratified_holdout(y, groups, rows, fraction, seed)
+
+
+def _small_stratified_holdout(
+    y: np.ndarray, groups: np.ndarray, rows: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ~``fraction`` of each stratum's patients, and at least one patient of every stratum
+    that has two or more (one always stays in the rest): each class reaches the held-out part
+    when it can without leaving it.
+
+    A patient belongs to the stratum most of its rows have (ties: the lowest key).
+    """
+    rng = np.random.default_rng(seed)
+    g, g_index = np.unique(groups[rows], return_inverse=True)
+    s, s_index = np.unique(y[rows], return_inverse=True)
+    votes = np.zeros((len(g), len(s)), np.int64)
+    np.add.at(votes, (g_index, s_index), 1)
+    stratum = votes.argmax(axis=1)
+    held_groups = []
+    for k in range(len(s)):
+        members = np.flatnonzero(stratum == k)
+        if len(members) < 2:
+            continue
+        take = int(np.clip(round(fraction * len(members)), 1, len(members) - 1))
+        held_groups.append(rng.permutation(members)[:take])
+    if not held_groups:  # every stratum is a single patient: hold out patients regardless of stratum
+        held_groups.append(rng.permutation(len(g))[: max(1, int(round(fraction * len(g))))])
+    held = np.isin(g_index, np.concatenate(held_groups))
+    return np.sort(rows[~held]), np.sort(rows[held])
 
 
 def make_splits(
@@ -200,17 +223,3 @@ def sample_weights(classes: np.ndarray) -> np.ndarray:
     classes = np.asarray(classes, dtype=np.int64)
     _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
     return (1.0 / counts[inverse]).astype(np.float64)
-
-
-def weighted_sampler(classes: np.ndarray, *, num_samples: int | None = None, seed: int = 0) -> Any:
-    """A seeded ``torch.utils.data.WeightedRandomSampler`` drawing classes equally often.
-
-    ``classes``: class per dataset position (e.g. ``stratify_key(labels[rows], task)``).
-    ``num_samples`` defaults to ``len(classes)`` (one epoch = as many draws as rows).
-    """
-    import torch
-    from torch.utils.data import WeightedRandomSampler
-
-    w = torch.as_tensor(sample_weights(classes), dtype=torch.double)
-    gen = torch.Generator().manual_seed(int(seed))
-    return WeightedRandomSampler(w, num_samples=int(num_samples or len(w)), replacement=True, generator=gen)

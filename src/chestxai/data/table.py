@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chestxai.tasks import TASKS
+
 FRAME_COLUMNS = ("image_id", "path", "patient_id", "view", "split")
 BOX_COLUMNS = ("image_id", "label", "x", "y", "w", "h")
 MASK_COLUMNS = ("image_id", "label", "kind", "ref", "height", "width")
-TASKS = ("binary", "multiclass", "multilabel")
 
 
 def empty_boxes() -> pd.DataFrame:
@@ -58,6 +59,9 @@ class ImageTable:
     arrays: np.ndarray | None = None
     root: Path | None = None
     notes: list[str] = field(default_factory=list)  # policies applied, rows dropped, ... (shown by summary)
+    # inputs the reader could not use, each {"path", "reason"} (unreadable folders, links not
+    # followed, ...): kept apart from ``notes`` so that prepare can list them beside skipped images
+    skipped: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = [c for c in FRAME_COLUMNS if c not in self.frame.columns]
@@ -101,6 +105,7 @@ class ImageTable:
             arrays=None if self.arrays is None else self.arrays[rows],
             root=self.root,
             notes=list(self.notes),
+            skipped=list(self.skipped),
         )
 
     def counts(self) -> dict[str, dict[str, int]]:

@@ -7,8 +7,6 @@ adding a reader is adding a file.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,26 +18,15 @@ class Reader(Protocol):
     def __call__(self, root: Path, **options: Any) -> ImageTable: ...
 
 
-READERS: Registry[Reader] = Registry("reader")
-_loaded = False
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
-    _loaded = True
+#: every module of this package is imported on the first lookup (the registry's ``package``)
+READERS: Registry[Reader] = Registry("reader", package=__name__)
 
 
 def list_readers() -> list[str]:
-    _load_all()
     return READERS.names()
 
 
 def read_table(source: str, root: str | Path, **options: Any) -> ImageTable:
     """Read dataset ``source`` found at ``root``; ``options`` are the reader's keyword options."""
-    _load_all()
     reader = READERS.get(source)
     return reader(Path(root).expanduser(), **options)

@@ -90,23 +90,74 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], path: Path | str, 
 
 
 def walk_files(
-    root: Path, extensions: Iterable[str] = IMAGE_EXTENSIONS, prune: Callable[[str], bool] | None = None
+    root: Path,
+    extensions: Iterable[str] = IMAGE_EXTENSIONS,
+    prune: Callable[[str], bool] | None = None,
+    skipped: list[dict] | None = None,
 ) -> list[Path]:
     """All files under ``root`` with one of ``extensions`` (case-insensitive), sorted.
 
     Hidden files and folders, ``__MACOSX`` and folders for which ``prune(name)`` is true are
-    skipped.
+    skipped. Symlinked folders are followed (a class folder linked in from elsewhere is part of
+    the dataset), but each real folder is walked once, so no image is listed twice and a loop
+    cannot recurse: a link pointing inside the dataset (it is walked under its real name), at a
+    folder containing the dataset, or at a folder already walked through another link is not
+    entered.
+
+    Folders that could not be read (permissions, I/O errors) and links not followed are never
+    dropped silently: each is logged as a warning and, when ``skipped`` is given, appended to it
+    as ``{"path": ..., "reason": ...}`` so the caller can report them.
     """
     exts = {e.lower() for e in extensions}
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [
-            d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS and not (prune and prune(d))
-        ]
+    problems: list[dict] = []
+
+    def unreadable(err: OSError) -> None:
+        problems.append(
+            {"path": str(err.filename or root), "reason": f"folder not readable: {err.strerror or err}"}
+        )
+
+    top = os.path.realpath(root)
+    seen = {top}
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith(".") or d in SKIP_DIRS or (prune and prune(d)):
+                continue
+            full = os.path.join(dirpath, d)
+            real = os.path.realpath(full)
+            reason = _link_problem(full, real, top, seen)
+            if reason:
+                problems.append({"path": full, "reason": reason})
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirnames[:] = keep
         for name in filenames:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts:
                 out.append(Path(dirpath) / name)
+    for p in problems:
+        log.warning("%s skipped: %s", p["path"], p["reason"])
+    if skipped is not None:
+        skipped.extend(problems)
     return sorted(out)
+
+
+def within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both absolute and normalised)."""
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _link_problem(full: str, real: str, top: str, seen: set[str]) -> str:
+    """Why the folder ``full`` (real path ``real``) must not be walked, or ``""``."""
+    if os.path.islink(full):
+        if within(real, top):
+            return f"symlink to {real}, inside the dataset: walked under its own name, not twice (or a loop)"
+        if within(top, real):
+            return f"symlink to {real}, which contains the dataset (a loop)"
+    if real in seen:
+        return f"leads to {real}, a folder already walked (symlink loop or duplicate link)"
+    return ""
 
 
 def index_files(files: Iterable[Path], key: str = "name") -> dict[str, Path]:

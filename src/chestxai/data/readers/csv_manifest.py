@@ -7,22 +7,40 @@
 3. **one separator-joined column** (``label_col`` + ``sep="|"``): ``multilabel`` over the
    distinct parts, sorted; ``none_label`` (e.g. ``"No Finding"``) marks an all-negative row.
 
-In every form a blank label makes the row unknown (NaN). ``root`` is the CSV file, or a folder
-holding exactly one ``.csv`` (``manifest=`` picks one by name). Relative image paths are resolved
-against ``image_root`` (default: the CSV's folder). ``patient_col`` defaults to one patient per
-image (the file stem), ``split_col`` to no split.
+In every form a blank label makes the row unknown (NaN), and so does label text that spells a
+missing number (``nan``, ``NaN``, ``inf``, ``-inf``, ``NA``, ``N/A``, ``null``: what a spreadsheet
+or pandas writes for an empty cell); those rows are logged as a warning, with their row numbers,
+and counted in the notes. Never are they a class of their own or a silent negative.
+
+``root`` is the CSV file, or a folder holding exactly one ``.csv`` (``manifest=`` picks one by
+name). Relative image paths are resolved against ``image_root`` (default: the CSV's folder) and
+normalised (``./imgs/x.png`` is ``imgs/x.png``, which is also its ``image_id``). A path that leads
+outside that folder (``../..``, an absolute path elsewhere) is refused, naming the row, unless
+``allow_outside_root=true`` (the check is on the written path: symlinks inside the folder are
+trusted). Two rows naming the same file are merged when they agree (labels, patient, split, view)
+and refused, naming both rows, when they do not. A manifest without rows is an error.
+``patient_col`` defaults to one patient per image (the file stem), ``split_col`` to no split.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from chestxai.data.readers import READERS
-from chestxai.data.readers._common import as_list, make_frame, normalize_split, one_hot, read_csv
+from chestxai.data.readers._common import (
+    as_list,
+    make_frame,
+    normalize_split,
+    one_hot,
+    read_csv,
+    within,
+)
 from chestxai.data.table import ImageTable
 
 log = logging.getLogger(__name__)
@@ -50,8 +68,48 @@ def _manifest(root: Path, manifest: str | None) -> Path:
     )
 
 
+# spellings of "no value" besides nan/inf (which float() parses); pandas' own NA strings
+MISSING_TEXT = frozenset({"na", "n/a", "#n/a", "<na>", "null"})
+
+
 def _blank(v: object) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
+
+
+def is_missing_text(text: object) -> bool:
+    """``nan``, ``NaN``, ``inf``, ``-Infinity``, ``N/A``, ``null``...: text that means "no value"."""
+    low = str(text).strip().lower()
+    if low in MISSING_TEXT:
+        return True
+    try:
+        return not math.isfinite(float(low))
+    except ValueError:
+        return False
+
+
+def _rows(positions: np.ndarray, limit: int = 10) -> str:
+    """CSV row numbers (the header is row 1) of frame ``positions``, the first ``limit`` of them."""
+    shown = ", ".join(str(int(i) + 2) for i in positions[:limit])
+    return shown + (f" ... ({len(positions)} in all)" if len(positions) > limit else "")
+
+
+def _blank_missing_text(df: pd.DataFrame, columns: list[str], path: Path) -> list[str]:
+    """Blank out (= unknown) label cells holding ``nan``/``inf``/..., warn naming rows; notes."""
+    notes = []
+    for c in columns:
+        cells = df[c].fillna("").astype(str)
+        hit = cells.map(is_missing_text).to_numpy(dtype=bool)
+        if hit.any():
+            where = np.flatnonzero(hit)
+            spelled = sorted(set(cells[hit].str.strip()))
+            msg = (
+                f"{path.name}: {len(where)} rows hold {spelled} in label column {c!r} (rows {_rows(where)}); "
+                f"read as unknown (NaN), not as a class or a negative"
+            )
+            log.warning("%s", msg)
+            notes.append(msg)
+            df.loc[hit, c] = ""
+    return notes
 
 
 def _single(values: pd.Series, positive: object) -> tuple[list[str], np.ndarray, str, str]:
@@ -90,13 +148,19 @@ def _columns01(df: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
     return out
 
 
-def _joined(values: pd.Series, sep: str, none_label: str | None) -> tuple[list[str], np.ndarray]:
+def _joined(values: pd.Series, sep: str, none_label: str | None, path: Path) -> tuple[list[str], np.ndarray]:
     rows: list[set[str] | None] = []
-    for v in values:
+    for i, v in enumerate(values):
         if _blank(v):
             rows.append(None)
             continue
         parts = {p.strip() for p in str(v).split(sep) if p.strip()}
+        odd = sorted(p for p in parts if is_missing_text(p))
+        if odd:
+            raise ValueError(
+                f"{path}: row {i + 2} holds {v!r}: {odd} among the labels is no finding name. "
+                f"Leave the cell blank for an unknown label, or fix the row"
+            )
         if none_label is not None:
             parts.discard(none_label)
         rows.append(parts)
@@ -110,6 +174,60 @@ def _joined(values: pd.Series, sep: str, none_label: str | None) -> tuple[list[s
             for p in r:
                 out[i, pos[p]] = 1.0
     return names, out
+
+
+def _resolve(
+    rel: list[str], base: Path, path: Path, allow_outside: bool, notes: list[str]
+) -> tuple[list[Path], list[str]]:
+    """Absolute normalised file paths and image ids (posix paths below ``base``) of manifest rows.
+
+    Refuses rows leading outside ``base`` unless ``allow_outside``: a manifest shared with a
+    dataset should not make ``prepare`` read (and cache) files elsewhere on the machine unnoticed.
+    """
+    files = [Path(os.path.normpath(Path(p) if Path(p).is_absolute() else base / p)) for p in rel]
+    inside = np.array([within(str(f), str(base)) for f in files], dtype=bool)
+    if not inside.all():
+        where = np.flatnonzero(~inside)
+        if not allow_outside:
+            raise ValueError(
+                f"{path}: row {int(where[0]) + 2} names {rel[where[0]]!r}, outside the image folder {base} "
+                f"({len(where)} rows do: {_rows(where)}). Move the images under it, set image_root=, or "
+                f"pass --option allow_outside_root=true if reading them is intended"
+            )
+        notes.append(f"allow_outside_root: {len(where)} rows name files outside {base} (rows {_rows(where)})")
+    ids = [
+        f.relative_to(base).as_posix() if ok else f.as_posix() for f, ok in zip(files, inside, strict=True)
+    ]
+    return files, ids
+
+
+def _merge_duplicates(frame: pd.DataFrame, labels: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
+    """Rows to keep: repeats of a file that agree with its first row are dropped, others refused.
+
+    Paths are already normalised, so ``imgs/x.png`` and ``./imgs/x.png`` meet here.
+    """
+    keep = np.ones(len(frame), dtype=bool)
+    dup = frame["path"].duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return keep
+    fields = ["image_id", "patient_id", "split", "view"]
+    for _, rows in frame.loc[dup].groupby("path", sort=False).groups.items():
+        first, *rest = (int(r) for r in rows)
+        for r in rest:
+            same = np.array_equal(labels[first], labels[r], equal_nan=True) and all(
+                str(frame.at[first, c]) == str(frame.at[r, c]) for c in fields
+            )
+            if not same:
+                raise ValueError(
+                    f"{path}: rows {first + 2} and {r + 2} name the same image {frame.at[first, 'image_id']!r} "
+                    f"with different labels, patient, split or view; keep one row per image"
+                )
+            keep[r] = False
+    dropped = np.flatnonzero(~keep)
+    msg = f"{path.name}: {len(dropped)} rows repeat an earlier row's image and labels: dropped (rows {_rows(dropped)})"
+    log.warning("%s", msg)
+    notes.append(msg)
+    return keep
 
 
 @READERS.register("csv")
@@ -127,10 +245,15 @@ def read(
     view_col: str | None = None,
     id_col: str | None = None,
     image_root: str | None = None,
+    allow_outside_root: bool = False,
 ) -> ImageTable:
-    """Read a CSV manifest (see the module docstring for the three label forms)."""
+    """Read a CSV manifest (see the module docstring for the three label forms and path rules)."""
     path = _manifest(root, manifest)
     df = read_csv(path, "manifest", dtype=str, keep_default_na=False, na_values=[""])
+    if df.empty:
+        raise ValueError(
+            f"{path}: no rows (only the header {list(df.columns)}); a manifest lists one image per row"
+        )
     cols = as_list(label_cols)
     if label_col is None and cols is None:
         if "label" in df.columns:
@@ -155,29 +278,30 @@ def read(
             f"{path}: row {int(np.flatnonzero(empty_path.to_numpy())[0]) + 2} has an empty {path_col!r}"
         )
 
+    notes = _blank_missing_text(df, [label_col] if label_col else list(cols or []), path)
     if cols is not None:
         label_names, labels, task = cols, _columns01(df, cols, path), "multilabel"
         note = f"multilabel over 0/1 columns {cols}; blank or -1 = unknown"
     elif sep is not None:
-        label_names, labels = _joined(df[label_col], sep, none_label)
+        label_names, labels = _joined(df[label_col], sep, none_label, path)
         task = "multilabel"
         note = f"multilabel: {label_col!r} split on {sep!r}" + (
             f"; {none_label!r} = all negative" if none_label else ""
         )
     else:
         label_names, labels, task, note = _single(df[label_col], positive)
-    notes = [f"{path.name}: {note}"]
+    notes.insert(0, f"{path.name}: {note}")
     unknown = int(np.isnan(labels).all(axis=1).sum()) if labels.shape[1] else 0
     if unknown:
-        notes.append(f"{unknown} rows with a blank label are unknown (NaN)")
+        notes.append(f"{unknown} rows with a blank or missing label are unknown (NaN)")
 
     base = Path(image_root).expanduser() if image_root else path.parent
     if not base.is_absolute():
         base = path.parent / base
     rel = [str(p).strip() for p in df[path_col]]
-    files = [Path(p) if Path(p).is_absolute() else base / p for p in rel]
+    files, ids = _resolve(rel, Path(os.path.normpath(base)), path, allow_outside_root, notes)
     frame = make_frame(
-        image_id=df[id_col] if id_col else rel,
+        image_id=df[id_col] if id_col else ids,
         path=files,
         patient_id=df[patient_col] if patient_col else [f.stem for f in files],
         view=df[view_col].fillna("") if view_col else "",
@@ -185,6 +309,9 @@ def read(
         if split_col
         else "",
     )
+    keep = _merge_duplicates(frame, labels, path, notes)
+    if not keep.all():
+        df, frame, labels = df[keep].reset_index(drop=True), frame[keep].reset_index(drop=True), labels[keep]
     if frame["image_id"].duplicated().any():
         dup = frame.loc[frame["image_id"].duplicated(), "image_id"].iloc[0]
         raise ValueError(

@@ -15,13 +15,26 @@ Rules, applied to each image's path below ``root``:
 * **masks**: folders whose name ends in ``mask``/``masks`` are not read as images. When an image sits in ``images/``
   and a sibling ``masks/`` holds a file of the same name (COVID-19 Radiography Database lung
   masks), it goes to the masks side table as ``kind="png"``, label ``mask_label``.
-* **patient**: Kermany names ``person123_bacteria_456.jpeg`` -> ``person123``; otherwise the file
-  stem (one image per patient: Kermany's ``NORMAL`` files carry no documented patient id).
+* **patient**: from Kermany's file names, so that splits can keep a patient's images together:
+  ``person123_bacteria_456.jpeg`` -> ``person123`` (PNEUMONIA); ``IM-0115-0001.jpeg`` ->
+  ``IM-0115`` and ``NORMAL2-IM-1427-0001.jpeg`` -> ``NORMAL2-IM-1427`` (NORMAL: the last number
+  counts images of one patient). Other names: the file stem (one image per patient).
+* **symlinked folders** are followed, each real folder once; folders that cannot be read and
+  links that would loop are listed in the table's ``skipped`` and ``notes`` (and logged).
 
-Labels are one-hot over the discovered classes, sorted (``multiclass``), unless ``positive``
-names one class, which makes the task ``binary`` (that class vs the rest). ``pneumonia_subtypes``
-splits Kermany's ``PNEUMONIA`` into ``PNEUMONIA_BACTERIA`` / ``PNEUMONIA_VIRUS`` from the file
-name, the 3-class setup of the Kermany et al. paper.
+Labels (``task``):
+
+* ``positive=NAME``: ``binary``, that class vs the rest.
+* **two class folders, one of them normal-like** (``NORMAL``, ``Normal``, ``No Finding``,
+  ``healthy``, ``negative``...; see :data:`chestxai.labels.NORMAL_NAMES`): ``binary``, the label is the other
+  folder's name, as if ``positive`` named it. This is the Kermany ``NORMAL``/``PNEUMONIA`` layout,
+  which then trains and is scored like any binary task (one sigmoid, ROC-AUC of the positives).
+  ``multiclass=true`` keeps the two one-hot columns instead.
+* otherwise ``multiclass``: one-hot over the discovered classes, sorted (a two-class tree with no
+  normal-like folder, e.g. ``COVID``/``Viral Pneumonia``, stays a 2-class multiclass task).
+
+``pneumonia_subtypes`` splits Kermany's ``PNEUMONIA`` into ``PNEUMONIA_BACTERIA`` /
+``PNEUMONIA_VIRUS`` from the file name, the 3-class setup of the Kermany et al. paper.
 """
 
 from __future__ import annotations
@@ -43,12 +56,15 @@ from chestxai.data.readers._common import (
     walk_files,
 )
 from chestxai.data.table import ImageTable, empty_masks
+from chestxai.labels import is_normal_name
 
 log = logging.getLogger(__name__)
 
 GENERIC_DIRS = {"images", "image", "imgs", "img", "png", "jpg", "jpeg", "dicom", "dcm", "files"}
 MASK_DIRS = ("masks", "mask")
 KERMANY_PATIENT = re.compile(r"^(person\d+)_", re.IGNORECASE)
+# Kermany NORMAL files: <patient>-<image number>, the patient being IM-NNNN or NORMAL2-IM-NNNN
+KERMANY_NORMAL_PATIENT = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)-\d+$", re.IGNORECASE)
 
 
 def is_mask_dir(name: str) -> bool:
@@ -81,8 +97,15 @@ def _subtype(cls: str | None, name: str) -> str | None:
 
 
 def patient_of(path: Path) -> str:
-    m = KERMANY_PATIENT.match(path.name)
+    """The patient an image file belongs to, from Kermany's naming (see the module docstring)."""
+    m = KERMANY_PATIENT.match(path.name) or KERMANY_NORMAL_PATIENT.match(path.stem)
     return m.group(1) if m else path.stem
+
+
+def _binary_positive(found: list[str]) -> str | None:
+    """The positive class of a normal/abnormal pair of class folders, or None."""
+    normal = [c for c in found if is_normal_name(c)]
+    return next(c for c in found if c not in normal) if len(found) == 2 and len(normal) == 1 else None
 
 
 def _mask_for(path: Path) -> Path | None:
@@ -103,22 +126,37 @@ def read(
     classes: str | list[str] | None = None,
     masks: bool = True,
     mask_label: str = "Lungs",
+    multiclass: bool = False,
 ) -> ImageTable:
     """Read a class-per-folder tree of PNG/JPEG/DICOM images (see the module docstring).
 
     Options: ``pneumonia_subtypes`` (Kermany 3-class), ``positive`` (binary task for that class),
     ``classes`` (keep only these classes, in this order; other labelled images are dropped),
-    ``masks`` (attach sibling ``masks/`` files), ``mask_label``.
+    ``masks`` (attach sibling ``masks/`` files), ``mask_label``, ``multiclass`` (keep a
+    normal/abnormal pair of folders as two one-hot classes instead of one binary label).
     """
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; the folder reader needs a tree of class folders")
-    files = walk_files(root, IMAGE_EXTENSIONS, prune=is_mask_dir)
+    skipped: list[dict] = []
+    files = walk_files(root, IMAGE_EXTENSIONS, prune=is_mask_dir, skipped=skipped)
     if not files:
+        unread = (
+            f" ({len(skipped)} folders skipped, e.g. {skipped[0]['path']}: {skipped[0]['reason']})"
+            if skipped
+            else ""
+        )
         raise FileNotFoundError(
-            f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}; point --root at the dataset folder"
+            f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}{unread}; "
+            f"point --root at the dataset folder"
         )
     notes: list[str] = []
+    if skipped:
+        notes.append(
+            f"{len(skipped)} folders skipped: "
+            + "; ".join(f"{k['path']} ({k['reason']})" for k in skipped[:5])
+            + (" ..." if len(skipped) > 5 else "")
+        )
     split, cls, odd = [], [], []
     for f in files:
         s, c = _split_and_class(f.relative_to(root).parts[:-1])
@@ -156,6 +194,13 @@ def read(
             f"{unlabeled} images sit outside any class folder (directly under the root or a split/images "
             f"folder): listed with unknown (NaN) labels"
         )
+    if positive is None and not multiclass:
+        positive = _binary_positive(found)
+        if positive is not None:
+            notes.append(
+                f"two class folders, {[c for c in found if c != positive][0]!r} normal-like: binary task "
+                f"{positive!r} (set multiclass=true for two one-hot classes)"
+            )
     if positive is not None:
         if positive not in found:
             raise ValueError(f"positive={positive!r} is not a class under {root}; classes found: {found}")
@@ -209,4 +254,5 @@ def read(
         masks=mask_table,
         root=root,
         notes=notes,
+        skipped=skipped,
     )

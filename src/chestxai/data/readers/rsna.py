@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from chestxai.data.readers import READERS
 from chestxai.data.readers._common import (
@@ -41,6 +42,31 @@ LABEL_PATTERNS = (
     "*train_labels.csv",
 )
 IMAGE_DIRS = ("stage_2_train_images", "stage_1_train_images", "train_images", "images")
+
+
+def boxes_from_labels(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The boxes of a label table (rows that have one), as fractions of the 1024 px DICOMs."""
+    box_rows = df.dropna(subset=["x", "y", "width", "height"])
+    no_box = box_rows["Target"] != 1
+    if no_box.any():
+        raise ValueError(
+            f"{path}: row {int(box_rows.index[no_box.to_numpy()][0]) + 2} has a box but Target 0"
+        )
+    return boxes_frame(
+        box_rows["patientId"].str.strip(),
+        [LABEL] * len(box_rows),
+        box_rows["x"] / SIZE,
+        box_rows["y"] / SIZE,
+        box_rows["width"] / SIZE,
+        box_rows["height"] / SIZE,
+    )
+
+
+def read_boxes(path: Path) -> pd.DataFrame:
+    """``stage_2_train_labels.csv`` (or .zip/.gz) as it is distributed -> boxes side table (fractions)."""
+    df = read_csv(path, "RSNA label table", dtype={"patientId": str})
+    require_columns(df, ["patientId", "x", "y", "width", "height", "Target"], path, "RSNA label table")
+    return boxes_from_labels(df, path)
 
 
 @READERS.register("rsna")
@@ -70,25 +96,12 @@ def read(root: Path, labels_file: str | None = None) -> ImageTable:
     ids = target.index.tolist()
     labels = target["max"].to_numpy(dtype=np.float32).reshape(-1, 1)
 
-    box_rows = df.dropna(subset=["x", "y", "width", "height"])
-    no_box = box_rows["Target"] != 1
-    if no_box.any():
-        raise ValueError(
-            f"{path}: row {int(box_rows.index[no_box.to_numpy()][0]) + 2} has a box but Target 0"
-        )
-    boxes = boxes_frame(
-        box_rows["patientId"],
-        [LABEL] * len(box_rows),
-        box_rows["x"] / SIZE,
-        box_rows["y"] / SIZE,
-        box_rows["width"] / SIZE,
-        box_rows["height"] / SIZE,
-    )
+    boxes = boxes_from_labels(df, path)
     notes = [
         f"{path.name}: {len(df)} rows, {len(ids)} images, {int(labels.sum())} positive, {len(boxes)} boxes "
         f"(1024-pixel coordinates / 1024 -> fractions)"
     ]
-    missing_box = int(labels.sum()) - box_rows["patientId"].nunique()
+    missing_box = int(labels.sum()) - boxes["image_id"].nunique()
     if missing_box:
         notes.append(f"{missing_box} positive images carry no box")
 

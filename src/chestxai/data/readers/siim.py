@@ -95,7 +95,16 @@ def read(root: Path, labels_file: str | None = None, read_headers: bool = True) 
         notes.append(f"{len(mixed)} images have both -1 and mask rows; they count as positive")
     labels = np.array([[1.0 if i in positive else 0.0] for i in ids], dtype=np.float32).reshape(len(ids), 1)
 
-    found = index_files(walk_files(folder, (".dcm", ".dicom")), key="stem") if folder.is_dir() else {}
+    skipped: list[dict] = []
+    found = (
+        index_files(walk_files(folder, (".dcm", ".dicom"), skipped=skipped), key="stem")
+        if folder.is_dir()
+        else {}
+    )
+    if skipped:
+        notes.append(
+            f"{len(skipped)} folders not searched for DICOMs (see skipped), e.g. {skipped[0]['path']}"
+        )
     paths = [found.get(i, folder / f"{i}.dcm") for i in ids]
     present = [i in found for i in ids]
     n_found = sum(present)
@@ -139,4 +148,5 @@ def read(root: Path, labels_file: str | None = None, read_headers: bool = True) 
         masks=masks.reset_index(drop=True),
         root=folder,
         notes=notes,
+        skipped=skipped,
     )
