@@ -1,10 +1,11 @@
 """Training throughput of the real loop against the model's own limit.
 
-For each case: the real training loop (``chestxai.train.loop.train``: cache memmap batches,
-augmentation, AMP off, AdamW, scheduler, progress bar) over a real prepared cache, in images/s of
+For each case: the real training loop (``chestxai.train.loop.train``: ``epoch_order`` +
+``iterate_batches`` from the cache memmap, keyed augmentation on the device, AMP off, AdamW,
+scheduler, per-epoch crash-safe writes) over a real prepared cache, in images/s of
 training time (validation excluded), divided by the same model's forward + backward + AdamW step
 on random tensors of the same shape and batch size - the ceiling the loop could reach. Target: a
-ratio >= 0.9. Peak memory is the case's own process peak RSS (and CUDA peak when on a GPU), so
+ratio >= 0.95. Peak memory is the case's own process peak RSS (and CUDA peak when on a GPU), so
 each case runs in a fresh subprocess.
 
 Cases: resnet18 and densenet121 at 224 px on the NIH box images (multi-label, 14 findings), and

@@ -2,67 +2,76 @@
 
 data   -> prepared cache, splits, normalisation (data_setup.py)
 model  -> create_model from the recipe; DDP when launched by torchrun
-epochs -> shuffled batches from the memmap, augmentation on tensors, AMP, clipping
-       -> validation AUC -> best checkpoint, last checkpoint (for --resume), history.csv
+epochs -> batches from the memmap in a (seed, epoch) order, keyed augmentation (batches.py), AMP,
+          clipping -> validation (evaluation's metrics) -> last.pt, best checkpoint.pt, history.csv
+          in a crash-safe order (resume.py)
+
+The run directory is locked for the whole run (chestxai.locks): a second ``train`` into the same
+folder fails at once instead of mixing its files with ours.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from chestxai.atomic import write_text
 from chestxai.config import RunConfig, save_config
-from chestxai.data.augment import AugmentConfig, augment_batch
+from chestxai.crashpoints import crash_point
+from chestxai.data.augment import AugmentConfig
+from chestxai.data.dataset import to_unit
 from chestxai.data.splits import class_weights, pos_weight, sample_weights, stratify_key
+from chestxai.locks import exclusive
 from chestxai.models import create_model
-from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+from chestxai.models.checkpoint import make_checkpoint
 from chestxai.models.predict import predict_probs
 from chestxai.models.preprocess import to_input
 from chestxai.rundir import RunDir
+from chestxai.rundir.tables import write_splits
 from chestxai.train import distributed as D
 from chestxai.train.batches import epoch_order, iterate_batches
 from chestxai.train.data_setup import TrainingData, setup_data, splits_frame
 from chestxai.train.losses import task_loss
+from chestxai.train.resume import LoopState, restore, save_epoch, start_run_dir, train_state
 from chestxai.train.schedule import make_optimizer, make_scheduler
 from chestxai.train.tracking import Tracker
-from chestxai.train.validation import validation_scores
+from chestxai.train.validation import improves, pick_monitor, selection_score, validation_scores
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class LoopState:
-    """What --resume restores besides weights/optimizer: where we are and how well we did."""
-
-    epoch: int = 0  # epochs completed
-    best_auc: float = -math.inf
-    bad_epochs: int = 0
-    history: list[dict] = field(default_factory=list)
-
-
 def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train according to ``config``; returns the run directory. ``resume`` continues from last.pt."""
-    cfg = config.train
+    """Train according to ``config``; returns the run directory. ``resume`` continues from last.pt
+    (or starts from scratch when the folder holds nothing resumable yet)."""
     _preflight(config)
-    device = D.pick_device(cfg.device)
+    device = D.pick_device(config.train.device)
     dist = D.setup(device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
+    run = RunDir(Path(config.run_path))
+    # rank 0 holds the lock (the kernel drops it however the process dies); other ranks follow it
+    lock = exclusive(run.root, "run directory") if dist.is_main else contextlib.nullcontext()
+    with lock:
+        resumable = start_run_dir(run, resume) if dist.is_main else (resume and run.last.exists())
+        _fit(config, run, dist, device, resumable, progress)
+    D.teardown(dist)
+    return run.root
+
+
+def _fit(
+    config: RunConfig, run: RunDir, dist: D.DistInfo, device: torch.device, resume: bool, progress: bool
+) -> None:
+    """The run itself, under the run directory's lock: data, model, epochs."""
+    cfg = config.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = RunDir(config.run_path)
-    _check_run_dir(run, resume)
 
     # ---- data: rank 0 prepares the cache first so that ranks do not race on it -----------------
     if not dist.is_main:
@@ -112,24 +121,37 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
     augment = AugmentConfig() if cfg.augment else None
 
     state = LoopState()
-    if resume and run.last.exists():
-        state = _restore(run, core, optimizer, scheduler, scaler)
+    if resume:
+        state = restore(run, core, optimizer, scheduler, scaler, repair=dist.is_main)
         log.info("resuming %s after epoch %d", run.root, state.epoch)
+        if state.finished(cfg.epochs):
+            log.info("%s already finished (%d epochs); nothing to train", run.root, state.epoch)
     tracker = Tracker(run.root, config.name, config.tracking_uri, enabled=dist.is_main)
     if dist.is_main:
-        run.root.mkdir(parents=True, exist_ok=True)
         save_config(config, run.config)
-        splits_frame(data).to_csv(run.splits, index=False)
+        crash_point("train:after-config")
+        write_splits(run, splits_frame(data))
+        crash_point("train:after-splits")
         tracker.log_params(config.to_dict())
 
     # ---- epochs -----------------------------------------------------------------------------
     for epoch in range(state.epoch, cfg.epochs):
+        if state.stopped_early:
+            break
         model.train()
+        # global RNG (dropout) re-seeded per epoch: a resumed epoch draws what it drew uninterrupted
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1_009 + dist.rank + 1)
         order = epoch_order(train_rows, epoch, cfg.seed, sampling, dist.rank, dist.world_size)
         batches = iterate_batches(
-            data.cache.images, data.labels, order, cfg.batch_size, drop_last=len(order) >= cfg.batch_size
+            data.cache.images,
+            data.labels,
+            order,
+            cfg.batch_size,
+            drop_last=len(order[0]) >= cfg.batch_size,
+            augment=augment,
+            seed=cfg.seed,
+            epoch=epoch,
         )
-        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch * 31 + dist.rank)
         bar = tqdm(
             total=steps,
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -137,14 +159,13 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
             leave=False,
         )
         started, seen, loss_sum = time.perf_counter(), 0, 0.0
-        for step, (images, targets, rows) in enumerate(batches):
+        for step, batch in enumerate(batches):
             if step >= steps:
                 break
-            x = images.to(device, non_blocking=True).float().div_(255.0).unsqueeze(1)
-            if augment is not None:
-                x = augment_batch(x, augment, gen)
+            # uint8 to the device (4x less to move), then keyed augmentation there
+            x = to_unit(batch.images.to(device, non_blocking=True), batch.params)
             x = to_input(x, preprocess)  # resize + normalise exactly as evaluation will
-            y = targets.to(device)
+            y = batch.targets.to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
                 if aux_targets is not None:  # through the (DDP) wrapper, so gradients are synchronised
                     logits, aux_logits = model(x, with_aux=True)
@@ -152,7 +173,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
                     logits, aux_logits = model(x), None
             loss = task_loss(data.task, logits.float(), y, weight, cfg.label_smoothing)
             if aux_logits is not None:
-                aux_target = torch.as_tensor(aux_targets[rows], device=device)
+                aux_target = torch.as_tensor(aux_targets[batch.rows], device=device)
                 loss = loss + config.model.aux_weight * torch.nn.functional.cross_entropy(
                     aux_logits.float(), aux_target
                 )
@@ -164,8 +185,8 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            seen += len(rows)
-            loss_sum += loss.item() * len(rows)
+            seen += len(batch.rows)
+            loss_sum += loss.item() * len(batch.rows)
             bar.update(1)
             bar.set_postfix(
                 loss=f"{loss_sum / seen:.4f}",
@@ -179,25 +200,35 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
         # validation: every rank scores the full val split with the same weights -> same decision
         val_probs = predict_probs(core, data.cache.images[data.splits["val"]], preprocess, device=device)
         scores = validation_scores(data.task, data.labels[data.splits["val"]], val_probs)
+        if not state.monitor:
+            state.monitor = pick_monitor(scores)
+            if state.monitor == "val_loss":
+                log.warning(
+                    "validation AUC is undefined (no class has both positives and negatives among the "
+                    "%d validation images); selecting the best epoch on validation loss instead",
+                    len(data.splits["val"]),
+                )
+        score = selection_score(scores, state.monitor)
+        improved = improves(score, state.best_score, have_best=state.best_epoch != 0)
+        state.epoch = epoch + 1
+        if improved:
+            state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+        else:
+            state.bad_epochs += 1
+        state.stopped_early = bool(cfg.early_stopping and state.bad_epochs >= cfg.early_stopping)
         row = {
-            "epoch": epoch + 1,
+            "epoch": state.epoch,
             "train_loss": train_loss,
             "val_loss": scores["loss"],
             "val_auc": scores["auc"],
             "val_accuracy": scores["accuracy"],
             "lr": optimizer.param_groups[0]["lr"],
+            "best": int(improved),
+            "selected_on": state.monitor,
             "epoch_time_s": seconds,
             "train_images_per_s": total_seen / max(seconds, 1e-9),
         }
         state.history.append(row)
-        state.epoch = epoch + 1
-        improved = scores["auc"] > state.best_auc or (
-            math.isnan(state.best_auc) and not math.isnan(scores["auc"])
-        )
-        if improved:
-            state.best_auc, state.bad_epochs = scores["auc"], 0
-        else:
-            state.bad_epochs += 1
         if dist.is_main:
             ckpt = make_checkpoint(
                 core,
@@ -206,31 +237,28 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
                 config.to_dict(),
                 epoch=state.epoch,
                 val_auc=scores["auc"],
+                val_loss=scores["loss"],
+                selected_on=state.monitor,
                 task=data.task,
             )
-            if improved:
-                save_atomic(ckpt, run.checkpoint)
-            save_atomic({**ckpt, "train_state": _train_state(optimizer, scheduler, scaler, state)}, run.last)
-            _write_history(run.history, state.history)
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=state.epoch)
-            log.info("epoch %d: %s", state.epoch, json.dumps({k: round(v, 4) for k, v in row.items()}))
+            save_epoch(run, ckpt, train_state(optimizer, scheduler, scaler, state), improved)
+            numbers = {k: v for k, v in row.items() if k != "epoch" and not isinstance(v, str)}
+            tracker.log_metrics(numbers, step=state.epoch)
+            log.info("epoch %d: %s", state.epoch, json.dumps({k: round(v, 4) for k, v in numbers.items()}))
             if progress:
                 tqdm.write(
                     f"epoch {state.epoch}/{cfg.epochs}  loss {train_loss:.4f}  val_loss {scores['loss']:.4f}  "
                     f"val_auc {scores['auc']:.4f}  val_acc {scores['accuracy']:.4f}  "
                     f"{row['train_images_per_s']:.0f} img/s{'  *best' if improved else ''}"
                 )
-        stop = cfg.early_stopping and state.bad_epochs >= cfg.early_stopping
-        if D.broadcast_flag(bool(stop), dist, device):
-            log.info("early stopping after %d epochs without a better validation AUC", state.bad_epochs)
+        if D.broadcast_flag(state.stopped_early, dist, device):
+            log.info("early stopping after %d epochs without a better %s", state.bad_epochs, state.monitor)
             break
 
     if dist.is_main:
         tracker.log_artifact(run.history)
         tracker.log_artifact(run.config)
         tracker.close()
-    D.teardown(dist)
-    return run.root
 
 
 # ---- helpers (kept below so the loop above reads straight through) ------------------------------
@@ -242,18 +270,6 @@ def _preflight(config: RunConfig) -> None:
     if config.model.weights and not Path(config.model.weights).expanduser().is_file():
         raise FileNotFoundError(
             f"model.weights={config.model.weights!r} does not exist; pass --weights with a local weights file"
-        )
-
-
-def _check_run_dir(run: RunDir, resume: bool) -> None:
-    if resume:
-        if not run.last.exists():
-            raise FileNotFoundError(f"--resume: {run.last} does not exist; nothing to resume in {run.root}")
-        return
-    if run.checkpoint.exists() or run.last.exists():
-        raise FileExistsError(
-            f"{run.root} already holds a trained run; pass --resume to continue it, or choose another "
-            f"--name / --run-dir (runs are never overwritten)"
         )
 
 
@@ -282,30 +298,3 @@ def _aux_targets(data: TrainingData, column: str) -> tuple[list[str], np.ndarray
     if len(classes) < 2:
         raise ValueError(f"model.aux={column!r} has a single value {list(classes)}; nothing to learn")
     return list(classes), index.astype(np.int64)
-
-
-def _train_state(optimizer, scheduler, scaler, state: LoopState) -> dict:
-    return {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "epoch": state.epoch,
-        "best_auc": state.best_auc,
-        "bad_epochs": state.bad_epochs,
-    }
-
-
-def _restore(run: RunDir, model, optimizer, scheduler, scaler) -> LoopState:
-    ckpt = read_checkpoint(run.last)
-    model.load_state_dict(ckpt["state_dict"])
-    ts = ckpt["train_state"]
-    optimizer.load_state_dict(ts["optimizer"])
-    scheduler.load_state_dict(ts["scheduler"])
-    scaler.load_state_dict(ts["scaler"])
-    history = pd.read_csv(run.history).to_dict("records") if run.history.exists() else []
-    history = [h for h in history if h["epoch"] <= ts["epoch"]]
-    return LoopState(ts["epoch"], ts["best_auc"], ts["bad_epochs"], history)
-
-
-def _write_history(path: Path, history: list[dict]) -> None:
-    write_text(path, pd.DataFrame(history).to_csv(index=False))

@@ -1,49 +1,62 @@
-"""Validation scores used for model selection and early stopping (AUC first, then loss).
+"""Validation scores for model selection and early stopping, with evaluation's own definitions.
 
-Deliberately small: the full metric suite with confidence intervals is ``chestxai.evaluation``.
+Every number here comes from :mod:`chestxai.evaluation` (task rules, per-class ROC-AUC, NLL,
+decisions), so the ``val_loss`` in ``history.csv`` is the NLL that ``evaluate`` reports on the
+same images and probabilities, and ``val_auc`` is its macro ROC-AUC: one definition each.
+
+Which score selects the best epoch: the macro ROC-AUC when it is defined (some class has both
+positives and negatives in the validation split), else the validation loss. Which one applies is
+fixed by the validation labels, so it is the same in every epoch of a run.
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+
+from chestxai.evaluation.calibration import negative_log_likelihood
+from chestxai.evaluation.metrics import rank_metrics
+from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
+
+MONITORS = ("val_auc", "val_loss")
 
 
 def validation_scores(task: str, targets: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """Macro ROC-AUC over labels with both classes present, mean log-loss, accuracy at 0.5/argmax."""
-    eps = 1e-7
-    p = np.clip(probs.astype(np.float64), eps, 1 - eps)
+    """``auc`` (macro over classes where defined, NaN if none), ``loss`` (mean NLL over known
+    targets) and ``accuracy`` (top-1 for multi-class; over known (image, class) pairs at 0.5)."""
+    probs, targets = check_arrays(probs, targets, task)
+    known = valid_mask(targets, task)
+    aucs = [
+        rank_metrics(targets[known[:, c], c], probs[known[:, c], c])["roc_auc"] for c in range(probs.shape[1])
+    ]
+    defined = [a for a in aucs if not math.isnan(a)]
+    pred = decisions(probs, task)
     if task == "multiclass":
-        known = ~np.isnan(targets).any(axis=1)
-        y = targets[known].argmax(axis=1)
-        p = p[known]
-        loss = float(-np.mean(np.log(p[np.arange(len(y)), y]))) if len(y) else float("nan")
-        accuracy = float(np.mean(p.argmax(axis=1) == y)) if len(y) else float("nan")
-        present = np.unique(y)
-        if len(present) < 2:
-            return {"auc": float("nan"), "loss": loss, "accuracy": accuracy}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if len(present) == p.shape[1]:
-                auc = roc_auc_score(y, p / p.sum(1, keepdims=True), multi_class="ovr", average="macro")
-            else:  # a class absent from val: average one-vs-rest over present classes
-                auc = np.mean([roc_auc_score(y == c, p[:, c]) for c in present])
-        return {"auc": float(auc), "loss": loss, "accuracy": accuracy}
-    aucs, losses, correct, count = [], [], 0, 0
-    for j in range(targets.shape[1]):
-        known = ~np.isnan(targets[:, j])
-        y, q = targets[known, j], p[known, j]
-        if not len(y):
-            continue
-        losses.append(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
-        correct += int(np.sum((q >= 0.5) == (y == 1)))
-        count += len(y)
-        if 0 < y.sum() < len(y):
-            aucs.append(roc_auc_score(y, q))
+        rows = known[:, 0]
+        hits = pred[rows].argmax(axis=1) == targets[rows].argmax(axis=1)
+    else:
+        hits = pred[known] == targets[known]
     return {
-        "auc": float(np.mean(aucs)) if aucs else float("nan"),
-        "loss": float(np.mean(losses)) if losses else float("nan"),
-        "accuracy": correct / count if count else float("nan"),
+        "auc": float(np.mean(defined)) if defined else float("nan"),
+        "loss": negative_log_likelihood(probs, targets, task),
+        "accuracy": float(np.mean(hits)) if hits.size else float("nan"),
     }
+
+
+def pick_monitor(scores: dict[str, float]) -> str:
+    """``val_auc`` when the AUC is defined, else ``val_loss`` (see module docstring)."""
+    return "val_auc" if not math.isnan(scores["auc"]) else "val_loss"
+
+
+def selection_score(scores: dict[str, float], monitor: str) -> float:
+    """Higher is better: the AUC, or minus the loss; NaN when undefined (never an improvement)."""
+    return scores["auc"] if monitor == "val_auc" else -scores["loss"]
+
+
+def improves(score: float, best: float, have_best: bool) -> bool:
+    """Whether ``score`` beats ``best``. The first epoch always does, so a run always leaves a
+    best checkpoint, even when every score is NaN (a diverged model)."""
+    if not have_best:
+        return True
+    return not math.isnan(score) and (math.isnan(best) or score > best)
