@@ -3,18 +3,83 @@
 A recipe is a YAML file with the sections below; any key can also be set from the command line
 (``--set train.lr=3e-4``) or by the dedicated flags of ``chestxai train``. Unknown keys are errors
 that name the closest valid key, because a misspelt key silently ignored is a wasted GPU-day.
+Every numeric value is range-checked here, before any data is read: ``grad_clip: -1`` (gradient
+ascent) or ``lr: .inf`` must fail in a second, not after an epoch or never.
+
+Command-line text is typed by the *field's declared type*, never by YAML: ``--set name=007`` is
+the run name "007", ``--set data.root=/data/cxr #2`` keeps its ``#2``. Recipes are read by a YAML
+loader that refuses anchors and aliases, so a small file cannot expand into gigabytes.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import math
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-TASKS = ("", "binary", "multiclass", "multilabel")
+from chestxai.tasks import TASKS
+from chestxai.yamlsafe import load_yaml_file, load_yaml_text  # also the way other modules read user YAML
+
+#: the section save_config adds to config.yaml; accepted and ignored when that file is a recipe
+ENVIRONMENT_KEY = "environment"
+MAX_SIZE = 4096  # pixels: above this a cached image of a chest X-ray is a typo, not a choice
+MAX_WORKERS = 1024  # prepare workers / torch threads
+
+
+# ---- range checks: one rule per numeric field, checked in __post_init__ ---------------------------
+Rule = tuple[Callable[[Any], bool], str]
+RULES: dict[str, dict[str, Rule]] = {
+    "data": {
+        "size": (lambda v: 8 <= v <= MAX_SIZE, f"an integer in [8, {MAX_SIZE}]"),
+        "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "test_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "prepare_workers": (lambda v: 0 <= v <= MAX_WORKERS, f"in [0, {MAX_WORKERS}] (0 = automatic)"),
+    },
+    "model": {
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "input_size": (lambda v: v == 0 or 8 <= v <= MAX_SIZE, f"0 (= data.size) or in [8, {MAX_SIZE}]"),
+        "aux_weight": (lambda v: 0 <= v <= 100, "in [0, 100]"),
+    },
+    "train": {
+        "epochs": (lambda v: 1 <= v <= 100_000, "in [1, 100000]"),
+        "batch_size": (lambda v: 1 <= v <= 1_000_000, "in [1, 1000000]"),
+        "lr": (lambda v: 0 < v <= 10, "in (0, 10]"),
+        "weight_decay": (lambda v: 0 <= v <= 10, "in [0, 10]"),
+        "warmup_epochs": (lambda v: v >= 0, ">= 0 (and below train.epochs)"),
+        "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "grad_clip": (lambda v: v >= 0, ">= 0 (0 = off)"),
+        "early_stopping": (lambda v: v >= 0, ">= 0 epochs of patience (0 = off)"),
+        "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+        "threads": (lambda v: 0 <= v <= MAX_WORKERS, f"in [0, {MAX_WORKERS}] (0 = torch's default)"),
+        "max_steps_per_epoch": (lambda v: v >= 0, ">= 0 (0 = full epoch)"),
+    },
+}
+
+
+def _check_numbers(obj: Any, section: str) -> None:
+    """ValueError naming ``section.key``, the value and the valid range for the first bad number."""
+    types = {f.name: str(f.type) for f in fields(obj)}
+    for key, (ok, valid) in RULES[section].items():
+        value = getattr(obj, key)
+        kind = types[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{section}.{key} must be a number ({kind}), got {value!r}")
+        if kind == "int" and isinstance(value, float):
+            raise ValueError(f"{section}.{key} must be a whole number, got {value!r}")
+        if not math.isfinite(value) or not ok(value):
+            raise ValueError(f"{section}.{key} must be {valid}, got {value!r}")
+
+
+def _check_choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{section}.{key} must be one of {allowed}, got {value!r}")
 
 
 @dataclass
@@ -33,20 +98,22 @@ class DataConfig:
     prepare_workers: int = 0  # prepare() workers (0 = automatic)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"data.task must be one of {TASKS[1:]} (or empty), got {self.task!r}")
+        if self.task and self.task not in TASKS:
+            raise ValueError(f"data.task must be one of {TASKS} (or empty), got {self.task!r}")
         if self.balance not in ("none", "undersample"):
             raise ValueError(f"data.balance must be 'none' or 'undersample', got {self.balance!r}")
-        if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
-            raise ValueError("data.val_fraction and data.test_fraction must be in [0, 1)")
-        if self.size < 8:
-            raise ValueError(f"data.size must be at least 8 pixels, got {self.size}")
+        _check_numbers(self, "data")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"data.val_fraction + data.test_fraction must be below 1 (nothing left to train on), "
+                f"got {self.val_fraction} + {self.test_fraction}"
+            )
 
 
 @dataclass
 class ModelConfig:
     name: str = "resnet18"  # chestxai.models.list_models()
-    head: str = "pooled"  # "pooled" | "pcam"
+    head: str = "pooled"  # chestxai.models.heads.list_heads(); checked by create_model
     dropout: float = 0.0  # before the classifier; > 0 enables Monte Carlo dropout later
     pretrained: bool = False  # timm weights from a local hub/torch cache (never downloaded)
     weights: str = ""  # explicit local weights file (implies pretrained)
@@ -56,10 +123,7 @@ class ModelConfig:
     aux_weight: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.head not in ("pooled", "pcam"):
-            raise ValueError(f"model.head must be 'pooled' or 'pcam', got {self.head!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        _check_numbers(self, "model")
 
 
 @dataclass
@@ -84,16 +148,46 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # cap (for smoke tests); 0 = full epoch
 
     def __post_init__(self) -> None:
-        checks = {
-            "optimizer": ("adam", "adamw"),
-            "schedule": ("cosine", "onecycle", "constant"),
-            "sampler": ("shuffle", "weighted"),
-        }
-        for key, allowed in checks.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"train.{key} must be one of {allowed}, got {getattr(self, key)!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("train.epochs and train.batch_size must be >= 1 and train.lr > 0")
+        _check_choice("train", "optimizer", self.optimizer, ("adam", "adamw"))
+        _check_choice("train", "schedule", self.schedule, ("cosine", "onecycle", "constant"))
+        _check_choice("train", "sampler", self.sampler, ("shuffle", "weighted"))
+        _check_numbers(self, "train")
+        if self.warmup_epochs and self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"train.warmup_epochs must be below train.epochs ({self.epochs}), got {self.warmup_epochs}"
+            )
+        check_device(self.device, "train.device")
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def check_device(name: str, where: str = "device") -> str:
+    """``name`` if torch can mean it (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``), else ValueError.
+
+    Checked here so that ``--device off`` fails before any data is read, with the choices listed.
+    """
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ValueError(f"{where} must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
+    return name
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it is one usable folder name under runs/, else a ValueError saying why.
+
+    ``--name ..`` or ``--name a/b`` would put a run outside runs/ or inside another run; an empty
+    name would train into runs/ itself. Use ``run_dir`` for an explicit path.
+    """
+    problems = {
+        "it is empty": not name.strip(),
+        "'.' and '..' are not folder names": name in (".", ".."),
+        "it contains a path separator (use --run-dir for a path)": "/" in name or "\\" in name,
+        "it contains a NUL byte": "\0" in name,
+    }
+    for why, found in problems.items():
+        if found:
+            raise ValueError(f"run name {name!r} is not a valid single folder name: {why}")
+    return name
 
 
 @dataclass
@@ -104,6 +198,11 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking_uri: str = ""  # MLflow; "" = a local store beside the runs (when mlflow is installed)
+
+    def __post_init__(self) -> None:
+        check_run_name(self.name)
+        if "\0" in self.run_dir:
+            raise ValueError(f"run_dir {self.run_dir!r} contains a NUL byte")
 
     @property
     def run_path(self) -> Path:
@@ -116,13 +215,8 @@ class RunConfig:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def _check_keys(given: dict[str, Any], cls: type, where: str) -> None:
-    valid = [f.name for f in fields(cls)]
-    for key in given:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: unknown key {key!r}{hint} Valid keys: {', '.join(valid)}")
+# ---- typing values by the declared field type ----------------------------------------------------
+TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
 def _coerce(value: Any, type_name: str, where: str) -> Any:
@@ -135,19 +229,101 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
                 raise ValueError("not a whole number")
             return int(value)
         if type_name == "bool":
-            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-                return value.lower() in ("true", "yes", "1")
+            if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
+                return value.strip().lower() in TRUE
             if not isinstance(value, bool):
-                raise ValueError("expected true or false")
+                raise ValueError("expected true/false, yes/no or 1/0")
         if type_name == "str":
+            if isinstance(value, (dict, list)):
+                raise ValueError("expected text, not a list or mapping")
             return "" if value is None else str(value)
         if type_name.startswith("list") and not isinstance(value, list):
+            if isinstance(value, dict):
+                raise ValueError("expected a list")
             return [value] if value not in (None, "") else []
+        if type_name.startswith("list"):
+            bad = [v for v in value if isinstance(v, (dict, list))]
+            if bad:
+                raise ValueError(f"list items must be plain values, got {bad[0]!r}")
         if type_name.startswith("dict") and not isinstance(value, dict):
             raise ValueError("expected a mapping")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{where}: {value!r} is not a valid {type_name} ({exc})") from None
     return value
+
+
+def field_type(dotted: str) -> str | None:
+    """The declared type of ``section.key`` / ``key`` (``"any"`` inside a mapping), None if unknown."""
+    parts = dotted.split(".")
+    if parts[0] in SECTIONS:
+        cls, key, rest = SECTIONS[parts[0]], (parts[1] if len(parts) > 1 else ""), parts[2:]
+    else:
+        cls, key, rest = RunConfig, parts[0], parts[1:]
+    declared = {f.name: str(f.type) for f in fields(cls) if f.name not in SECTIONS}.get(key)
+    if declared is None or not rest:
+        return declared
+    return "any" if declared.startswith("dict") else None
+
+
+def parse_text(text: str, type_name: str | None, where: str) -> Any:
+    """Command-line text -> a value of the declared type. Text fields get the text as given."""
+    if type_name in (None, "str"):
+        return text
+    if type_name in ("int", "float", "bool"):
+        return _coerce(text.strip(), type_name, where)
+    stripped = text.strip()
+    if type_name.startswith("list") and not stripped.startswith("["):
+        return [stripped] if stripped else []
+    if type_name.startswith("dict") and not stripped:
+        return {}
+    return load_yaml_text(text, where) if stripped else ""
+
+
+def _set(raw: dict[str, Any], dotted: str, value: Any, where: str) -> None:
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise ValueError(f"{where}: {dotted!r} is not a key like section.key (e.g. train.lr)")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{where}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _copy(raw: dict[str, Any] | None) -> dict[str, Any]:
+    return copy.deepcopy(dict(raw or {}))  # never mutate the caller's (or a nested) mapping
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (``--set``) to a raw config dict, typed by the field."""
+    raw = _copy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r} must look like section.key=value (e.g. train.lr=3e-4)")
+        dotted, text = item.split("=", 1)
+        where = f"--set {item!r}"
+        _set(raw, dotted, parse_text(text, field_type(dotted.strip()), where), where)
+    return raw
+
+
+def apply_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Apply already-typed values (a flag's argparse result) by dotted key; None means unset."""
+    raw = _copy(raw)
+    for dotted, value in values.items():
+        if value is not None:
+            _set(raw, dotted, value, f"flag for {dotted}")
+    return raw
+
+
+# ---- building and validating ---------------------------------------------------------------------
+def _check_keys(given: dict[str, Any], cls: type, where: str) -> None:
+    valid = [f.name for f in fields(cls)]
+    for key in given:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{where}: unknown key {key!r}{hint} Valid keys: {', '.join(valid)}")
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -163,38 +339,22 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
     """Build and validate a RunConfig; ``where`` names the source (file) in error messages."""
     raw = dict(raw or {})
+    raw.pop(ENVIRONMENT_KEY, None)  # recorded by save_config; describes a past run, sets nothing
     _check_keys(raw, RunConfig, where)
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in SECTIONS:
+            if value is None:
+                value = {}
             if not isinstance(value, dict):
                 raise ValueError(f"{where}: section {key!r} must be a mapping, got {type(value).__name__}")
             kwargs[key] = _build(SECTIONS[key], value, f"{where} [{key}]")
         else:
             kwargs[key] = _coerce(value, "str", f"{where} {key}")
-    return RunConfig(**kwargs)
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value as YAML would read it (numbers, booleans, lists)."""
-    return yaml.safe_load(text) if text != "" else ""
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings to a raw config dict (before validation)."""
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (raw or {}).items()}
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like section.key=value (e.g. train.lr=3e-4)")
-        dotted, value = item.split("=", 1)
-        parts = dotted.strip().split(".")
-        node = raw
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = parse_value(value)
-    return raw
+    try:
+        return RunConfig(**kwargs)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 RECIPES = Path(__file__).with_name("configs")
@@ -219,18 +379,34 @@ def recipe_path(path_or_name: str | Path) -> Path:
     )
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML recipe (or start from defaults when ``path`` is None) and apply overrides."""
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Read a recipe (or start from defaults when ``path`` is None), then apply the overrides.
+
+    ``values`` (dotted key -> typed value, from dedicated flags) are applied first, then
+    ``overrides`` (``--set key=value`` text), so an explicit ``--set`` wins over a flag.
+    """
     raw: dict[str, Any] = {}
     where = "command line"
     if path:
         path = recipe_path(path)
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml_file(path) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a recipe must be a YAML mapping with sections data/model/train")
         where = str(path)
-    return config_from_dict(apply_overrides(raw, overrides or []), where)
+    raw = apply_overrides(apply_values(raw, values or {}), overrides or [])
+    return config_from_dict(raw, where)
 
 
-def save_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+def save_config(config: RunConfig, path: str | Path, environment: dict[str, Any] | None = None) -> None:
+    """Write the resolved config plus the environment it runs in (see chestxai.environment)."""
+    from chestxai.atomic import write_text
+    from chestxai.environment import capture_environment
+
+    if environment is None:
+        environment = capture_environment(config.train.device, seed=config.train.seed)
+    data = {**config.to_dict(), ENVIRONMENT_KEY: environment}
+    write_text(path, yaml.safe_dump(data, sort_keys=False))

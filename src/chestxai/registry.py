@@ -1,12 +1,19 @@
 """One small generic registry: name -> builder, with a helpful error for unknown names.
 
-Used for dataset readers, models, explainers... so each family has ``list_*()`` and a lookup
-whose KeyError lists the valid names (the timm ``create_model`` pattern).
+Used for dataset readers, models, heads, explainers... so each family has ``list_*()`` and a
+lookup whose KeyError lists the valid names (the timm ``create_model`` pattern).
+
+The extension idiom is the same for every family: an entry registers itself where it is defined,
+``@HEADS.register("pcam")`` on a class or builder. A registry made with ``package=`` imports every
+module of that package the first time it is asked for a name, so a new entry is a new file in the
+package and nothing else: no list to edit, no import to add.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -21,11 +28,31 @@ class UnknownNameError(KeyError):
 
 
 class Registry(Generic[T]):
-    """Maps names to builders. ``kind`` is used in error messages ("model", "reader", ...)."""
+    """Maps names to builders. ``kind`` is used in error messages ("model", "reader", ...).
 
-    def __init__(self, kind: str):
+    ``package`` (a dotted package name) is imported module by module before the first lookup, so
+    the entries its modules register are all present; registering never triggers it (the package
+    itself registers while it loads).
+    """
+
+    def __init__(self, kind: str, package: str | None = None):
         self.kind = kind
+        self.package = package
         self._items: dict[str, T] = {}
+        self._loaded = package is None
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True  # first: a module that looks a name up while loading must not recurse
+        try:
+            pkg = importlib.import_module(self.package)
+            for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+                if not mod.name.startswith("_"):
+                    importlib.import_module(f"{self.package}.{mod.name}")
+        except BaseException:
+            self._loaded = False  # a broken module fails every lookup, not just the first
+            raise
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@READERS.register("nih")``."""
@@ -42,6 +69,7 @@ class Registry(Generic[T]):
         self.register(name)(obj)
 
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._items[name]
         except KeyError:
@@ -52,13 +80,16 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._load()
         return len(self._items)

@@ -12,6 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
+from chestxai.commands._common import add_common_flags
+
 RECIPE = "pneumoniamnist_resnet18"
 # MedMNIST v2 (Yang et al., Scientific Data 2023), PneumoniaMNIST test split: AUC / ACC
 PUBLISHED = {
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     p.add_argument("--explain", type=int, default=32, metavar="N", help="test images to explain (0 = skip)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_flags(p, device_default=None)
     p.set_defaults(func=run)
 
 
@@ -59,18 +61,19 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run_dir = fresh_run_dir(Path(args.run_dir))
-    epochs = [f"train.epochs={args.epochs}"] if args.epochs else []
-    overrides = [f"run_dir={run_dir}", *epochs, *args.set]
-    config = load_config(RECIPE, overrides)
+    # flags go in as typed values, not "key=value" text: a run directory "runs/exp #2" stays whole
+    values = {"run_dir": str(run_dir), "train.epochs": args.epochs or None, "train.device": args.device}
+    config = load_config(RECIPE, list(args.set), values=values)
     progress = not args.no_progress
+    on = {"device": args.device} if args.device else {}  # unset: each step keeps its own default
 
     print(f"[1/4] training {config.model.name} on PneumoniaMNIST -> {run_dir}")
     train(config, progress=progress)
     print("[2/4] evaluating on the test split (thresholds chosen on val)")
-    metrics = evaluate_run(run_dir, split="test", progress=progress)
+    metrics = evaluate_run(run_dir, split="test", progress=progress, **on)
     if args.explain:
         print(f"[3/4] explaining {args.explain} test images with Grad-CAM")
-        explain_run(run_dir, method="gradcam", split="test", limit=args.explain, progress=progress)
+        explain_run(run_dir, method="gradcam", split="test", limit=args.explain, progress=progress, **on)
     else:
         print("[3/4] explanations skipped (--explain 0)")
     print("[4/4] writing the report")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-# flag -> config key; a flag left unset keeps the recipe's value
+from chestxai.commands._common import add_common_flags
+
+# flag -> config key; a flag left unset keeps the recipe's value. Values go to the config as the
+# Python objects argparse made (text stays text: ``--name 007`` is "007", ``--root "a #2"`` keeps
+# its "#2"); only ``--set`` text is parsed, by the declared type of its key.
 FLAG_KEYS = {
     "name": "name",
     "run_dir": "run_dir",
@@ -35,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(runs/<name>/ by default). Multi-GPU: torchrun --nproc_per_node=N -m chestxai train ...",
     )
     p.add_argument("--config", help="YAML recipe, e.g. configs/pneumoniamnist_resnet18.yaml")
-    p.add_argument("--name", help="run name (run directory runs/<name>)")
+    p.add_argument("--name", type=run_name, help="run name: one folder name (run directory runs/<name>)")
     p.add_argument("--run-dir", help="explicit run directory (overrides runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
     p.add_argument("--source", help="dataset reader (chestxai data summary --help lists them)")
@@ -43,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, help="cached image size in pixels")
     p.add_argument("--cache", help="root folder for prepared caches")
     p.add_argument("--model", help="architecture (see `chestxai models`)")
-    p.add_argument("--head", choices=["pooled", "pcam"], help="classification head")
+    p.add_argument("--head", help="classification head: pooled (default) or pcam; any registered head")
     p.add_argument("--weights", help="local pretrained weights file (timm/torchvision state dict)")
     p.add_argument(
         "--pretrained",
@@ -54,8 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: local store beside the runs)")
     p.add_argument(
@@ -65,24 +67,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override any recipe key, e.g. --set train.label_smoothing=0.1 (repeatable)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_flags(p, seed=True, device_default=None, seed_default=None, seed_help="training seed")
     p.set_defaults(func=run)
 
 
-def overrides_from_args(args: argparse.Namespace) -> list[str]:
-    out = []
-    for flag, key in FLAG_KEYS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            out.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
-    return out + list(args.set)
+def run_name(text: str) -> str:
+    """argparse type for ``--name``: one folder name, so the run lands in runs/<name>/."""
+    from chestxai.config import check_run_name
+
+    try:
+        return check_run_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def values_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """Dotted config key -> the flag's value, for the flags given (None = not given)."""
+    return {key: getattr(args, flag, None) for flag, key in FLAG_KEYS.items()}
 
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.config import load_config
     from chestxai.train.loop import train
 
-    config = load_config(args.config, overrides_from_args(args))
+    config = load_config(args.config, list(args.set), values=values_from_args(args))
     run_dir = train(config, resume=args.resume, progress=not args.no_progress)
     print(f"run directory: {run_dir}")
     return 0

@@ -1,0 +1,131 @@
+"""CLI-wide behaviour: every --help works, Ctrl-C and refused pickles end in one line, common flags."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+
+import pytest
+
+from chestxai import cli
+
+
+def _subcommands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                out += [(*prefix, name), *_subcommands(child, (*prefix, name))]
+    return out
+
+
+COMMANDS = _subcommands(cli.build_parser())
+
+
+def _parser_of(*names: str) -> argparse.ArgumentParser:
+    parser = cli.build_parser()
+    for name in names:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser
+
+
+def test_the_registry_holds_the_pipeline() -> None:
+    top = {c[0] for c in COMMANDS}
+    assert {
+        "train",
+        "quickstart",
+        "evaluate",
+        "explain",
+        "report",
+        "prepare",
+        "compare",
+        "ensemble",
+        "models",
+    } <= top
+    assert not any(name.startswith("_") for name in top)  # helper modules are not commands
+
+
+@pytest.mark.parametrize("argv", [(), *COMMANDS], ids=lambda c: " ".join(c) or "chestxai")
+def test_help_exits_zero(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--help"])
+    assert info.value.code == 0
+    assert "usage: chestxai" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_verbose_is_accepted_after_every_command(argv) -> None:
+    assert "--verbose" in _parser_of(*argv)._option_string_actions
+
+
+def test_verbose_counts_before_and_after_the_command() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["-vv", "models"]).verbose == 2
+    assert parser.parse_args(["models", "-v"]).verbose == 1
+    assert parser.parse_args(["models"]).verbose == 0
+
+
+@pytest.mark.parametrize("command", ["train", "quickstart", "evaluate", "explain", "prepare"])
+def test_common_flags_are_the_same_everywhere(command) -> None:
+    """``explain --no-progress`` (issue 9, weaker) and the same --device on every command."""
+    options = _parser_of(command)._option_string_actions
+    assert "--no-progress" in options
+    if command != "prepare":
+        assert options["--device"].help.startswith("auto | cpu | cuda | cuda:N")
+
+
+def _fail_with(monkeypatch, exc: BaseException) -> None:
+    import chestxai.commands.models as models
+
+    def run(args):
+        raise exc
+
+    monkeypatch.setattr(models, "run", run)
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys) -> None:
+    _fail_with(monkeypatch, KeyboardInterrupt())
+    assert cli.main(["models"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "chestxai models: interrupted (Ctrl-C)"
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())  # harmless, but not something weights_only may call
+
+
+def test_a_refused_pickle_is_one_line(monkeypatch, capsys, tmp_path) -> None:
+    import torch
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"weights": _Evil()}, path)
+
+    import chestxai.commands.models as models
+
+    monkeypatch.setattr(models, "run", lambda args: torch.load(path, weights_only=True))
+    assert cli.main(["models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("chestxai models: error: not a chestxai checkpoint, refused to unpickle")
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_unpickling_error_is_mapped_and_other_runtime_errors_are_not(monkeypatch, capsys) -> None:
+    _fail_with(monkeypatch, pickle.UnpicklingError("invalid load key, 'x'."))
+    assert cli.main(["models"]) == 2
+    assert "refused to unpickle (invalid load key" in capsys.readouterr().err
+    _fail_with(monkeypatch, RuntimeError("CUDA out of memory"))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        cli.main(["models"])
+
+
+def test_user_errors_stay_one_line(monkeypatch, capsys) -> None:
+    _fail_with(monkeypatch, KeyError("unknown model 'resnet7'; choose one of resnet18, ..."))
+    assert cli.main(["models"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "chestxai models: error: unknown model 'resnet7'; choose one of resnet18, ..."
+    )
