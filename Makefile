@@ -30,9 +30,11 @@ browser:
 test: $(BIN)/.installed browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# lint-imports: the layer contract in pyproject.toml ([tool.importlinter]; each layer imports only below it)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 clean-venv:
 	rm -rf $(VENV)

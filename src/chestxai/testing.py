@@ -6,15 +6,17 @@ installation) can import them by name.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from chestxai.labels import NIH14  # noqa: F401  (re-exported for tests)
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, save_atomic
+from chestxai.rundir import RunDir
+from chestxai.rundir.tables import write_history, write_splits
 
 
 def write_tiny_cache(
@@ -26,13 +28,20 @@ def write_tiny_cache(
     split: list[str] | None = None,
     patient_id: list[str] | None = None,
     source: str = "synthetic",
+    boxes: pd.DataFrame | None = None,
 ) -> Path:
-    """Write a finished cache directory in the layout of ``chestxai.data.cache`` (for unit tests).
+    """Prepare a cache of in-memory images under ``path`` with the real ``prepare`` (an
+    :class:`~chestxai.data.table.ImageTable` with ``arrays``), and return its directory.
 
-    Tests of later stages use this instead of running ``prepare`` so they stay fast and independent.
+    Image ids are ``img00000``, ``img00001``...; ``boxes`` (``image_id, label, x, y, w, h`` in
+    pixels) become the cache's ``boxes.csv``. Going through the writer keeps every later stage's
+    tests on the format ``prepare`` really writes.
     """
-    path.mkdir(parents=True, exist_ok=True)
-    n, size = len(images), images.shape[-1]
+    from chestxai.data.prepare import prepare
+    from chestxai.data.table import ImageTable
+
+    images = np.asarray(images, np.uint8)
+    n, size = len(images), int(images.shape[-1])
     ids = [f"img{i:05d}" for i in range(n)]
     frame = pd.DataFrame(
         {
@@ -43,20 +52,23 @@ def write_tiny_cache(
             "split": split if split is not None else [""] * n,
         }
     )
-    frame.to_csv(path / "index.csv", index=False)
-    np.asarray(images, np.uint8).tofile(path / "images.u8")
-    np.save(path / "labels.npy", np.asarray(labels, np.float32))
-    meta = {
-        "source": source,
-        "size": int(size),
-        "label_names": list(label_names),
-        "task": task,
-        "n": n,
-        "key": "test",
-        "complete": True,
-    }
-    (path / "meta.json").write_text(json.dumps(meta))
-    return path
+    table = ImageTable(
+        source=source,
+        frame=frame,
+        label_names=list(label_names),
+        labels=np.asarray(labels, np.float32),
+        task=task,
+        arrays=images,
+    )
+    if boxes is not None and len(boxes):  # the table's convention: fractions of the image size
+        table.boxes = pd.DataFrame(
+            {
+                "image_id": boxes["image_id"].astype(str),
+                "label": boxes["label"].astype(str),
+                **{c: boxes[c].astype(float) / size for c in "xywh"},
+            }
+        )
+    return prepare(table, size=size, out=Path(path), workers=0, progress=False)
 
 
 def blob_dataset(n: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,9 +126,11 @@ def write_tiny_run(
     labels: np.ndarray | None = None,
     splits_csv: bool = True,
     history: bool = True,
+    boxes: pd.DataFrame | None = None,
 ) -> tuple[Path, Path]:
     """Returns ``(run_dir, cache_dir)`` under ``root``: a cache split train/val/test/test by row,
-    an untrained resnet18 checkpoint pointing at it, ``splits.csv`` and ``history.csv``."""
+    an untrained resnet18 checkpoint (epoch 3) pointing at it, ``splits.csv`` and ``history.csv``,
+    each written by the run directory's own writers. ``boxes`` (pixels) go into the cache."""
     rng = np.random.default_rng(seed)
     names = label_names or label_names_for(task, n_labels)
     y = tiny_labels(task, n, len(names), rng) if labels is None else labels
@@ -124,27 +138,31 @@ def write_tiny_run(
     # brighten positives of the first label so that even an untrained net scores a little signal
     images[np.nan_to_num(y[:, 0]) == 1] //= 2
     split = [SPLIT_CYCLE[i % len(SPLIT_CYCLE)] for i in range(n)]
-    cache = write_tiny_cache(root / "cache", images, y, names, task, split=split, patient_id=patient_id)
-    run = root / "run"
-    run.mkdir(parents=True, exist_ok=True)
-    model = create_model("resnet18", num_labels=len(names), task=task, input_size=size)
+    cache = write_tiny_cache(
+        root / "cache", images, y, names, task, split=split, patient_id=patient_id, boxes=boxes
+    )
+    run = RunDir(root / "run")
+    run.root.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):  # seeded weights, the caller's RNG state untouched
+        torch.manual_seed(seed)
+        model = create_model("resnet18", num_labels=len(names), task=task, input_size=size)
     preprocess = {"size": size, "mean": 0.5, "std": 0.25}
-    ckpt = make_checkpoint(model, names, preprocess, config={"data": {"cache_dir": str(cache)}})
-    save_atomic(ckpt, run / "checkpoint.pt")
+    ckpt = make_checkpoint(model, names, preprocess, config={"data": {"cache_dir": str(cache)}}, epoch=3)
+    save_atomic(ckpt, run.checkpoint)
     if splits_csv:
         ids = [f"img{i:05d}" for i in range(n)]
-        pd.DataFrame({"image_id": ids, "row": range(n), "split": split}).to_csv(
-            run / "splits.csv", index=False
-        )
+        write_splits(run, pd.DataFrame({"image_id": ids, "row": range(n), "split": split}))
     if history:
-        pd.DataFrame(
-            {
-                "epoch": [1, 2, 3],
-                "train_loss": [0.7, 0.6, 0.5],
-                "val_loss": [0.72, 0.65, 0.6],
-                "val_auc": [0.6, 0.7, 0.75],
-                "epoch_time_s": [1.5, 1.4, 1.6],
-                "train_images_per_s": [100.0, 110.0, 105.0],
-            }
-        ).to_csv(run / "history.csv", index=False)
-    return run, cache
+        write_history(
+            run,
+            [
+                {"epoch": e, "train_loss": tl, "val_loss": vl, "val_auc": va, "epoch_time_s": s,
+                 "train_images_per_s": ips}
+                for e, tl, vl, va, s, ips in (
+                    (1, 0.7, 0.72, 0.6, 1.5, 100.0),
+                    (2, 0.6, 0.65, 0.7, 1.4, 110.0),
+                    (3, 0.5, 0.6, 0.75, 1.6, 105.0),
+                )
+            ],
+        )  # fmt: skip
+    return run.root, cache

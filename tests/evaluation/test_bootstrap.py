@@ -6,6 +6,8 @@ import pytest
 from chestxai.evaluation.bootstrap import (
     bootstrap_samples,
     cluster_codes,
+    count_clusters,
+    has_patient_ids,
     intervals,
     percentile_interval,
     resample_weights,
@@ -99,3 +101,45 @@ def test_cluster_codes_and_percentiles():
     assert codes[0] == codes[2] and len({codes[1], codes[3], codes[0]}) == 3  # unknowns stay apart
     assert percentile_interval(np.array([np.nan, np.nan])) != percentile_interval(np.arange(101.0))
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
+
+
+@pytest.mark.parametrize("missing", [np.nan, None, "", "nan", "NaN", " "])
+def test_missing_patient_ids_are_own_clusters_never_a_patients(missing):
+    """Issue 9 #12: a missing id (NaN, None, blank, the text "nan") is an image's own cluster. Before the
+    fix NaN joined one shared "nan" cluster and blank ids left an unused code that was drawn too."""
+    groups = np.array(["a", missing, "b", "a", missing], dtype=object)
+    codes = cluster_codes(groups, 5)
+    assert codes[0] == codes[3]
+    assert len({codes[0], codes[1], codes[2], codes[4]}) == 4  # a, b and two lone images
+    assert sorted(set(codes.tolist())) == list(range(4))  # dense: no cluster without images
+    assert count_clusters(groups, 5) == 4
+    assert has_patient_ids(groups) and not has_patient_ids(np.array([missing] * 3, dtype=object))
+
+
+def test_partially_missing_ids_never_draw_an_empty_cluster():
+    """Issue 9 #12: with some blank ids every replicate still holds exactly k clusters' worth of images.
+    Here every cluster has one image, so each replicate has n images; the old codes drew an empty
+    cluster too (replicate sizes 0..4 instead of 3)."""
+    groups = np.array(["p1", "", "p2"], dtype=object)
+    (w,) = resample_weights(3, groups, n_boot=500, seed=0)
+    np.testing.assert_array_equal(w.sum(axis=1), 3.0)
+
+
+def test_all_missing_ids_resample_images():
+    groups = [np.nan, "nan", None, ""]
+    np.testing.assert_array_equal(cluster_codes(groups, 4), [0, 1, 2, 3])
+    assert count_clusters(groups, 4) == 4 and count_clusters(None, 0) == 0
+
+
+def test_metrics_json_counts_patients_with_missing_ids_as_their_own():
+    """Issue 9 #12: n_patients and the bootstrap unit as metrics.json states them (evaluate reads ids
+    with astype(str), so a missing id arrives as the text "nan")."""
+    from chestxai.evaluation.evaluate import evaluate_predictions
+
+    p = np.array([[0.9], [0.2], [0.7], [0.4], [0.6], [0.1]])
+    y = np.array([[1.0], [0.0], [1.0], [0.0], [1.0], [0.0]])
+    ids = np.array(["a", "nan", "a", "nan", "b", ""])
+    out = evaluate_predictions(p, y, "binary", ["x"], patient_ids=ids, n_boot=20)
+    assert out["n_patients"] == 5 and out["bootstrap"]["unit"] == "patient"
+    out = evaluate_predictions(p, y, "binary", ["x"], patient_ids=["nan"] * 6, n_boot=20)
+    assert out["n_patients"] == 6 and out["bootstrap"]["unit"] == "image"

@@ -5,6 +5,7 @@ import pytest
 
 from chestxai.evaluation.calibration import (
     apply_temperature,
+    brier_scores,
     calibration_summary,
     expected_calibration_error,
     fit_temperature,
@@ -58,3 +59,33 @@ def test_temperature_scaling_multiclass_keeps_argmax():
     assert negative_log_likelihood(scaled, y, "multiclass") < negative_log_likelihood(p, y, "multiclass")
     np.testing.assert_array_equal(scaled.argmax(1), p.argmax(1))
     np.testing.assert_allclose(scaled.sum(1), 1.0)
+
+
+@pytest.mark.parametrize(
+    "task,n_cls", [("binary", 1), ("multilabel", 3), ("multiclass", 2), ("multiclass", 4)]
+)
+def test_brier_score_per_class_and_macro_match_sklearn(task, n_cls):
+    """Issue 9 (weaker): metrics.json carries the Brier score beside ECE and NLL, per class and macro,
+    equal to scikit-learn's brier_score_loss (NaN targets excluded, as everywhere)."""
+    from sklearn.metrics import brier_score_loss
+
+    rng = np.random.default_rng(3)
+    n = 60
+    if task == "multiclass":
+        probs = rng.dirichlet(np.ones(n_cls), size=n)
+        targets = np.eye(n_cls)[rng.integers(0, n_cls, n)]
+        targets[5] = np.nan  # an unknown row is dropped whole
+    else:
+        probs = rng.random((n, n_cls))
+        targets = (rng.random((n, n_cls)) < 0.4).astype(float)
+        targets[::7, 0] = np.nan
+    names = [f"c{i}" for i in range(n_cls)]
+    summary = calibration_summary(probs, targets, task, names)
+    expected = []
+    for c, name in enumerate(names):
+        keep = ~np.isnan(targets).any(axis=1) if task == "multiclass" else ~np.isnan(targets[:, c])
+        ref = brier_score_loss(targets[keep, c], probs[keep, c])
+        assert summary["brier_per_class"][name] == pytest.approx(ref, abs=1e-12)
+        expected.append(ref)
+    assert summary["brier"] == pytest.approx(np.mean(expected), abs=1e-12)
+    np.testing.assert_allclose(brier_scores(probs, targets, task), expected, atol=1e-12)

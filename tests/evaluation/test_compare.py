@@ -93,3 +93,26 @@ def test_cli_compare(three_runs, tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "x"), "--n-boot", "50"]) == 0
     out = capsys.readouterr().out
     assert "Run comparison" in out and (tmp_path / "x.md").exists()
+
+
+def test_existing_outputs_are_refused_without_force(three_runs, tmp_path, capsys):
+    a, b, _ = three_runs
+    notes = tmp_path / "x.md"
+    notes.write_text("my notes")
+    argv = ["compare", str(a), str(b), "--out", str(tmp_path / "x"), "--n-boot", "20"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "x.md exists" in err and "--force" in err and "Traceback" not in err
+    assert notes.read_text() == "my notes" and not (tmp_path / "x.csv").exists()
+    assert main([*argv, "--force"]) == 0
+    assert "Run comparison" in notes.read_text()
+
+
+def test_another_split_is_compared_from_its_own_files(three_runs, tmp_path):
+    a, b, _ = three_runs
+    with pytest.raises(FileNotFoundError, match="metrics-val.json.*--split val"):
+        compare_runs([a, b], split="val")
+    for run in (a, b):
+        evaluate_run(run, split="val", n_boot=20, figures=False)
+    s = compare_runs([a, b], split="val", n_boot=20).summary
+    assert list(s["n_images"]) == [16, 16]

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -23,8 +24,10 @@ from chestxai.cli import main
 from chestxai.evaluation import evaluate_run
 from chestxai.evaluation.figures import FIGURES
 from chestxai.evaluation.metrics import MetricWarning
+from chestxai.locks import exclusive
 from chestxai.models.checkpoint import read_checkpoint
-from chestxai.rundir import prob_column, target_column
+from chestxai.rundir import RunDir, prob_column, target_column
+from chestxai.rundir.thresholds import operating_thresholds
 
 CASES = {"binary": 1, "multiclass": 4, "multilabel": 14}
 N = 48
@@ -143,16 +146,35 @@ def test_intervals_contain_point_estimates_and_resample_patients(evaluated):
             assert entry["ci"][0] - 1e-9 <= entry["value"] <= entry["ci"][1] + 1e-9, (avg, key)
 
 
-def test_thresholds_chosen_on_val_are_stored_in_the_checkpoint(evaluated):
+def test_thresholds_chosen_on_val_live_in_thresholds_json_not_the_checkpoint(evaluated):
     task, run, _, result, _ = evaluated
     th = result["thresholds"]
-    stored = read_checkpoint(run / "checkpoint.pt")["thresholds"]
+    assert set(read_checkpoint(run / "checkpoint.pt")["thresholds"].values()) == {0.5}  # never rewritten
     if task == "multiclass":
         assert th["values"] is None and th["chosen_on"].startswith("argmax")
-        assert set(stored.values()) == {0.5}
+        assert not (run / "thresholds.json").exists() and th["stored_in"] is None
     else:
-        assert th["chosen_on"] == "val" and th["policy"] == "youden" and th["stored_in_checkpoint"]
-        assert stored == pytest.approx(th["values"])
+        assert th["chosen_on"] == "val" and th["policy"] == "youden"
+        assert th["stored_in"] == str(run / "thresholds.json")
+        stored = strict_json(run / "thresholds.json")
+        assert stored["values"] == pytest.approx(th["values"]) and stored["chosen_on"] == "val"
+        assert stored["epoch"] == 3 and stored["policy"] == "youden"
+        assert (
+            operating_thresholds(RunDir(run), names_of(result), {"x": 0.5}, epoch=3).values
+            == stored["values"]
+        )
+        # thresholds chosen for another epoch of the checkpoint are stale: the defaults apply
+        stale = operating_thresholds(RunDir(run), names_of(result), None, epoch=4)
+        assert stale.source == "default 0.5"
+
+
+def names_of(result):
+    return result["label_names"]
+
+
+def test_metrics_record_the_checkpoint_epoch_they_scored(evaluated):
+    _, run, _, result, _ = evaluated
+    assert result["checkpoint_epoch"] == 3 and result["checkpoint"] == str(run / "checkpoint.pt")
 
 
 def test_calibration_is_reported(evaluated):
@@ -199,7 +221,9 @@ def test_run_without_checkpoint_is_a_clear_error(tmp_path):
 
 def test_unknown_split_lists_the_available_ones(binary_run):
     run, _ = binary_run
-    with pytest.raises(ValueError, match=r"no images in split 'holdout'.*\['test', 'train', 'val'\]"):
+    with pytest.raises(
+        ValueError, match=r"no images in split 'holdout'.*available splits: \['test', 'train', 'val'\]"
+    ):
         evaluate_run(run, split="holdout", figures=False)
 
 
@@ -219,24 +243,112 @@ def test_splits_csv_that_does_not_match_the_cache_is_an_error(binary_run):
         evaluate_run(run, figures=False)
 
 
-def test_external_cache_without_splits_uses_checkpoint_thresholds(binary_run, tmp_path):
-    run, _ = binary_run
+def _external(tmp_path, n=20):
     rng = np.random.default_rng(1)
-    external = write_tiny_cache(
+    return write_tiny_cache(
         tmp_path / "external",
-        rng.integers(0, 255, (20, 32, 32)),
-        (rng.random((20, 1)) < 0.5).astype(np.float32),
+        rng.integers(0, 255, (n, 32, 32)),
+        (rng.random((n, 1)) < 0.5).astype(np.float32),
         ["Pneumonia"],
         "binary",
     )
-    before = read_checkpoint(run / "checkpoint.pt")["thresholds"]
-    result = evaluate_run(run, data=external, n_boot=50, figures=False)
+
+
+def test_other_data_goes_to_out_and_uses_the_runs_operating_thresholds(binary_run, tmp_path):
+    run, _ = binary_run
+    own = evaluate_run(run, n_boot=20, figures=False)  # the run's own results and thresholds.json
+    own_files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    external = _external(tmp_path)
+    out = tmp_path / "external-results"
+    result = evaluate_run(run, data=external, out=out, n_boot=50)
     assert result["n_images"] == 20 and result["cache"] == str(external)
-    assert (
-        result["thresholds"]["chosen_on"] == "checkpoint" and not result["thresholds"]["stored_in_checkpoint"]
-    )
-    assert read_checkpoint(run / "checkpoint.pt")["thresholds"] == before
+    assert result["thresholds"]["chosen_on"] == f"thresholds.json of {run}"
+    assert result["thresholds"]["values"] == own["thresholds"]["values"]
+    assert result["thresholds"]["stored_in"] is None
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == own_files  # untouched
+    assert not (run / "figures").exists()
+    assert strict_json(out / "metrics.json")["cache"] == str(external)
+    assert (out / "predictions.csv").is_file() and (out / "figures" / "roc.png").is_file()
+    assert not (out / "thresholds.json").exists()
     assert result["bootstrap"]["unit"] == "patient"  # write_tiny_cache uses image ids as patient ids
+
+
+def test_other_data_needs_a_new_or_empty_out(binary_run, tmp_path):
+    run, _ = binary_run
+    external = _external(tmp_path)
+    with pytest.raises(ValueError, match="--out DIR"):
+        evaluate_run(run, data=external, n_boot=20, figures=False)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty.*--force"):
+        evaluate_run(run, data=external, out=busy, n_boot=20, figures=False)
+    evaluate_run(run, data=external, out=busy, n_boot=20, figures=False, force=True)
+    assert (busy / "notes.txt").read_text() == "mine" and (busy / "metrics.json").is_file()
+    assert not (run / "metrics.json").exists()
+
+
+def test_another_split_gets_its_own_files(binary_run):
+    run, _ = binary_run
+    test = evaluate_run(run, n_boot=20, figures=False)
+    before = (run / "metrics.json").read_bytes(), (run / "predictions.csv").read_bytes()
+    val = evaluate_run(run, split="val", n_boot=20)
+    assert ((run / "metrics.json").read_bytes(), (run / "predictions.csv").read_bytes()) == before
+    assert strict_json(run / "metrics-val.json")["split"] == "val" and val["n_images"] != test["n_images"]
+    assert set(pd.read_csv(run / "predictions-val.csv")["split"]) == {"val"}
+    assert (run / "figures-val" / "roc.png").is_file() and not (run / "figures").exists()
+
+
+def test_calibrated_applies_the_val_temperature_before_metrics(binary_run):
+    run, _ = binary_run
+    plain = evaluate_run(run, n_boot=20, figures=False)
+    raw = pd.read_csv(run / "predictions.csv")
+    cal = evaluate_run(run, n_boot=20, figures=False, calibrated=True)
+    t = cal["calibrated"]["temperature"]
+    assert cal["calibrated"]["fitted_on"] == "val" and plain["calibrated"] is None
+    assert t == pytest.approx(plain["calibration"]["temperature"])  # the temperature fitted on val
+    scaled = pd.read_csv(run / "predictions.csv")
+    logit = np.log(raw["p_Pneumonia"] / (1 - raw["p_Pneumonia"]))
+    np.testing.assert_allclose(scaled["p_Pneumonia"], 1 / (1 + np.exp(-logit / t)), rtol=1e-6)
+    assert cal["calibration"]["nll"] == pytest.approx(plain["calibration"]["after_temperature"]["nll"])
+    assert strict_json(run / "thresholds.json")["temperature"] == pytest.approx(t)
+    assert strict_json(run / "metrics.json")["calibrated"]["temperature"] == pytest.approx(t)
+
+
+def test_calibrated_without_validation_images_is_an_error(binary_run, tmp_path):
+    run, _ = binary_run
+    with pytest.raises(ValueError, match="--calibrated needs validation"):
+        evaluate_run(run, data=_external(tmp_path), out=tmp_path / "o", calibrated=True, figures=False)
+
+
+def test_a_run_that_is_still_training_is_refused(binary_run, capsys):
+    run, _ = binary_run
+    with exclusive(run, "run directory"):
+        assert main(["evaluate", str(run), "--n-boot", "10", "--no-figures"]) == 2
+        err = capsys.readouterr().err
+        assert "still training" in err and "--force" in err and "Traceback" not in err
+        assert not (run / "metrics.json").exists()
+        assert main(["evaluate", str(run), "--n-boot", "10", "--no-figures", "--force"]) == 0
+    assert strict_json(run / "metrics.json")["checkpoint_epoch"] == 3
+
+
+def test_a_malicious_checkpoint_is_refused_in_one_line(binary_run, tmp_path, capsys):
+    run, _ = binary_run
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": 1, "x": Boom()}, run / "checkpoint.pt")
+    assert main(["evaluate", str(run)]) == 2
+    cap = capsys.readouterr()
+    assert "pwned" not in cap.out
+    assert "is not a chestxai checkpoint; refused to unpickle it" in cap.err and "Traceback" not in cap.err
+    with pytest.raises(ValueError, match="refused to unpickle"):
+        read_checkpoint(run / "checkpoint.pt")
+    (run / "checkpoint.pt").write_text("<html>not a checkpoint</html>")
+    with pytest.raises(ValueError, match="is not a chestxai checkpoint"):
+        read_checkpoint(run / "checkpoint.pt")
 
 
 def test_cli_evaluate_with_a_sensitivity_policy(binary_run, capsys):

@@ -21,6 +21,8 @@ from chestxai.evaluation import MetricWarning, evaluate_run
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from chestxai.report import build_report
+from chestxai.rundir import RunDir
+from chestxai.rundir.tables import write_splits
 
 SIZE = 64
 
@@ -38,7 +40,7 @@ def test_evaluate_and_report_on_nih_boxes(shared_data, tmp_path):
     run.mkdir()
     ids = cache.frame["image_id"].to_numpy(str)
     table = pd.concat([pd.DataFrame({"image_id": ids[r], "row": r, "split": s}) for s, r in parts.items()])
-    table.sort_values("row").to_csv(run / "splits.csv", index=False)
+    write_splits(RunDir(run), table.sort_values("row"))
     model = create_model("resnet18", num_labels=14, task="multilabel", input_size=SIZE)
     preprocess = {"size": SIZE, "mean": 0.5, "std": 0.25}
     config = {"data": {"cache_dir": str(cache.path)}}
@@ -49,9 +51,9 @@ def test_evaluate_and_report_on_nih_boxes(shared_data, tmp_path):
 
     assert result["n_images"] == len(parts["test"])
     assert result["bootstrap"]["unit"] == "patient" and result["n_patients"] < result["n_images"]
-    assert read_checkpoint(run / "checkpoint.pt")["thresholds"] == pytest.approx(
-        result["thresholds"]["values"]
-    )
+    stored = json.loads((run / "thresholds.json").read_text())
+    assert stored["values"] == pytest.approx(result["thresholds"]["values"])
+    assert set(read_checkpoint(run / "checkpoint.pt")["thresholds"].values()) == {0.5}  # never rewritten
     metrics = json.loads((run / "metrics.json").read_text())
     preds = pd.read_csv(run / "predictions.csv")
     test = preds[preds["split"] == "test"]

@@ -11,7 +11,9 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget, ClassifierOutputTarget
 
 from chestxai.explain import Explainer, UnsupportedMethodError, list_methods
-from chestxai.explain.methods import CONTROL, gradient_methods
+from chestxai.explain.methods import CONTROL, METHODS, Method, gradient_methods, method_options
+from chestxai.explain.methods.library import ScoreCAMMethod
+from chestxai.explain.settings import ExplainSettings
 from chestxai.explain.targets import ProbabilityTarget, UnknownFindingError, finding_index
 from chestxai.models import create_model
 from chestxai.registry import UnknownNameError
@@ -50,13 +52,80 @@ def test_registry_has_the_cam_family_and_a_control():
     assert set(gradient_methods()) == {"gradcam", "gradcam++", "xgradcam", "layercam", "hirescam"}
 
 
-@pytest.mark.parametrize("method", [m for m in list_methods() if m != "pcam"])
+def _model_for(method, pooled_model):
+    """The pooled test model, or a PCAM-head one for methods that need it: every registered method
+    must run on one of the two, so a new method file is under test the moment it is registered."""
+    try:
+        return Explainer(pooled_model, method), pooled_model
+    except UnsupportedMethodError:
+        torch.manual_seed(0)
+        pcam = tiny_model(num_labels=3, task="multilabel", head="pcam").eval()
+        return Explainer(pcam, method), pcam
+
+
+@pytest.mark.parametrize("method", list_methods())
 def test_every_method_gives_unit_range_maps_and_leaves_no_hooks(model, x, method):
-    heat = Explainer(model, method).explain(x, [0, 1, 2])
+    explainer, used = _model_for(method, model)
+    heat = explainer.explain(x, [0, 1, 2])
     assert heat.shape == (3, 32, 32) and np.isfinite(heat).all()
     assert heat.min() >= 0 and heat.max() <= 1 + 1e-6
-    assert _hooks(model) == 0
-    assert all(p.requires_grad for p in model.parameters())
+    assert _hooks(used) == 0
+    assert all(p.requires_grad for p in used.parameters())
+    assert METHODS.get(method).summary, f"{method} needs a one-line summary for --list-methods"
+
+
+def test_method_knobs_live_with_the_method(model, x, monkeypatch):
+    """Issue 8: ScoreCAM's batch size is ScoreCAM's option, not a field of the generic Explainer."""
+    assert method_options("scorecam") == {"batch_size": 64} and method_options("gradcam") == {}
+    seen = []
+    real_build = ScoreCAMMethod.build
+
+    def spy(self, *args, **kwargs):
+        cam = real_build(self, *args, **kwargs)
+        seen.append(cam.batch_size)
+        return cam
+
+    monkeypatch.setattr(ScoreCAMMethod, "build", spy)
+    Explainer(model, "scorecam", options={"batch_size": 5}).explain(x[:1], [0])
+    settings = ExplainSettings(method_options={"scorecam": {"batch_size": 7}})
+    Explainer(model, "scorecam", options=settings.options_for("scorecam")).explain(x[:1], [0])
+    assert seen == [5, 7]
+    with pytest.raises(ValueError, match="unknown option.*bogus.*batch_size"):
+        Explainer(model, "scorecam", options={"bogus": 1})
+    with pytest.raises(ValueError, match="its options: none"):
+        ExplainSettings(method_options={"gradcam": {"batch_size": 2}})
+    with pytest.raises(ValueError, match=">= 1"):
+        ExplainSettings(method_options={"scorecam": {"batch_size": 0}})
+    with pytest.raises(UnknownNameError, match="scorecam"):
+        ExplainSettings(method_options={"scorecamm": {}})
+
+
+def test_a_registered_method_needs_no_edit_elsewhere(model, x, monkeypatch):
+    """Issue 8: a new explainer is one Method subclass in one file; registering it is all it takes for
+    Explainer, --method and the parametrised test above (registered here for this test only)."""
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+    class Flat(BaseCAM):
+        def __init__(self, model, target_layers, reshape_transform=None):
+            super().__init__(model, target_layers, reshape_transform, uses_gradients=False)
+
+        def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth):
+            b, _, h, w = activations.shape
+            out = np.zeros((b, h, w), np.float32)
+            out[:, 0, 0] = 1.0
+            return out
+
+    class FlatMethod(Method):
+        summary = "one hot corner (test)"
+
+        def build(self, model, target_layers, reshape_transform=None, rng=None):
+            return Flat(model, target_layers, reshape_transform)
+
+    list_methods()  # the package's own methods first
+    monkeypatch.setitem(METHODS._items, "corner", FlatMethod)
+    assert "corner" in list_methods()
+    heat = Explainer(model, "corner").explain(x, [0, 1, 2])
+    assert heat.shape == (3, 32, 32) and heat[:, 0, 0].min() == pytest.approx(1.0)
 
 
 def test_cam_is_class_weights_times_features(model, x):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,10 +17,23 @@ from chestxai.cli import main
 from chestxai.explain import compare_methods, explain_run
 from chestxai.explain.settings import ExplainSettings
 from chestxai.models import create_model
-from chestxai.models.checkpoint import make_checkpoint, save_atomic
+from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+from chestxai.rundir import RunDir
+from chestxai.rundir.tables import write_splits
 
 SIZE = 64
 LABELS = ["Mass", "Nodule"]
+
+
+def blob_boxes(boxes) -> list[dict]:
+    rows = [
+        {"image_id": f"img{i:05d}", "row": i, "label": "Mass", "x": b[0], "y": b[1], "w": b[2], "h": b[3]}
+        for i, b in enumerate(boxes)
+        if not np.isnan(b[0])
+    ]
+    test_pos = [r for r in rows if r["row"] >= 8]
+    rows.append({**test_pos[0], "label": "Pneumothorax"})  # a finding the model does not have
+    return rows
 
 
 @pytest.fixture
@@ -27,15 +42,10 @@ def run_dir(tmp_path):
     images, labels, boxes = blob_dataset(16, size=SIZE, seed=1)
     split = ["train"] * 8 + ["test"] * 8
     y = np.concatenate([labels, np.zeros_like(labels)], axis=1)
-    cache = write_tiny_cache(tmp_path / "cache", images, y, LABELS, "multilabel", split=split)
-    rows = [
-        {"image_id": f"img{i:05d}", "row": i, "label": "Mass", "x": b[0], "y": b[1], "w": b[2], "h": b[3]}
-        for i, b in enumerate(boxes)
-        if not np.isnan(b[0])
-    ]
-    test_pos = [r for r in rows if r["row"] >= 8]
-    rows.append({**test_pos[0], "label": "Pneumothorax"})  # a finding the model does not have
-    pd.DataFrame(rows).to_csv(cache / "boxes.csv", index=False)
+    rows = blob_boxes(boxes)
+    cache = write_tiny_cache(
+        tmp_path / "cache", images, y, LABELS, "multilabel", split=split, boxes=pd.DataFrame(rows)
+    )
     torch.manual_seed(0)
     model = create_model("resnet18", num_labels=2, task="multilabel", input_size=SIZE)
     run = tmp_path / "run"
@@ -44,7 +54,8 @@ def run_dir(tmp_path):
         make_checkpoint(model, LABELS, preprocess, config={"data": {"cache_dir": str(cache)}}),
         run / "checkpoint.pt",
     )
-    (run / "expected_test_ids.json").write_text(json.dumps([r["image_id"] for r in test_pos]))
+    test_pos = [r["image_id"] for r in rows if r["row"] >= 8 and r["label"] == "Mass"]
+    (run / "expected_test_ids.json").write_text(json.dumps(test_pos))
     return run
 
 
@@ -53,7 +64,8 @@ def test_explain_writes_what_the_report_reads(run_dir, capsys):
     out = capsys.readouterr().out
     assert "pointing game" in out and "random" in out and "Pneumothorax" in out
     index = pd.read_csv(run_dir / "cams" / "index.csv", dtype=str)
-    assert list(index.columns) == ["image_id", "label", "method", "overlay"]
+    assert list(index.columns) == ["image_id", "label", "method", "split", "overlay"]
+    assert set(index["split"]) == {"test"}
     # boxed findings of the test split only (the cache's split column; no splits.csv)
     assert sorted(index["image_id"]) == sorted(json.loads((run_dir / "expected_test_ids.json").read_text()))
     assert set(index["label"]) == {"Mass"} and set(index["method"]) == {"gradcam"}
@@ -91,8 +103,9 @@ def test_explain_writes_what_the_report_reads(run_dir, capsys):
 
 def test_runs_split_file_wins_and_reruns_replace_rows(run_dir):
     ids = [f"img{i:05d}" for i in range(16)]
-    pd.DataFrame({"image_id": ids, "row": range(16), "split": ["test"] * 4 + ["train"] * 12}).to_csv(
-        run_dir / "splits.csv", index=False
+    write_splits(
+        RunDir(run_dir),
+        pd.DataFrame({"image_id": ids, "row": range(16), "split": ["test"] * 4 + ["train"] * 12}),
     )
     settings = ExplainSettings(faithfulness_limit=0)
     result = explain_run(run_dir, "gradcam", finding="Nodule", settings=settings)
@@ -197,3 +210,41 @@ def test_files_with_masks_and_the_top_output_by_default(run_dir, tmp_path):
     plain = explain_run(run_dir, "gradcam", images=[path], settings=settings)
     assert plain.scores["finding"].iloc[0] in LABELS  # the model's top output, unscored
     assert plain.scores["hit"].isna().all()
+
+
+def test_a_re_prepared_cache_is_refused_not_misread(run_dir, tmp_path, capsys):
+    """splits.csv names the rows training used; a cache re-prepared into the same folder (here: the
+    same images in another order) must not be read through it, or test images become others."""
+    cache = Path(read_checkpoint(run_dir / "checkpoint.pt")["config"]["data"]["cache_dir"])
+    ids = [f"img{i:05d}" for i in range(16)]
+    write_splits(
+        RunDir(run_dir),
+        pd.DataFrame({"image_id": ids, "row": range(16), "split": ["train"] * 8 + ["test"] * 8}),
+    )
+    assert explain_run(run_dir, "gradcam", settings=ExplainSettings(faithfulness_limit=0)).scores is not None
+    images, labels, _ = blob_dataset(16, size=SIZE, seed=1)
+    order = np.arange(16)[::-1]
+    y = np.concatenate([labels, np.zeros_like(labels)], axis=1)[order]
+    other = write_tiny_cache(tmp_path / "again", images[order], y, LABELS, "multilabel", split=["test"] * 16)
+    renamed = pd.read_csv(other / "index.csv", dtype=str, keep_default_na=False)
+    renamed["image_id"] = [ids[i] for i in order]  # the same images, rows in another order
+    renamed.to_csv(other / "index.csv", index=False)
+    shutil.rmtree(cache)
+    shutil.copytree(other, cache)
+    assert main(["explain", str(run_dir), "--faithfulness-limit", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "splits.csv does not match cache" in err and "re-prepared" in err and "Traceback" not in err
+
+
+def test_each_split_keeps_its_own_entry(run_dir):
+    settings = ExplainSettings(faithfulness_limit=0)
+    explain_run(run_dir, "gradcam", settings=settings)
+    test_metrics = json.loads((run_dir / "explain_metrics.json").read_text())["methods"]["gradcam"]
+    explain_run(run_dir, "gradcam", split="train", finding="Nodule", limit=2, settings=settings)
+    metrics = json.loads((run_dir / "explain_metrics.json").read_text())
+    assert metrics["methods"]["gradcam"] == test_metrics  # not replaced by the train split's run
+    assert metrics["methods"]["gradcam@train"]["split"] == "train"
+    assert {r["split"] for r in metrics["localization_table"]} == {"test"}  # train: Nodule, unscored
+    index = pd.read_csv(run_dir / "cams" / "index.csv", dtype=str)
+    assert set(index["split"]) == {"test", "train"} and (index["split"] == "train").sum() == 2
+    assert all((run_dir / rel).is_file() for rel in index["overlay"])

@@ -1,15 +1,26 @@
-"""Ensembles: weights fitted on val favour the better member; runs combine via predictions.csv."""
+"""Ensembles: weights fitted on val favour the better member; an ensemble is a complete run
+directory that ``evaluate``, ``compare`` and ``report`` read like any run."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from chestxai.models.ensemble import fit_weights, weighted_average
-from chestxai.models.ensemble_runs import ensemble_runs
+from chestxai.cli import main
+from chestxai.evaluation import compare_runs, evaluate_run
+from chestxai.evaluation.ensemble import fit_weights
+from chestxai.evaluation.ensemble_runs import ensemble_runs
+from chestxai.models import create_model
+from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+from chestxai.models.ensemble import weighted_average
+from chestxai.report import build_report
+from chestxai.rundir import RunDir
+from chestxai.testing import write_tiny_run
 
 
 def test_weights_favour_the_informative_member() -> None:
@@ -20,9 +31,7 @@ def test_weights_favour_the_informative_member() -> None:
     fit = fit_weights([good, noise], y, "binary")
     assert fit.weights.sum() == pytest.approx(1.0) and (fit.weights >= 0).all()
     assert fit.weights[0] > 0.9
-    assert (
-        fit.val_log_loss <= min(fit.member_val_log_loss) + 1e-4
-    )  # never materially worse than the best member
+    assert fit.val_log_loss <= min(fit.member_val_log_loss) + 1e-4  # never materially worse than the best
 
 
 def test_weighted_average_keeps_softmax_rows() -> None:
@@ -38,45 +47,93 @@ def test_needs_two_members() -> None:
         fit_weights([np.zeros((3, 1))], np.zeros((3, 1)), "binary")
 
 
-def _fake_run(path, probs_val, probs_test, y_val, y_test):
-    """A run directory with predictions.csv and a checkpoint recording the task."""
-    import torch
-
-    from chestxai.models import create_model
-    from chestxai.models.checkpoint import make_checkpoint, save_atomic
-
-    path.mkdir()
-    model = create_model("mobilenetv2", 1, "binary", input_size=32)
+def _second_member(src, dst, seed: int):
+    """Another (untrained) model on the same cache and splits: the run copied, new weights saved."""
+    shutil.copytree(src, dst)
+    ckpt = read_checkpoint(dst / "checkpoint.pt")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = create_model("mobilenetv2", num_labels=1, task="binary", input_size=32)
     save_atomic(
-        make_checkpoint(model, ["Blob"], {"size": 32, "mean": 0.5, "std": 0.25}), path / "checkpoint.pt"
+        make_checkpoint(model, ckpt["label_names"], ckpt["preprocess"], ckpt["config"], epoch=2),
+        dst / "checkpoint.pt",
     )
-    rows = []
-    for split, p, y in (("val", probs_val, y_val), ("test", probs_test, y_test)):
-        for i, (pi, yi) in enumerate(zip(p, y, strict=True)):
-            rows.append(
-                {
-                    "image_id": f"{split}{i}",
-                    "patient_id": f"{split}{i}",
-                    "split": split,
-                    "p_Blob": pi,
-                    "y_Blob": yi,
-                }
-            )
-    pd.DataFrame(rows).to_csv(path / "predictions.csv", index=False)
-    del torch
+    return dst
 
 
-def test_ensemble_runs_writes_predictions_and_metrics(tmp_path) -> None:
-    rng = np.random.default_rng(1)
-    yv, yt = (rng.random(200) < 0.5).astype(float), (rng.random(200) < 0.5).astype(float)
-    good = lambda y: np.clip(y * 0.6 + 0.2 + rng.normal(0, 0.15, y.shape), 0.01, 0.99)  # noqa: E731
-    _fake_run(tmp_path / "a", good(yv), good(yt), yv, yt)
-    _fake_run(tmp_path / "b", rng.random(200), rng.random(200), yv, yt)
-    result = ensemble_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ens", n_boot=50)
-    assert result["weights"][0] > result["weights"][1]
-    preds = pd.read_csv(tmp_path / "ens" / "predictions.csv")
-    assert set(preds["split"]) == {"val", "test"} and len(preds) == 400
-    metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
-    assert metrics["metrics"]["macro"]["roc_auc"]["value"] > 0.8
-    with pytest.raises(FileExistsError):
-        ensemble_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ens")
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensemble")
+    a, _ = write_tiny_run(root / "a", "binary", 1, n=64, patient_id=[f"p{i // 2}" for i in range(64)])
+    b = _second_member(a, root / "b", seed=1)
+    for run in (a, b):
+        evaluate_run(run, n_boot=30, figures=False)
+    out = root / "ens"
+    result = ensemble_runs([a, b], out, n_boot=30)
+    return a, b, out, result
+
+
+def test_an_ensemble_is_a_complete_run_directory(ensemble) -> None:
+    a, b, out, result = ensemble
+    run = RunDir(out)
+    for path in (run.ensemble, run.config, run.splits, run.predictions, run.metrics, run.thresholds):
+        assert path.is_file(), path.name
+    assert (run.figures / "roc.png").is_file()
+    manifest = json.loads(run.ensemble.read_text())
+    assert manifest["runs"] == [str(a.resolve()), str(b.resolve())]
+    assert sum(manifest["weights"]) == pytest.approx(1.0) and result["weights"] == manifest["weights"]
+    assert run.splits.read_bytes() == (a / "splits.csv").read_bytes()
+    preds = pd.read_csv(run.predictions)
+    assert set(preds["split"]) == {"val", "test"} and len(preds) == 48
+    members = [pd.read_csv(RunDir(r).predictions) for r in (a, b)]
+    expected = weighted_average([m["p_Pneumonia"].to_numpy()[:, None] for m in members], manifest["weights"])
+    np.testing.assert_allclose(preds["p_Pneumonia"], expected[:, 0])
+    metrics = json.loads(run.metrics.read_text())
+    assert metrics["split"] == "test" and metrics["ensemble"]["weights"] == manifest["weights"]
+    th = json.loads(run.thresholds.read_text())
+    assert th["values"] == metrics["thresholds"]["values"] and th["checkpoint"] is None
+
+
+def test_compare_and_report_read_an_ensemble(ensemble, tmp_path) -> None:
+    a, b, out, _ = ensemble
+    s = compare_runs([a, out], n_boot=50).summary  # once impossible: an ensemble has no checkpoint
+    assert s.loc[1, "model"] == "ensemble(resnet18+mobilenetv2)"
+    params = [
+        sum(p.numel() for p in create_model(n, 1, "binary", input_size=32).parameters())
+        for n in ("resnet18", "mobilenetv2")
+    ]
+    assert s.loc[1, "params"] == sum(params)
+    assert s.loc[1, "train_time_s"] == pytest.approx(2 * 4.5)  # both members' history.csv summed
+    html = build_report(out, out=tmp_path / "ens.html").read_text()
+    assert 'id="ensemble"' in html and "weight" in html and 'id="metrics"' in html
+
+
+def test_evaluate_predicts_with_the_members(ensemble, tmp_path) -> None:
+    _, _, out, _ = ensemble
+    again = evaluate_run(out, split="val", n_boot=20, figures=False)
+    val = pd.read_csv(RunDir(out).predictions_for("val"))
+    stored = pd.read_csv(RunDir(out).predictions)
+    stored = stored[stored["split"] == "val"]
+    np.testing.assert_allclose(val["p_Pneumonia"], stored["p_Pneumonia"], rtol=1e-5)  # same average
+    assert again["model"].startswith("ensemble of") and again["checkpoint"] is None
+
+
+def test_explain_refuses_an_ensemble_in_one_line(ensemble, capsys) -> None:
+    _, _, out, _ = ensemble
+    assert main(["explain", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is an ensemble; explanations need a single model" in err and "Traceback" not in err
+
+
+def test_ensemble_out_must_be_new_or_empty(ensemble) -> None:
+    a, b, out, _ = ensemble
+    with pytest.raises(FileExistsError, match="not empty"):
+        ensemble_runs([a, b], out)
+
+
+def test_members_on_other_images_are_refused(ensemble, tmp_path) -> None:
+    a, _, _, _ = ensemble
+    other, _ = write_tiny_run(tmp_path / "o", "binary", 1, n=32)
+    evaluate_run(other, n_boot=10, figures=False)
+    with pytest.raises(ValueError, match="differ in cache|other val images"):
+        ensemble_runs([a, other], tmp_path / "ens")

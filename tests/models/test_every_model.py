@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from chestxai.models import create_model, list_models
+from chestxai.models.heads import HEADS, Head, list_heads
 from chestxai.models.registry import MODELS
 from chestxai.train.losses import task_loss
 
@@ -16,11 +17,12 @@ TASKS = {"binary": 1, "multiclass": 4, "multilabel": 3}
 
 
 def cases():
-    """(model, head, task): every model x head once; tasks rotate so each head meets every task."""
+    """(model, head, task): every registered model x every registered head it supports, once; tasks
+    rotate so each head meets every task. A new model or head file is under test at once."""
     i = 0
     for name in list_models():
-        for head in ("pooled", "pcam"):
-            if head == "pcam" and MODELS.get(name).family != "cnn":
+        for head in list_heads():
+            if MODELS.get(name).family not in HEADS.get(head).families:
                 continue
             yield name, head, list(TASKS)[i % len(TASKS)]
             i += 1
@@ -85,3 +87,38 @@ def test_pcam_probability_maps_shape() -> None:
         maps = model.head.probability_maps(model.features(torch.randn(1, 1, 64, 64)))
     assert maps.shape == (1, 3, 2, 2)
     assert ((maps >= 0) & (maps <= 1)).all()
+
+
+def test_heads_are_a_registry_with_helpful_errors() -> None:
+    assert {"pooled", "pcam"} <= set(list_heads())
+    with pytest.raises(KeyError, match="Did you mean 'pcam'") as info:
+        create_model("resnet18", 1, "binary", head="pcamm")
+    assert "pooled" in str(info.value)
+    with pytest.raises(ValueError, match="head='pooled'"):
+        create_model("vit_tiny", 2, "multilabel", head="pcam", input_size=32)
+
+
+def test_a_registered_head_needs_no_edit_elsewhere(monkeypatch) -> None:
+    """Issue 8: a new head is one class registered in one file; create_model and checkpoints use it
+    by name with no list to edit (here registered for the test only)."""
+
+    class MaxHead(Head):
+        consumes = "feature_map"
+        families = ("cnn",)
+
+        def __init__(self, channels: int, num_outputs: int, dropout: float = 0.0):
+            super().__init__()
+            self.fc = torch.nn.Linear(channels, num_outputs)
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return self.fc(features.amax(dim=(2, 3)))
+
+    list_heads()  # load the package's own heads first
+    monkeypatch.setitem(HEADS._items, "max", MaxHead)
+    model = create_model("resnet18", 3, "multilabel", head="max", input_size=32, aux_outputs=2).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        logits, aux = model.forward_multitask(x)
+        expected = model.head.fc(model.features(x).amax(dim=(2, 3)))
+    assert torch.allclose(logits, expected) and aux.shape == (2, 2)
+    assert model.config["head"] == "max"

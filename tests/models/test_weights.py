@@ -63,3 +63,52 @@ def test_pretrained_found_in_hub_cache(tmp_path, monkeypatch, rgb_resnet18_file)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
     model = create_model("resnet18", 1, "binary", pretrained=True)
     assert torch.equal(model.backbone.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+
+
+def test_weights_file_is_read_once(rgb_resnet18_file, monkeypatch) -> None:
+    """Issue 8: the --weights file is read once; the same state dict is checked for fit and loaded
+    (it used to be unpickled twice: by timm to load, then again to check the fit)."""
+    path, reference = rgb_resnet18_file
+    real_load = torch.load
+    opened = []
+
+    def counting_load(f, *args, **kwargs):
+        opened.append(str(f))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    model = create_model("resnet18", 1, "binary", weights=path)
+    assert opened == [str(path)]
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+
+
+def test_safetensors_weights_are_read_once(tmp_path, rgb_resnet18_file, monkeypatch) -> None:
+    import safetensors.torch
+    from safetensors.torch import save_file
+
+    _, reference = rgb_resnet18_file
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, path)
+    real_load_file, real_safe_open = safetensors.torch.load_file, safetensors.safe_open
+    opened = []
+
+    def counting_load_file(f, *args, **kwargs):
+        opened.append(str(f))
+        return real_load_file(f, *args, **kwargs)
+
+    def counting_safe_open(f, *args, **kwargs):
+        opened.append(str(f))
+        return real_safe_open(f, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "load_file", counting_load_file)
+    monkeypatch.setattr(safetensors, "safe_open", counting_safe_open)
+    model = create_model("resnet18", 1, "binary", weights=path)
+    assert opened == [str(path)]
+    assert torch.equal(model.backbone.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+
+
+def test_a_file_that_is_not_a_state_dict_is_one_clear_error(tmp_path) -> None:
+    path = tmp_path / "notes.pth"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(ValueError, match="not a state dict"):
+        create_model("resnet18", 1, "binary", weights=path)

@@ -1,59 +1,39 @@
-"""Report fixtures: an evaluated tiny run, with and without explanation outputs."""
+"""Report fixtures: an evaluated tiny run, with and without explanation outputs (all written by
+the real stages: ``evaluate_run`` and ``explain_run``)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from chestxai.testing import write_tiny_run
+from chestxai.explain.settings import ExplainSettings
+from chestxai.testing import SPLIT_CYCLE, write_tiny_run
 
 
-def add_explanations(run: Path, n_images: int = 6) -> None:
-    """What the explanation stage writes: cams/index.csv + overlay PNGs, explain_metrics.json."""
-    cams = run / "cams"
-    (cams / "gradcam").mkdir(parents=True, exist_ok=True)
-    preds = pd.read_csv(run / "predictions.csv", dtype={"image_id": str})
-    labels = [c[2:] for c in preds.columns if c.startswith("p_")]
-    rng = np.random.default_rng(0)
-    rows = []
-    for image_id in preds.loc[preds["split"] == "test", "image_id"][:n_images]:
-        for label in labels[:2]:
-            rel = f"cams/gradcam/{image_id}_{label}.png"  # relative to the run, as `chestxai explain` writes
-            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(run / rel)
-            rows.append({"image_id": image_id, "label": label, "method": "gradcam", "overlay": rel})
-    pd.DataFrame(rows).to_csv(cams / "index.csv", index=False)
-    metrics = {  # the shape chestxai.explain writes (one flat row per method and finding)
-        "format": 1,
-        "localization_table": [
-            {
-                "method": "gradcam",
-                "finding": "(all)",
-                "n": 12,
-                "pointing_game": 0.6,
-                "pointing_game_random": 0.2,
-            }
-        ],
-        "faithfulness_table": [{"method": "gradcam", "n": 12, "road": 0.17, "road_random": 0.003}],
-        "skipped": [],
-    }
-    (run / "explain_metrics.json").write_text(json.dumps(metrics))
+def box_table(n: int, labels: list[str], n_images: int = 6) -> pd.DataFrame:
+    """A box per label on the first ``n_images`` test images (so every one is explained)."""
+    test = [i for i in range(n) if SPLIT_CYCLE[i % len(SPLIT_CYCLE)] == "test"][:n_images]
+    return pd.DataFrame(
+        [
+            {"image_id": f"img{i:05d}", "label": lab, "x": 4, "y": 6, "w": 10, "h": 8}
+            for i in test
+            for lab in labels
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
 def evaluated_run(tmp_path_factory):
     """(run with explanations, same run without) after ``evaluate_run`` (multi-label, 3 findings)."""
     from chestxai.evaluation import evaluate_run
+    from chestxai.explain.run import explain_run
 
     root = tmp_path_factory.mktemp("report")
-    run, _ = write_tiny_run(root / "a", "multilabel", 3, n=48)
+    run, _ = write_tiny_run(root / "a", "multilabel", 3, n=48, boxes=box_table(48, ["class0", "class1"]))
     evaluate_run(run, n_boot=50)
     plain = root / "plain"
     shutil.copytree(run, plain)
-    add_explanations(run)
+    explain_run(run, "gradcam", settings=ExplainSettings(faithfulness_limit=2, steps=4))
     return run, plain

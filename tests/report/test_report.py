@@ -105,3 +105,43 @@ def test_gallery_outcomes_follow_thresholds(tmp_path):
     assert list(got["outcome"]) == ["TP", "FP", "FN", "TN", ""]
     metrics["thresholds"]["values"]["x"] = 0.85  # a stricter threshold turns b into a true negative
     assert outcomes(index, RunDir(tmp_path), metrics)["outcome"][1] == "TN"
+
+
+def test_out_never_replaces_a_file_report_did_not_write(evaluated_run, tmp_path, capsys):
+    _, plain = evaluated_run
+    copy = tmp_path / "copy"
+    shutil.copytree(plain, copy)
+    checkpoint = (copy / "checkpoint.pt").read_bytes()
+    assert main(["report", str(copy), "--out", str(copy / "checkpoint.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt exists and was not written by this command" in err and "--force" in err
+    assert (copy / "checkpoint.pt").read_bytes() == checkpoint  # the trained model survives
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html>my own page</html>")
+    assert main(["report", str(copy), "--out", str(notes)]) == 2
+    assert notes.read_text() == "<html>my own page</html>"
+    assert main(["report", str(copy), "--out", str(notes), "--force"]) == 0
+    assert "chestxai report" in notes.read_text()
+    assert main(["report", str(copy), "--out", str(notes)]) == 0  # its own report: replaced freely
+    legacy = '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>chestxai report: copy</title>'
+    (copy / "report.html").write_text(legacy)  # written before reports carried the generator tag
+    assert main(["report", str(copy)]) == 0 and "generator" in (copy / "report.html").read_text()
+    (copy / "folder").mkdir()
+    assert main(["report", str(copy), "--out", str(copy / "folder"), "--force"]) == 2  # never a directory
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_gallery_shows_only_the_evaluated_split(evaluated_run, tmp_path):
+    from chestxai.explain.run import explain_run
+    from chestxai.explain.settings import ExplainSettings
+
+    run, _ = evaluated_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = len(IMG_SRC.findall(build_report(copy).read_text()))
+    explain_run(
+        copy, "gradcam", split="val", finding="class0", settings=ExplainSettings(faithfulness_limit=0)
+    )
+    assert (copy / "cams" / "gradcam@val" / "heatmaps.npy").is_file()
+    assert (copy / "cams" / "gradcam" / "heatmaps.npy").is_file()  # the test split's maps are kept
+    assert len(IMG_SRC.findall(build_report(copy).read_text())) == before

@@ -13,22 +13,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="combine runs by weighted probability averaging (weights fitted on val)",
         description="Combine several evaluated runs (same cache and splits; run `chestxai evaluate` on each "
         "first) by a weighted average of their probabilities. Weights minimise the validation log-loss; the "
-        "ensemble is scored on the test split. Writes OUT/predictions.csv, OUT/metrics.json, OUT/ensemble.json.",
+        "ensemble is scored on the test split. OUT becomes a complete run directory (ensemble.json, config.yaml, "
+        "splits.csv, predictions.csv, metrics.json, thresholds.json, figures/) that `chestxai compare`, `report` "
+        "and `evaluate` read like any run.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories holding predictions.csv")
-    p.add_argument("--out", required=True, help="output folder (must not exist yet)")
+    p.add_argument("--out", required=True, help="output folder (new or empty)")
     p.add_argument("--split", default="test", help="split to score (default test)")
     p.add_argument("--threshold-policy", default="youden", help="as in `chestxai evaluate`")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from chestxai.models.ensemble_runs import ensemble_runs
+    from chestxai.evaluation.ensemble_runs import ensemble_runs
 
     result = ensemble_runs(
         [Path(r) for r in args.runs], Path(args.out), split=args.split,
         threshold_policy=args.threshold_policy, n_boot=args.n_boot,
+        figures=not args.no_figures, force=args.force,
     )  # fmt: skip
     print(json.dumps({"weights": result["weights"], "val_log_loss": result["val_log_loss"]}, indent=2))
     print(f"ensemble written to {args.out}")

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chestxai.commands._common import add_common_flags
+from chestxai.rundir import RunDir
+
 EPILOG = """\
 examples:
   chestxai evaluate runs/resnet18
   chestxai evaluate runs/resnet18 --threshold-policy sensitivity:0.95
-  chestxai evaluate runs/resnet18 --data cache/other-224px-ab12cd34ef --split test
+  chestxai evaluate runs/resnet18 --split val
+  chestxai evaluate runs/resnet18 --calibrated
+  chestxai evaluate runs/resnet18 --data cache/other-224px-ab12cd34ef --out results/external
 
 Predicts the validation and the evaluated split, chooses operating thresholds on validation
-(stored in RUN/checkpoint.pt so prediction uses them), fits a calibration temperature on
-validation, and writes RUN/predictions.csv, RUN/metrics.json and RUN/figures/. Confidence
-intervals resample patients (clustered bootstrap) when the cache has patient ids.
+(written to RUN/thresholds.json, with the policy and the checkpoint epoch; the checkpoint is never
+rewritten), fits a calibration temperature on validation, and writes RUN/predictions.csv,
+RUN/metrics.json and RUN/figures/ for the test split; any other split gets its own
+predictions-SPLIT.csv, metrics-SPLIT.json and figures-SPLIT/. --data scores another cache into
+--out DIR and leaves the run's own files alone. Confidence intervals resample patients
+(clustered bootstrap) when the cache has patient ids. A run that is still training is refused.
 """
 
 
@@ -26,7 +34,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="run directory holding checkpoint.pt")
+    p.add_argument("run", help="run directory holding checkpoint.pt (or an ensemble's ensemble.json)")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument(
         "--data", default=None, help="prepared cache to evaluate on (default: the run's training cache)"
@@ -37,12 +45,26 @@ def register(subparsers: Any) -> None:
         help="youden, a fixed number such as 0.5, sensitivity:0.95 or specificity:0.95 (default youden)",
     )
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the CIs (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    add_common_flags(p, seed=True, seed_help="bootstrap seed")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument(
-        "--keep-thresholds", action="store_true", help="do not store the chosen thresholds in the checkpoint"
+        "--out", default=None, help="folder for the outputs (needed with --data OTHER; new or empty)"
+    )
+    p.add_argument(
+        "--calibrated",
+        action="store_true",
+        help="scale probabilities by the temperature fitted on val before thresholds and metrics",
+    )
+    p.add_argument(
+        "--keep-thresholds",
+        action="store_true",
+        help="do not write the chosen thresholds to RUN/thresholds.json",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="evaluate a run that is still training; write into a non-empty --out",
     )
     p.set_defaults(func=run)
 
@@ -57,13 +79,16 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         data=args.data,
         threshold_policy=args.threshold_policy,
+        out=args.out,
+        calibrated=args.calibrated,
+        force=args.force,
         n_boot=args.n_boot,
         seed=args.seed,
         batch_size=args.batch_size,
         device=args.device,
         figures=not args.no_figures,
         store_thresholds=not args.keep_thresholds,
-        progress=True,
+        progress=not args.no_progress,
     )
     m = result["metrics"]
     lines = [f"{result['split']}: {result['n_images']} images, {result['n_patients']} patients"]
@@ -73,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
             lo, hi = v["ci"]
             ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
             lines.append(f"  macro {key:<18} {v['value']:.3f}{ci}")
-    lines.append(f"wrote {result['run']}/metrics.json, predictions.csv, figures/")
+    if result.get("checkpoint_epoch") is not None:
+        lines.append(f"  scored checkpoint epoch {result['checkpoint_epoch']}")
+    dest = RunDir(args.out or result["run"])
+    written = [dest.metrics_for(result["split"]), dest.predictions_for(result["split"])]
+    stored = result["thresholds"].get("stored_in")
+    lines.append("wrote " + ", ".join(str(p) for p in written + ([stored] if stored else [])))
     print("\n".join(lines))
     return 0

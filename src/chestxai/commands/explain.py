@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from chestxai.commands._common import add_common_flags
+
 
 def _threshold(text: str) -> float | str:
     if text.lower() == "otsu":
@@ -46,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument(
         "--split",
         default="test",
-        help="images of this split of the run (default test; 'all' for every image)",
+        help="images of this split of the run (default test; 'all' for every image). Another split's "
+        "outputs go to RUN/cams/METHOD@SPLIT/ and their own explain_metrics.json entry",
     )
     src.add_argument(
         "--images", nargs="+", metavar="FILE", help="explain these image files instead (PNG/JPEG/DICOM)"
@@ -54,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gt = p.add_mutually_exclusive_group()
     gt.add_argument(
         "--boxes",
-        help="ground-truth CSV: image_id,label,x,y,w,h in pixels of the image (default: the cache's)",
+        help="ground-truth boxes: NIH BBox_List_2017.csv or RSNA stage_2_train_labels.csv as distributed, "
+        "or image_id,label,x,y,w,h (fractions or pixels of the image); default: the cache's",
     )
     gt.add_argument(
         "--masks", help="ground-truth masks table: image_id,label,kind (rle|png),ref,height,width"
@@ -76,10 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=16,
         help="items that get deletion/insertion and ROAD (0 = none)",
     )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the random control and ROAD's imputation noise"
+    add_common_flags(
+        p, seed=True, device_default="cpu", seed_help="seed of the random control and ROAD's imputation noise"
     )
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.set_defaults(func=run)
 
 
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         settings=settings,
         device=args.device,
-        progress=True,
+        progress=not args.no_progress,
     )
     if args.compare_methods:
         table = compare_methods(args.run_dir, methods=args.methods, **common)

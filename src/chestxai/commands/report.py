@@ -15,12 +15,17 @@ def register(subparsers: Any) -> None:
         "positives and negatives with heatmaps. Run `chestxai evaluate RUN` first.",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--out", default=None, help="output file (default RUN/report.html)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output file (default RUN/report.html); an existing file that is not a chestxai report is refused",
+    )
+    p.add_argument("--force", action="store_true", help="replace --out even if it is not a chestxai report")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.report import build_report
 
-    print(f"wrote {build_report(args.run, out=args.out)}")
+    print(f"wrote {build_report(args.run, out=args.out, force=args.force)}")
     return 0

@@ -1,8 +1,11 @@
 """Evaluation: metrics as pure functions over arrays, confidence intervals that resample
 patients, operating thresholds, calibration, significance tests, and the figures of a run.
 
-Entry points: :func:`evaluate_run` (a run directory -> predictions.csv, metrics.json, figures/),
-:func:`evaluate_predictions` (arrays -> the metrics dict), :func:`compare_runs`.
+Entry points: :func:`evaluate_run` (a trained or ensemble run directory -> its split's
+predictions, metrics, figures and ``thresholds.json``; names in :mod:`chestxai.rundir`),
+:func:`evaluate_predictions` (arrays -> the metrics dict), :func:`compare_runs`, and
+:func:`chestxai.evaluation.ensemble_runs.ensemble_runs` (evaluated runs -> an ensemble run).
+Cache and split resolution for every stage: :mod:`chestxai.evaluation.inputs`.
 Importing this package does not import torch or matplotlib.
 """
 

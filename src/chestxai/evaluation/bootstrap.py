@@ -25,20 +25,48 @@ from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
 _MAX_ENTRIES = 2_000_000
 
 
+#: Patient-id text that means "no id" (what ``astype(str)`` makes of NaN / None / pandas NA, and
+#: blanks). Compared after stripping and lower-casing.
+MISSING_IDS = frozenset({"", "nan", "none", "<na>", "nat", "null"})
+
+
+def missing_ids(groups: np.ndarray | list) -> np.ndarray:
+    """Bool per image: its patient id is missing (None, NaN, blank, or the text ``"nan"``...)."""
+    values = pd.Series(np.asarray(groups, dtype=object).ravel())
+    return (values.isna() | values.astype(str).str.strip().str.lower().isin(MISSING_IDS)).to_numpy()
+
+
 def cluster_codes(groups: np.ndarray | list | None, n: int) -> np.ndarray:
-    """Integer cluster code per image: patient ids when given (and not all empty), else ``arange(n)``."""
+    """Integer cluster code per image, ``0..k-1`` with every code used by at least one image.
+
+    Images sharing a patient id share a code. An image whose id is missing (see
+    :func:`missing_ids`) is its own cluster: unknown ids are never merged with each other nor with
+    a real patient, and no code is left without images (an empty cluster would still be drawn by
+    the bootstrap, shrinking replicates). Without ids (``None``) every image is its own cluster.
+    """
     if groups is None:
         return np.arange(n)
-    groups = pd.Series(np.asarray(groups, dtype=object)).astype(str)
-    if len(groups) != n:
-        raise ValueError(f"{len(groups)} patient ids for {n} images")
-    if (groups == "").all():
-        return np.arange(n)
-    empty = (groups == "").to_numpy()
-    codes = pd.factorize(groups)[0]
-    # an image without a patient id is its own cluster (never merged with other unknowns)
-    codes[empty] = codes.max() + 1 + np.arange(int(empty.sum()))
+    values = np.asarray(groups, dtype=object).ravel()
+    if len(values) != n:
+        raise ValueError(f"{len(values)} patient ids for {n} images")
+    missing = missing_ids(values)
+    codes = np.empty(n, dtype=np.int64)
+    known = pd.Series(values[~missing]).astype(str).str.strip()
+    codes[~missing] = pd.factorize(known)[0]
+    n_known = int(codes[~missing].max()) + 1 if (~missing).any() else 0
+    codes[missing] = n_known + np.arange(int(missing.sum()))
     return codes
+
+
+def count_clusters(groups: np.ndarray | list | None, n: int) -> int:
+    """How many independent units the bootstrap resamples: patients, plus one per image without an id."""
+    codes = cluster_codes(groups, n)
+    return int(codes.max()) + 1 if len(codes) else 0
+
+
+def has_patient_ids(groups: np.ndarray | list | None) -> bool:
+    """Whether any image has a patient id (the bootstrap unit is then "patient", else "image")."""
+    return groups is not None and not bool(missing_ids(groups).all())
 
 
 def resample_weights(
@@ -54,7 +82,7 @@ def resample_weights(
     of a cluster share one multiplicity: ``k`` clusters drawn with replacement out of ``k``.
     """
     codes = cluster_codes(groups, n)
-    k = int(codes.max()) + 1 if n else 0
+    k = int(codes.max()) + 1 if n else 0  # codes are dense: every cluster holds an image
     rng = np.random.default_rng(seed)
     chunk = n_boot if chunk is None else max(1, int(chunk))
     done = 0

@@ -1,5 +1,5 @@
-"""Calibration: does a predicted 0.8 come true 80% of the time? ECE, reliability curves, and
-temperature scaling fitted on validation.
+"""Calibration: does a predicted 0.8 come true 80% of the time? ECE, Brier score, NLL,
+reliability curves, and temperature scaling fitted on validation.
 
 What is binned depends on the task:
 
@@ -96,6 +96,22 @@ def negative_log_likelihood(probs: np.ndarray, targets: np.ndarray, task: str) -
     return float(-np.mean(y * np.log(p[known]) + (1.0 - y) * np.log1p(-p[known])))
 
 
+def brier_scores(probs: np.ndarray, targets: np.ndarray, task: str) -> np.ndarray:
+    """Brier score per class: mean squared gap between the probability and the 0/1 target.
+
+    Over each class's known targets (a multi-class row counts only when fully known). For
+    multi-class this is the one-vs-rest score of each class's softmax column, equal to
+    ``sklearn.metrics.brier_score_loss(y == c, p[:, c])``; their sum is the multi-class Brier
+    score of Brier (1950). NaN for a class without known targets.
+    """
+    probs, targets = check_arrays(probs, targets, task)
+    known = valid_mask(targets, task)
+    sq = np.where(known, (probs - np.nan_to_num(targets)) ** 2, 0.0)
+    n = known.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, sq.sum(axis=0) / np.maximum(n, 1), np.nan)
+
+
 def fit_temperature(probs: np.ndarray, targets: np.ndarray, task: str) -> float:
     """The scalar ``T`` in [e^-4, e^4] minimising NLL of ``apply_temperature(probs, T)`` (validation data)."""
     probs, targets = check_arrays(probs, targets, task)
@@ -110,12 +126,17 @@ def fit_temperature(probs: np.ndarray, targets: np.ndarray, task: str) -> float:
 def calibration_summary(
     probs: np.ndarray, targets: np.ndarray, task: str, label_names: list[str], n_bins: int = 10
 ) -> dict:
-    """ECE (pooled, and per class for sigmoid tasks), NLL and the pooled reliability curve."""
+    """ECE (pooled, and per class for sigmoid tasks), NLL, Brier score (per class and their
+    unweighted mean, ``brier``) and the pooled reliability curve."""
     probs, targets = check_arrays(probs, targets, task)
     p, o = calibration_pairs(probs, targets, task)
+    brier = brier_scores(probs, targets, task)
+    defined = brier[~np.isnan(brier)]
     out = {
         "ece": expected_calibration_error(p, o, n_bins),
         "nll": negative_log_likelihood(probs, targets, task),
+        "brier": float(defined.mean()) if defined.size else float("nan"),
+        "brier_per_class": {name: float(b) for name, b in zip(label_names, brier, strict=True)},
         "reliability": reliability_curve(p, o, n_bins),
         "binned": "top-label confidence" if task == "multiclass" else "positive-class probability",
     }

@@ -2,8 +2,8 @@
 
 Runs must have been evaluated on the *same* test images (checked by image id and targets):
 otherwise differences mix model and data and no paired test is valid. Reads only the run
-directories: ``metrics.json``, ``predictions.csv``, ``history.csv`` and the checkpoint (for the
-parameter count).
+directories: the split's metrics and predictions, ``history.csv`` and the checkpoint (for the
+parameter count). An ensemble run counts its members' parameters and training time.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chestxai.evaluation.jsonio import as_float, read_json
-from chestxai.evaluation.predictions import Predictions, read_predictions
+from chestxai.atomic import write_text
 from chestxai.evaluation.significance import paired_bootstrap_auc, per_class_delong
 from chestxai.rundir import RunDir
+from chestxai.rundir.ensemble import read_ensemble
+from chestxai.rundir.guard import check_overwrite
+from chestxai.rundir.jsonfile import as_float, read_json
+from chestxai.rundir.predictions import Predictions, read_predictions
+from chestxai.rundir.tables import read_history
 
 log = logging.getLogger(__name__)
 
@@ -41,34 +45,48 @@ class Comparison:
     paths: list[Path] = field(default_factory=list)  # files written
 
 
-def _model_info(run: RunDir) -> tuple[str, int | None]:
-    from chestxai.models.checkpoint import load_model
+def _members(run: RunDir) -> list[RunDir]:
+    return [RunDir(m) for m in read_ensemble(run).members] if run.is_ensemble else [run]
 
-    model, ckpt = load_model(run.require_checkpoint())
-    return str(ckpt.get("model", {}).get("name", "?")), int(sum(p.numel() for p in model.parameters()))
+
+def _model_info(run: RunDir) -> tuple[str, int | None]:
+    """Model name and parameter count (an ensemble: its members' names and summed parameters)."""
+    from chestxai.models.checkpoint import load_model  # torch: only when comparing
+
+    names, total = [], 0
+    for member in _members(run):
+        model, ckpt = load_model(member.require_checkpoint())
+        names.append(str(ckpt.get("model", {}).get("name", "?")))
+        total += int(sum(p.numel() for p in model.parameters()))
+    return (names[0] if not run.is_ensemble else "ensemble(" + "+".join(names) + ")"), total
 
 
 def _timing(run: RunDir) -> tuple[float, float]:
-    if not run.history.exists():
-        return float("nan"), float("nan")
-    h = pd.read_csv(run.history)
-    total = float(h["epoch_time_s"].sum()) if "epoch_time_s" in h else float("nan")
-    speed = float(h["train_images_per_s"].mean()) if "train_images_per_s" in h else float("nan")
-    return total, speed
+    """Training seconds (summed over an ensemble's members) and mean training images/s."""
+    totals, speeds = [], []
+    for member in _members(run):
+        h = read_history(member)
+        if h is None:
+            return float("nan"), float("nan")
+        totals.append(float(h["epoch_time_s"].sum()) if "epoch_time_s" in h else float("nan"))
+        speeds.append(float(h["train_images_per_s"].mean()) if "train_images_per_s" in h else float("nan"))
+    return float(np.sum(totals)), float(np.mean(speeds))
 
 
 def _load(run: RunDir, split: str) -> tuple[dict, Predictions]:
-    if not run.metrics.exists() or not run.predictions.exists():
+    metrics_path, preds_path = run.metrics_for(split), run.predictions_for(split)
+    if not metrics_path.exists() or not preds_path.exists():
+        flag = "" if split == "test" else f" --split {split}"
         raise FileNotFoundError(
-            f"{run.root} has no metrics.json/predictions.csv; run `chestxai evaluate {run.root}` first"
+            f"{run.root} has no {metrics_path.name}/{preds_path.name}; run `chestxai evaluate {run.root}{flag}` first"
         )
-    metrics = read_json(run.metrics)
+    metrics = read_json(metrics_path)
     if metrics.get("split") != split:
         raise ValueError(
-            f"{run.metrics} was evaluated on {metrics.get('split')!r}, not {split!r}; "
+            f"{metrics_path} was evaluated on {metrics.get('split')!r}, not {split!r}; "
             f"run `chestxai evaluate {run.root} --split {split}`"
         )
-    preds = read_predictions(run.predictions).select(split)
+    preds = read_predictions(preds_path).select(split)
     return metrics, preds
 
 
@@ -132,9 +150,10 @@ def compare_runs(
     out: str | Path | None = None,
     n_boot: int = 2000,
     seed: int = 0,
+    force: bool = False,
 ) -> Comparison:
     """Compare evaluated runs; with ``out`` (a path prefix) write ``<out>.md``, ``<out>.csv`` and
-    ``<out>_per_class.csv``.
+    ``<out>_per_class.csv`` (existing files are refused unless ``force``).
 
     Significance against the first run: DeLong per class (``p_delong`` in the summary for a
     single-output model, per class otherwise) and a paired, patient-clustered bootstrap of the
@@ -143,6 +162,9 @@ def compare_runs(
     if len(run_dirs) < 1:
         raise ValueError("give at least one run directory")
     runs = [RunDir(Path(r)) for r in run_dirs]
+    if out is not None:
+        for path in output_paths(Path(out)):
+            check_overwrite(path, force, what="comparison")
     loaded = [_load(r, split) for r in runs]
     first_metrics, first = loaded[0]
     task = first_metrics["task"]
@@ -208,11 +230,15 @@ def compare_runs(
     return comparison
 
 
+def output_paths(out: Path) -> list[Path]:
+    """``<out>.md``, ``<out>.csv``, ``<out>_per_class.csv``."""
+    return [Path(f"{out}.md"), Path(f"{out}.csv"), Path(f"{out}_per_class.csv")]
+
+
 def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> list[Path]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    csv, per_class, md_path = Path(f"{out}.csv"), Path(f"{out}_per_class.csv"), Path(f"{out}.md")
-    comparison.summary.to_csv(csv, index=False)
-    comparison.per_class.to_csv(per_class, index=False)
+    md_path, csv, per_class = output_paths(out)
+    write_text(csv, comparison.summary.to_csv(index=False))
+    write_text(per_class, comparison.per_class.to_csv(index=False))
     pc = comparison.per_class.copy()
     pc["roc_auc"] = [
         f"{r.roc_auc:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.roc_auc) else "n/a"
@@ -228,6 +254,6 @@ def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> l
         + "\n## ROC-AUC per class\n\n"
         + markdown_table(pc)
     )
-    md_path.write_text(text)
+    write_text(md_path, text)
     log.info("wrote %s, %s, %s", md_path, csv, per_class)
     return [md_path, csv, per_class]

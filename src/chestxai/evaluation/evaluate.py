@@ -1,5 +1,6 @@
-"""``evaluate``: score a trained run on its validation and test images and write
-``predictions.csv``, ``metrics.json`` and ``figures/`` into the run directory.
+"""``evaluate``: score a trained run (or an ensemble run) on its validation and evaluated split
+and write predictions, metrics, figures and the operating thresholds (names per split in
+:mod:`chestxai.rundir.layout`).
 
 Order matters for honest numbers: thresholds and the calibration temperature are fitted on the
 *validation* split and only then applied to the evaluated split. Confidence intervals resample
@@ -14,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from chestxai.evaluation.bootstrap import bootstrap_samples, cluster_codes, intervals
+from chestxai.evaluation.bootstrap import bootstrap_samples, count_clusters, has_patient_ids, intervals
 from chestxai.evaluation.calibration import apply_temperature, calibration_summary, fit_temperature
-from chestxai.evaluation.jsonio import to_jsonable, write_json
+from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
 from chestxai.evaluation.metrics import classification_metrics
-from chestxai.evaluation.predictions import predictions_frame, write_predictions
+from chestxai.evaluation.outputs import SplitScores, write_split_outputs
 from chestxai.evaluation.tasks import check_arrays, uses_thresholds
 from chestxai.evaluation.thresholds import choose_thresholds, parse_policy
 from chestxai.rundir import RunDir
+from chestxai.rundir.guard import check_not_training, check_output_dir
+from chestxai.rundir.tables import read_history
+from chestxai.rundir.thresholds import operating_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +59,16 @@ def evaluate_predictions(
     seed: int = 0,
     level: float = 0.95,
     n_bins: int = 10,
+    calibrated: dict | None = None,
+    default_source: str = "checkpoint",
 ) -> dict[str, Any]:
     """Everything ``metrics.json`` holds about one split, from arrays alone (no files, no model).
 
     Thresholds follow ``threshold_policy`` on the validation arrays when given, else
-    ``default_thresholds`` (e.g. those stored in the checkpoint), else 0.5. Multi-class decisions
-    are the argmax and use no thresholds.
+    ``default_thresholds`` (the run's operating thresholds, named by ``default_source``), else
+    0.5. Multi-class decisions are the argmax and use no thresholds. ``calibrated``: what
+    :func:`calibrate_on_val` returned when ``probs``/``val_probs`` are already temperature-scaled
+    (recorded under ``calibrated``; no second temperature is fitted).
     """
     probs, targets = check_arrays(probs, targets, task)
     policy = parse_policy(threshold_policy)
@@ -74,7 +81,7 @@ def evaluate_predictions(
         thresholds, chosen_on = choose_thresholds(val_probs, val_targets, task, label_names, policy), "val"
     else:
         thresholds = {n: float((default_thresholds or {}).get(n, 0.5)) for n in label_names}
-        chosen_on = "checkpoint" if default_thresholds else "default 0.5"
+        chosen_on = default_source if default_thresholds else "default 0.5"
         log.warning("no validation images to choose %s thresholds on; using %s thresholds", policy, chosen_on)
     th = np.array([thresholds[n] for n in label_names]) if thresholds else None
 
@@ -86,20 +93,19 @@ def evaluate_predictions(
 
     calibration = calibration_summary(probs, targets, task, label_names, n_bins)
     calibration["temperature"] = None
-    if have_val:
+    if have_val and not calibrated:
         temperature = fit_temperature(val_probs, val_targets, task)
         after = calibration_summary(
             apply_temperature(probs, temperature, task), targets, task, label_names, n_bins
         )
         calibration.update(temperature=temperature, temperature_fitted_on="val", after_temperature=after)
 
-    codes = cluster_codes(patient_ids, len(probs))
-    has_patients = patient_ids is not None and any(str(p) for p in patient_ids)
+    has_patients = has_patient_ids(patient_ids)  # images without an id count as their own patient
     return {
         "task": task,
         "label_names": list(label_names),
         "n_images": len(probs),
-        "n_patients": int(len(np.unique(codes))),
+        "n_patients": count_clusters(patient_ids, len(probs)),
         "bootstrap": {
             "n_boot": n_boot,
             "level": level,
@@ -108,9 +114,25 @@ def evaluate_predictions(
             "method": "percentile",
         },
         "thresholds": {"policy": str(policy), "chosen_on": chosen_on, "values": thresholds},
+        "calibrated": calibrated,
         "metrics": metrics,
         "calibration": calibration,
     }
+
+
+def calibrate_on_val(
+    probs: np.ndarray, val_probs: np.ndarray | None, val_targets: np.ndarray | None, task: str
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``--calibrated``: fit a temperature on validation and scale both splits' probabilities with
+    it, so thresholds are chosen and metrics computed on calibrated probabilities."""
+    if val_probs is None or val_targets is None or not len(val_probs):
+        raise ValueError(
+            "--calibrated needs validation images to fit the temperature on, and the evaluated cache has no "
+            "'val' split; evaluate without --calibrated"
+        )
+    temperature = float(fit_temperature(val_probs, val_targets, task))
+    info = {"temperature": temperature, "fitted_on": "val", "applied_before": "thresholds and metrics"}
+    return apply_temperature(probs, temperature, task), apply_temperature(val_probs, temperature, task), info
 
 
 class _RowView:
@@ -141,6 +163,9 @@ def evaluate_run(
     data: str | Path | None = None,
     threshold_policy: str = "youden",
     *,
+    out: str | Path | None = None,
+    calibrated: bool = False,
+    force: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
@@ -150,24 +175,33 @@ def evaluate_run(
     store_thresholds: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate ``run_dir`` on ``split`` and write predictions.csv, metrics.json, figures/.
+    """Evaluate ``run_dir`` (a trained or an ensemble run) on ``split``; write its predictions,
+    metrics and figures under the split's names, and the thresholds to ``RUN/thresholds.json``.
 
-    ``data`` evaluates on another prepared cache (external validation); it must have the model's
-    label names. Thresholds chosen on the run's own validation split are stored in the
-    checkpoint (``store_thresholds``) so that prediction uses them. Returns the metrics dict,
-    exactly as written to ``metrics.json`` (undefined values are ``None``).
+    ``data`` scores another prepared cache (external validation; it must have the model's label
+    names) and then needs ``out``, a new or empty folder (``force``: any folder) that receives the
+    outputs, so the run's own results stay its own. A run that is still training is refused
+    (``force`` scores its current checkpoint). Returns the metrics dict, exactly as written
+    (undefined values are ``None``).
     """
-    from chestxai.evaluation.inputs import load_inputs
-    from chestxai.models.checkpoint import load_model, update_thresholds
-    from chestxai.models.predict import predict_probs
+    from chestxai.models.scorer import load_scorer
 
     run = RunDir(Path(run_dir))
-    if not run.root.is_dir():
-        raise FileNotFoundError(f"run directory {run.root} does not exist")
+    run.require_dir()
+    check_not_training(run, force, "evaluate it")
     device = _device(device)
-    model, ckpt = load_model(run.require_checkpoint(), device=device)
-    inputs = load_inputs(run, ckpt, data, split)
-    cache, names, task = inputs.cache, list(ckpt["label_names"]), inputs.cache.task
+    scorer = load_scorer(run, device)
+    facts = ModelFacts(
+        scorer.label_names, scorer.task, scorer.cache_dir, scorer.checkpoint or str(run.ensemble)
+    )
+    inputs = resolve_inputs(run, facts, data)
+    if not inputs.own_cache and out is None:
+        raise ValueError(
+            f"--data {data} is not the cache {run.root} was trained on: pass --out DIR for its predictions, "
+            f"metrics and figures, so the run's own results stay its own"
+        )
+    dest = RunDir(check_output_dir(out, force)) if out is not None else run
+    cache, names, task = inputs.cache, scorer.label_names, inputs.cache.task
     if split == "val":
         log.warning(
             "evaluating on val, the split thresholds and temperature are fitted on: optimistic numbers"
@@ -175,18 +209,24 @@ def evaluate_run(
 
     def predict(rows: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        images = _RowView(cache.images, rows)
-        p = predict_probs(
-            model, images, ckpt["preprocess"], batch_size=batch_size, device=device, progress=progress
+        p = scorer.predict(
+            _RowView(cache.images, rows), batch_size=batch_size, device=device, progress=progress
         )
         log.info("predicted %d images in %.1fs", len(rows), time.perf_counter() - t0)
         return p
 
-    rows = inputs.split_rows[split]
-    val_rows = inputs.split_rows.get("val", np.zeros(0, int))
+    rows = inputs.rows(split)
+    val_rows = inputs.optional_rows("val")
     probs = predict(rows)
     val_probs = probs if split == "val" else (predict(val_rows) if len(val_rows) else None)
+    val_targets = cache.labels[val_rows] if val_probs is not None else None
+    applied = None
+    if calibrated:
+        probs, val_probs, applied = calibrate_on_val(probs, val_probs, val_targets, task)
+        if split == "val":
+            val_probs = probs
 
+    operating = operating_thresholds(run, names, scorer.default_thresholds, scorer.epoch)
     patients = cache.frame["patient_id"].astype(str).to_numpy()
     result = evaluate_predictions(
         probs,
@@ -194,61 +234,42 @@ def evaluate_run(
         task,
         names,
         val_probs=val_probs,
-        val_targets=cache.labels[val_rows] if val_probs is not None else None,
+        val_targets=val_targets,
         patient_ids=patients[rows],
         threshold_policy=threshold_policy,
-        default_thresholds=ckpt.get("thresholds"),
+        default_thresholds=operating.values,
+        default_source=f"{operating.source} of {run.root}",
         n_boot=n_boot,
         seed=seed,
         level=level,
+        calibrated=applied,
     )
     result = {
         "run": str(run.root),
         "split": split,
         "cache": str(cache.path),
         "splits_from": inputs.splits_from,
-        "checkpoint": str(run.checkpoint),
+        "model": scorer.description,
+        "checkpoint": scorer.checkpoint,
+        "checkpoint_epoch": scorer.epoch,
         **result,
     }
+    ids = cache.frame["image_id"].to_numpy(str)
 
-    # predictions.csv: the validation rows (threshold choice) and the evaluated rows
-    parts = [("val", val_rows, val_probs)] if split != "val" and val_probs is not None else []
-    parts.append((split, rows, probs))
-    frame = pd.concat(
-        [
-            predictions_frame(
-                cache.frame["image_id"].to_numpy(str)[r], patients[r], [s] * len(r), p, cache.labels[r], names
-            )
-            for s, r, p in parts
-        ],
-        ignore_index=True,
+    def scores(name: str, r: np.ndarray, p: np.ndarray) -> SplitScores:
+        return SplitScores(name, ids[r], patients[r], p, cache.labels[r])
+
+    # the evaluated rows, after the validation rows the thresholds were chosen on
+    parts = [scores("val", val_rows, val_probs)] if split != "val" and val_probs is not None else []
+    parts.append(scores(split, rows, probs))
+    own_outputs = inputs.own_cache and dest == run
+    return write_split_outputs(
+        dest,
+        result,
+        parts,
+        figures=figures,
+        history=read_history(run),
+        thresholds_for=run if store_thresholds and own_outputs else None,
+        epoch=scorer.epoch,
+        checkpoint=scorer.checkpoint,
     )
-    write_predictions(frame, run.predictions)
-
-    th = result["thresholds"]
-    if store_thresholds and th["chosen_on"] in ("val", "fixed") and inputs.own_cache:
-        update_thresholds(run.checkpoint, th["values"])
-        th["stored_in_checkpoint"] = True
-        log.info("stored %s thresholds in %s", th["policy"], run.checkpoint)
-    else:
-        th["stored_in_checkpoint"] = False
-
-    if figures:
-        from chestxai.evaluation.figures import write_figures
-
-        history = pd.read_csv(run.history) if run.history.exists() else None
-        written = write_figures(
-            run.figures,
-            probs,
-            cache.labels[rows],
-            task,
-            names,
-            th["values"],
-            result["calibration"].get("temperature"),
-            history,
-        )
-        result["figures"] = sorted(written)
-    result = to_jsonable(result)  # what is returned is exactly what metrics.json holds (NaN -> None)
-    write_json(result, run.metrics)
-    log.info("wrote %s, %s", run.predictions, run.metrics)
-    return result

@@ -1,67 +1,108 @@
-"""What ``evaluate`` needs from a run directory: the model, the cache it is scored on, and the
-exact split that training used, with errors that say which file or flag to fix."""
+"""Which cache a run is scored or explained on, and which of its rows form each split: resolved
+once here for ``evaluate``, ``explain`` and ``report`` alike, with the same checks.
+
+The checks are the point: a cache re-prepared after training (same folder, other images or
+another order) must not be read through the run's ``splits.csv``, or test images silently become
+training images. Every ``splits.csv`` row is checked against the cache's ``image_id`` at that row.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from chestxai.data.cache import PreparedCache
+from chestxai.data.cache import INDEX, PreparedCache
 from chestxai.rundir import RunDir
+from chestxai.rundir.tables import read_splits
 
 log = logging.getLogger(__name__)
+
+#: the pseudo split that selects every image of the cache
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the resolution needs to know of the model (a checkpoint or an ensemble manifest)."""
+
+    label_names: list[str]
+    task: str | None
+    cache_dir: str | None  # the cache it was trained on
+    source: str  # the file these facts come from, for messages
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, path: str | Path) -> ModelFacts:
+        cache_dir = ((ckpt.get("config") or {}).get("data") or {}).get("cache_dir")
+        task = (ckpt.get("model") or {}).get("task") or ckpt.get("task")
+        return cls(list(ckpt["label_names"]), task, cache_dir, str(path))
 
 
 @dataclass
 class RunInputs:
     run: RunDir
-    ckpt: dict[str, Any]
     cache: PreparedCache
     own_cache: bool  # the cache the run was trained on (not a --data override)
     split_rows: dict[str, np.ndarray]  # split name -> row positions in the cache
     splits_from: str  # where the split came from, for metrics.json and logs
 
+    def rows(self, split: str) -> np.ndarray:
+        """Rows of ``split`` (``all``: every image); an error listing the splits when it has none."""
+        if split == ALL:
+            return np.arange(len(self.cache))
+        rows = self.split_rows.get(split, np.zeros(0, np.int64))
+        if len(rows) == 0:
+            available = sorted(s for s, r in self.split_rows.items() if len(r))
+            raise ValueError(
+                f"no images in split {split!r} ({self.splits_from}); available splits: {available or 'none'}. "
+                f"Choose --split from them (or 'all')"
+            )
+        return rows
 
-def resolve_cache_path(ckpt: dict, run: RunDir, data: str | Path | None) -> tuple[Path, bool]:
-    """The cache to evaluate on: ``data`` if given, else the run's ``config.data.cache_dir``."""
-    trained_on = (ckpt.get("config") or {}).get("data", {}).get("cache_dir")
+    def optional_rows(self, split: str) -> np.ndarray:
+        return self.split_rows.get(split, np.zeros(0, np.int64))
+
+    def split_per_row(self) -> pd.Series:
+        """The split name of every cache row ('' for rows the run does not use)."""
+        out = np.full(len(self.cache), "", dtype=object)
+        for name, rows in self.split_rows.items():
+            out[rows] = name
+        return pd.Series(out)
+
+
+def resolve_cache_path(facts: ModelFacts, data: str | Path | None) -> tuple[Path, bool]:
+    """The cache to use: ``data`` if given, else the one the model was trained on."""
+    trained_on = facts.cache_dir
     if data is not None:
         data = Path(data)
         same = trained_on is not None and Path(trained_on).resolve() == data.resolve()
         return data, same
     if not trained_on:
         raise ValueError(
-            f"{run.checkpoint} does not record its cache (config.data.cache_dir); pass --data CACHE"
+            f"{facts.source} does not record its cache (config.data.cache_dir); pass --data CACHE "
+            f"(or explain files with --images FILES)"
         )
     return Path(trained_on), True
 
 
-def check_compatible(cache: PreparedCache, ckpt: dict, run: RunDir) -> None:
+def check_compatible(cache: PreparedCache, facts: ModelFacts) -> None:
     """The cache must carry the model's labels, in the same order, for the same task."""
-    model_labels = list(ckpt["label_names"])
-    if cache.label_names != model_labels:
+    if cache.label_names != facts.label_names:
         raise ValueError(
             f"label names differ: cache {cache.path} has {cache.label_names} but the model in "
-            f"{run.checkpoint} predicts {model_labels}; pass a --data cache prepared with the model's labels"
+            f"{facts.source} predicts {facts.label_names}; pass a --data cache prepared with the model's labels"
         )
-    task = ckpt.get("model", {}).get("task")
-    if task and task != cache.task:
+    if facts.task and facts.task != cache.task:
         raise ValueError(
-            f"cache {cache.path} is a {cache.task} task but the model in {run.checkpoint} is {task}"
+            f"cache {cache.path} is a {cache.task} task but the model in {facts.source} is {facts.task}"
         )
 
 
-def _splits_from_run(run: RunDir, cache: PreparedCache) -> dict[str, np.ndarray]:
-    table = pd.read_csv(run.splits, dtype={"image_id": str, "split": str}, keep_default_na=False)
-    missing = {"image_id", "row", "split"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{run.splits} lacks columns {sorted(missing)}; expected image_id, row, split")
-    rows = table["row"].to_numpy(int)
+def _splits_from_run(run: RunDir, table: pd.DataFrame, cache: PreparedCache) -> dict[str, np.ndarray]:
+    rows = table["row"].to_numpy(np.int64)
     ids = cache.frame["image_id"].to_numpy(str)
     if len(rows) and (
         rows.min() < 0 or rows.max() >= len(ids) or (ids[rows] != table["image_id"].to_numpy(str)).any()
@@ -71,36 +112,45 @@ def _splits_from_run(run: RunDir, cache: PreparedCache) -> dict[str, np.ndarray]
             f"re-prepared? Pass the cache the run was trained on with --data, or delete {run.splits} to "
             f"use the cache's own split column"
         )
-    return {s: rows[table["split"].to_numpy(str) == s] for s in table["split"].unique()}
+    split = table["split"].to_numpy(str)
+    return {str(s): np.sort(rows[split == s]) for s in pd.unique(split)}
 
 
-def split_rows(
-    run: RunDir, cache: PreparedCache, own_cache: bool, split: str
-) -> tuple[dict[str, np.ndarray], str]:
+def split_rows(run: RunDir, cache: PreparedCache, own_cache: bool) -> tuple[dict[str, np.ndarray], str]:
     """Rows per split: the run's ``splits.csv`` (own cache), else the cache's split column, else
-    (a cache without splits, e.g. an external test set) every image as ``split``."""
-    if own_cache and run.splits.exists():
-        return _splits_from_run(run, cache), str(run.splits)
+    (a cache without splits, e.g. an external test set) every image as ``test``."""
+    table = read_splits(run) if own_cache else None
+    if table is not None:
+        return _splits_from_run(run, table, cache), str(run.splits)
     if cache.has_splits():
         col = cache.frame["split"].astype(str).to_numpy()
         return {
-            s: np.flatnonzero(col == s) for s in np.unique(col) if s
-        }, f"{cache.path}/index.csv split column"
-    log.info("cache %s defines no split: evaluating all %d images as %r", cache.path, len(cache), split)
-    return {split: np.arange(len(cache))}, f"all images of {cache.path} (no split column)"
+            str(s): np.flatnonzero(col == s) for s in np.unique(col) if s
+        }, f"{cache.path / INDEX} split column"
+    log.info("cache %s defines no split: all %d images count as 'test'", cache.path, len(cache))
+    return {"test": np.arange(len(cache))}, f"all images of {cache.path} (no split column)"
 
 
-def load_inputs(run: RunDir, ckpt: dict[str, Any], data: str | Path | None, split: str) -> RunInputs:
-    """Open the cache for a run's checkpoint (already read), check it fits, and find the splits."""
-    cache_path, own = resolve_cache_path(ckpt, run, data)
+def open_cache(facts: ModelFacts, data: str | Path | None = None) -> tuple[PreparedCache, bool]:
+    """The prepared cache (``data`` or the training cache) and whether it is the training cache."""
+    cache_path, own = resolve_cache_path(facts, data)
+    if not cache_path.exists():
+        where = "--data" if data is not None else f"config.data.cache_dir of {facts.source}"
+        raise FileNotFoundError(
+            f"the cache {cache_path} ({where}) does not exist; re-create it with `chestxai prepare` (same "
+            f"options), pass --data CACHE, or explain files with --images FILES"
+        )
     try:
         cache = PreparedCache(cache_path)
     except FileNotFoundError as exc:
-        flag = "--data" if data is not None else f"config.data.cache_dir of {run.checkpoint} (or pass --data)"
-        raise FileNotFoundError(f"{exc} [cache from {flag}]") from exc
-    check_compatible(cache, ckpt, run)
-    rows, source = split_rows(run, cache, own, split)
-    if len(rows.get(split, ())) == 0:
-        available = sorted(s for s, r in rows.items() if len(r))
-        raise ValueError(f"no images in split {split!r} ({source}); choose --split from {available}")
-    return RunInputs(run, ckpt, cache, own, rows, source)
+        where = "--data" if data is not None else f"config.data.cache_dir of {facts.source} (or pass --data)"
+        raise FileNotFoundError(f"{exc} [cache from {where}]") from exc
+    check_compatible(cache, facts)
+    return cache, own
+
+
+def resolve_inputs(run: RunDir, facts: ModelFacts, data: str | Path | None = None) -> RunInputs:
+    """Open and check the cache for a run's model and find its splits (the one way to do so)."""
+    cache, own = open_cache(facts, data)
+    rows, source = split_rows(run, cache, own)
+    return RunInputs(run, cache, own, rows, source)

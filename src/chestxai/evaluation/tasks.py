@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TASKS = ("binary", "multiclass", "multilabel")
+from chestxai.tasks import TASKS
 
 
 def check_arrays(probs: np.ndarray, targets: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:

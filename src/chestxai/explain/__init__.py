@@ -10,10 +10,9 @@
 """
 
 from chestxai.explain.boxes import Box, boxes_from_heatmap, otsu_threshold
-from chestxai.explain.cam import UnsupportedMethodError
 from chestxai.explain.explainer import Explainer
 from chestxai.explain.layers import LayerNotFoundError, find_target_layer
-from chestxai.explain.methods import CONTROL, gradient_methods, list_methods
+from chestxai.explain.methods import CONTROL, UnsupportedMethodError, gradient_methods, list_methods
 from chestxai.explain.run import ExplainResult, compare_methods, explain_run
 from chestxai.explain.settings import ExplainSettings
 from chestxai.explain.targets import UnknownFindingError

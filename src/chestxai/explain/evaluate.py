@@ -81,7 +81,7 @@ def measure_method(
     """Heatmaps of ``method`` for every item, their boxes, and every applicable score."""
     settings = settings or ExplainSettings()
     explainer = Explainer(
-        model, method, layer=layer, seed=settings.seed, score_batch_size=settings.score_batch_size
+        model, method, layer=layer, seed=settings.seed, options=settings.options_for(method)
     )
     indices = [it.index for it in items]
     start = time.perf_counter()

@@ -12,18 +12,17 @@ registered on the model between calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
-from pytorch_grad_cam import ScoreCAM
 from torch import nn
 from tqdm.auto import tqdm
 
-from chestxai.explain.cam import UnsupportedMethodError, check_gap_model
 from chestxai.explain.layers import Trace, resolve_layer, trace_layers
-from chestxai.explain.methods import get_method
+from chestxai.explain.methods import UnsupportedMethodError, configure
 from chestxai.explain.reshape import TokenGridReshape, token_reshape_for
 from chestxai.explain.targets import logit_targets
 from chestxai.models.preprocess import to_input
@@ -47,8 +46,11 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
 class Explainer:
     """Heatmaps of ``method`` for ``model`` at ``layer`` (a dotted name; ``None`` = automatic).
 
-    ``seed`` drives the random control; ``score_batch_size`` is ScoreCAM's inner batch (it
-    scores one masked copy of the image per channel of the target layer).
+    Generic plumbing only: which layer, ViT reshape, hooks, batching. What is particular to a
+    method (its knobs, which models it applies to, how its ``BaseCAM`` is built) lives in its
+    :class:`~chestxai.explain.methods.Method`; ``options`` sets its knobs (e.g.
+    ``{"batch_size": 16}`` for ScoreCAM). ``seed`` seeds the generator handed to the method (the
+    random control draws from it).
     """
 
     def __init__(
@@ -57,68 +59,34 @@ class Explainer:
         method: str = "gradcam",
         layer: str | None = None,
         seed: int = 0,
-        score_batch_size: int = 64,
+        options: Mapping[str, Any] | None = None,
     ):
         self.model = model
         self.method = method
-        self.spec = get_method(method)
+        self.spec = configure(method, options)
         self.seed = seed
-        self.score_batch_size = score_batch_size
         self.rng = np.random.default_rng(seed)
         self._trace: Trace | None = None
         if layer is None:  # CAM / PCAM are defined on the final feature map only
-            self.layer_name = self.trace.final if self.spec.requires else self.trace.default
+            self.layer_name = self.trace.final if self.spec.final_layer_only else self.trace.default
         else:
             self.layer_name, _ = resolve_layer(model, layer, self._trace)
+            if self.spec.final_layer_only and self.layer_name != self.trace.final:
+                raise UnsupportedMethodError(
+                    f"{method} is defined on the final feature map ({self.trace.final}), not on "
+                    f"{self.layer_name}; drop --layer for this method"
+                )
         self.layer = dict(model.named_modules())[self.layer_name]
         self.reshape: TokenGridReshape | None = (
             token_reshape_for(model.backbone) if model.family == "vit" else None
         )
-        self._check_requirements(layer)
+        self.spec.check(model)
 
     @property
     def trace(self) -> Trace:
         if self._trace is None:
             self._trace = trace_layers(self.model)
         return self._trace
-
-    def _check_requirements(self, layer: str | None) -> None:
-        need = self.spec.requires
-        if need is None:
-            return
-        if layer is not None and self.layer_name != self.trace.final:
-            raise UnsupportedMethodError(
-                f"{self.method} is defined on the final feature map ({self.trace.final}), not on "
-                f"{self.layer_name}; drop --layer for this method"
-            )
-        if need == "pcam":
-            if getattr(self.model, "head_type", None) != "pcam":
-                raise UnsupportedMethodError(
-                    "method 'pcam' reads a PCAM head's probability map, but this model has a "
-                    f"{getattr(self.model, 'head_type', '?')!r} head; use --method gradcam, or train with head='pcam'"
-                )
-            return
-        if need == "gap":
-            if (
-                getattr(self.model, "family", "cnn") == "cnn"
-                and getattr(self.model, "head_type", "") == "pooled"
-            ):
-                size = int(self.model.config.get("input_size", 224))
-                in_chans = int(self.model.config.get("in_chans", 1))
-                gen = torch.Generator().manual_seed(self.seed)
-                x = torch.randn(1, in_chans, size, size, generator=gen).to(
-                    next(self.model.parameters()).device
-                )
-                was_training = self.model.training
-                self.model.eval()
-                try:
-                    with torch.no_grad():
-                        fmap = self.model.features(x)
-                finally:
-                    self.model.train(was_training)
-            else:
-                fmap = torch.zeros(0)
-            check_gap_model(self.model, fmap)
 
     def explain(self, x: torch.Tensor, indices: Sequence[int]) -> np.ndarray:
         """``x``: model input ``B x C x H x W``; ``indices[i]``: the output explained for image i.
@@ -136,8 +104,6 @@ class Explainer:
             cam = self.spec.build(self.model, [self.layer], self.reshape, self.rng)
             try:
                 cam.compute_input_gradient = self.spec.gradients
-                if isinstance(cam, ScoreCAM):
-                    cam.batch_size = self.score_batch_size
                 heatmaps = cam(x, logit_targets(indices))
             finally:
                 cam.activations_and_grads.release()

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chestxai.explain.box_files import BOX_COLUMNS, boxes_in_pixels, read_box_file
 from chestxai.explain.targets import UnknownFindingError, finding_index
 
 log = logging.getLogger(__name__)
 
-BOX_COLUMNS = ("image_id", "label", "x", "y", "w", "h")
 MaskLookup = Callable[[str, str, tuple[int, int]], "np.ndarray | None"]
 
 
@@ -56,28 +56,6 @@ class ImageSet:
 
 
 # --- images ---------------------------------------------------------------------------------
-def split_rows(run_root: Path, cache, split: str) -> np.ndarray:
-    """Cache rows of ``split``: from ``RUN/splits.csv`` when present, else the cache's own column."""
-    if split == "all":
-        return np.arange(len(cache))
-    splits_csv = Path(run_root) / "splits.csv"
-    if splits_csv.exists():
-        frame = pd.read_csv(splits_csv, dtype={"image_id": str, "split": str}, keep_default_na=False)
-        rows = frame.loc[frame["split"] == split, "row"].to_numpy(dtype=np.int64)
-        available = sorted(set(frame["split"]))
-        where = str(splits_csv)
-    else:
-        rows = cache.split_rows(split)
-        available = sorted(set(cache.frame["split"].astype(str)) - {""})
-        where = f"the cache {cache.path}"
-    if len(rows) == 0:
-        raise ValueError(
-            f"no images in split {split!r} according to {where}; available splits: {available or 'none'}. "
-            f"Pass --split with one of them, --split all, or --images FILES"
-        )
-    return np.sort(rows)
-
-
 def cache_images(cache, rows: Sequence[int], split: str) -> ImageSet:
     ids = cache.frame["image_id"].astype(str).to_numpy()
     return ImageSet([str(ids[r]) for r in rows], [cache.images[int(r)] for r in rows], f"split:{split}")
@@ -105,18 +83,9 @@ def decode_files(paths: Sequence[str | Path]) -> ImageSet:
 
 # --- ground truth ---------------------------------------------------------------------------
 def read_boxes_csv(path: str | Path) -> pd.DataFrame:
-    """A boxes CSV (``image_id, label, x, y, w, h`` in pixels of the explained image)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"boxes file {path} does not exist")
-    frame = pd.read_csv(path, dtype={"image_id": str, "label": str})
-    missing = [c for c in BOX_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{path} lacks columns {missing}; a boxes CSV needs {', '.join(BOX_COLUMNS)} (pixels of the image, "
-            f"top-left origin)"
-        )
-    return frame
+    """A ground-truth boxes file: official NIH / RSNA files as distributed, or the project's
+    ``image_id, label, x, y, w, h`` (see :mod:`chestxai.explain.box_files`)."""
+    return read_box_file(path)
 
 
 def cache_mask_lookup(cache) -> MaskLookup | None:
@@ -194,6 +163,10 @@ def build_items(
     """
     skipped: list[dict] = []
     boxes = boxes if boxes is not None else pd.DataFrame(columns=list(BOX_COLUMNS))
+    # a box file may name images by stem (RSNA's patientId for <patientId>.dcm): match those too
+    by_stem = {Path(i).stem: i for i in images.ids}
+    ids = boxes["image_id"].astype(str)
+    boxes = boxes.assign(image_id=ids.where(ids.isin(set(images.ids)), ids.map(by_stem).fillna(ids)))
     box_groups = (
         {(str(i), str(lab)): g for (i, lab), g in boxes.groupby(["image_id", "label"])} if len(boxes) else {}
     )
@@ -214,7 +187,7 @@ def build_items(
         for label in sorted(aliases.get(name, {name})):
             g = box_groups.get((image_id, label))
             if g is not None:
-                bxs += [tuple(map(float, r)) for r in g[["x", "y", "w", "h"]].to_numpy()]
+                bxs += boxes_in_pixels(g, shape)
             m = mask_lookup(image_id, label, shape) if mask_lookup is not None else None
             if m is not None:
                 mask = m if mask is None else (mask | m)

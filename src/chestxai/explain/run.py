@@ -1,9 +1,11 @@
 """Explain a trained run: ``explain_run`` (one method) and ``compare_methods`` (all, ranked).
 
 Both read only the run directory (checkpoint, splits.csv) and the prepared cache the checkpoint
-names (``config["data"]["cache_dir"]``), and write under ``RUN/cams/`` and
-``RUN/explain_metrics.json`` (layout in :mod:`chestxai.explain.store`). The random-map control is
-computed on the same items beside every method, so each figure has its chance level next to it.
+names (``config["data"]["cache_dir"]``), resolved and checked by
+:func:`chestxai.evaluation.inputs.resolve_inputs` exactly as ``evaluate`` does, and write under
+``RUN/cams/`` and ``RUN/explain_metrics.json`` (layout in :mod:`chestxai.explain.store`). The
+random-map control is computed on the same items beside every method, so each figure has its
+chance level next to it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from chestxai.explain.cam import UnsupportedMethodError
+from chestxai.atomic import write_text
+from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
 from chestxai.explain.evaluate import MethodResult, measure_method, model_inputs
 from chestxai.explain.items import (
     ImageSet,
@@ -29,12 +32,13 @@ from chestxai.explain.items import (
     decode_files,
     mask_labels,
     read_boxes_csv,
-    split_rows,
 )
-from chestxai.explain.methods import CONTROL, get_method, list_methods
+from chestxai.explain.methods import CONTROL, UnsupportedMethodError, get_method, list_methods
 from chestxai.explain.settings import ExplainSettings
 from chestxai.explain.store import method_entry, update_index, update_metrics, write_method
+from chestxai.models.checkpoint import load_model
 from chestxai.rundir import RunDir
+from chestxai.rundir.ensemble import read_ensemble
 
 log = logging.getLogger(__name__)
 
@@ -57,32 +61,22 @@ class Selection:
     items: list[Item]
     skipped: list[dict]
     source: str
+    split: str  # the split explained, "files" for --images (names the outputs)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu"):
-    """``(RunDir, model in eval mode, checkpoint dict)``."""
-    from chestxai.models.checkpoint import load_model
-
+    """``(RunDir, model in eval mode, checkpoint dict)``; an ensemble is refused in one line: a
+    heatmap explains one network's gradients, and the members' maps would not share a layer."""
     run = RunDir(Path(run_dir))
+    run.require_dir()
+    if run.is_ensemble:
+        members = ", ".join(str(m) for m in read_ensemble(run).members)
+        raise ValueError(
+            f"{run.root} is an ensemble; explanations need a single model: explain its members instead "
+            f"(`chestxai explain MEMBER` for each of {members})"
+        )
     model, ckpt = load_model(run.require_checkpoint(), device=device)
     return run, model, ckpt
-
-
-def run_cache(ckpt: dict, run: RunDir):
-    from chestxai.data.cache import PreparedCache
-
-    cache_dir = ((ckpt.get("config") or {}).get("data") or {}).get("cache_dir")
-    if not cache_dir:
-        raise ValueError(
-            f"the checkpoint of {run.root} names no prepared cache (config.data.cache_dir); explain files "
-            f"instead with --images FILES"
-        )
-    if not Path(cache_dir).exists():
-        raise FileNotFoundError(
-            f"the run's cache {cache_dir} no longer exists; re-create it with `chestxai prepare` (same options), "
-            f"or explain files with --images FILES"
-        )
-    return PreparedCache(cache_dir)
 
 
 def _top_outputs(model, preprocess: dict, batch_size: int):
@@ -121,9 +115,9 @@ def select_items(
         if not image_set.ids:
             raise ValueError(f"none of the {len(images)} files could be decoded: {image_set.skipped}")
     else:
-        cache = run_cache(ckpt, run)
-        rows = split_rows(run.root, cache, split)
-        image_set = cache_images(cache, rows, split)
+        inputs = resolve_inputs(run, ModelFacts.from_checkpoint(ckpt, run.checkpoint))
+        cache = inputs.cache
+        image_set = cache_images(cache, inputs.rows(split), split)
         if gt_boxes is None:
             gt_boxes = cache.boxes
         if mask_lookup is None:
@@ -142,7 +136,7 @@ def select_items(
         raise ValueError(
             f"nothing to explain among {len(image_set.ids)} images ({image_set.source}); skipped: {skipped}"
         )
-    return Selection(items, image_set.skipped + skipped, image_set.source)
+    return Selection(items, image_set.skipped + skipped, image_set.source, "files" if images else split)
 
 
 def explain_run(
@@ -173,14 +167,14 @@ def explain_run(
         if method == CONTROL
         else measure_method(model, sel.items, CONTROL, ckpt["preprocess"], settings, result.layer)
     )
-    rows = write_method(run.root, sel.items, result, settings.overlays)
+    rows = write_method(run.root, sel.items, result, settings.overlays, sel.split)
     if control is not result:
-        write_method(run.root, sel.items, control, overlays=False)
-    update_index(run.root, rows, [method])
-    entry = method_entry(result, control, sel.source, sel.skipped)
+        write_method(run.root, sel.items, control, overlays=False, split=sel.split)
+    update_index(run.root, rows, [method], sel.split)
+    entry = method_entry(result, control, sel.source, sel.skipped, sel.split)
     entries = {method: entry}
     if control is not result:
-        entries[CONTROL] = method_entry(control, control, sel.source, sel.skipped)
+        entries[CONTROL] = method_entry(control, control, sel.source, sel.skipped, sel.split)
     update_metrics(run.root, entries, sel.skipped)
     return ExplainResult(run.root, method, result.layer, result.scores, control.scores, entry, sel.skipped)
 
@@ -219,7 +213,7 @@ def compare_methods(
     Ranking: by pointing game, then mean IoBB, then energy when there is ground truth; otherwise
     by ROAD, then insertion AUC. Methods that do not apply to the model (CAM on a non-GAP model,
     the PCAM map without a PCAM head) are listed as skipped. Writes ``RUN/explain_compare.csv`` and
-    ``.md`` and updates ``cams/`` and ``explain_metrics.json`` for every method.
+    ``.md`` (the latest comparison) and updates ``cams/`` and ``explain_metrics.json`` for every method.
     """
     settings = settings or ExplainSettings()
     names = list(methods) if methods else list_methods()
@@ -242,9 +236,11 @@ def compare_methods(
         except UnsupportedMethodError as exc:
             log.info("skipping %s: %s", name, exc)
             not_applicable[name] = str(exc)
-    index_rows = [write_method(run.root, sel.items, res, settings.overlays) for res in results.values()]
-    update_index(run.root, pd.concat(index_rows, ignore_index=True), list(results))
-    entries = {n: method_entry(r, control, sel.source, sel.skipped) for n, r in results.items()}
+    index_rows = [
+        write_method(run.root, sel.items, res, settings.overlays, sel.split) for res in results.values()
+    ]
+    update_index(run.root, pd.concat(index_rows, ignore_index=True), list(results), sel.split)
+    entries = {n: method_entry(r, control, sel.source, sel.skipped, sel.split) for n, r in results.items()}
     update_metrics(run.root, entries, sel.skipped)
 
     table = pd.DataFrame([_ranking_row(r) for r in results.values()])
@@ -255,8 +251,8 @@ def compare_methods(
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     for name, reason in not_applicable.items():
         table.loc[len(table)] = {"method": name, "layer": f"not applicable: {reason}"}
-    table.to_csv(run.root / "explain_compare.csv", index=False)
-    (run.root / "explain_compare.md").write_text(comparison_markdown(table, sel, settings))
+    write_text(run.explain_compare_csv, table.to_csv(index=False))
+    write_text(run.explain_compare_md, comparison_markdown(table, sel, settings))
     return table
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chestxai.explain.localization import IOBB_THRESHOLDS
+from chestxai.explain.methods import configure
 
 
 @dataclass(frozen=True)
@@ -13,7 +15,9 @@ class ExplainSettings:
     """``threshold``: fraction of the heatmap maximum, or ``"otsu"``; ``tolerance``: pointing-game
     slack in pixels of the explained image; ``faithfulness_limit``: how many items get deletion/
     insertion and ROAD (both cost many forward passes per image; ROAD also a sparse solve per
-    percentile), ``0`` to skip them."""
+    percentile), ``0`` to skip them. ``method_options``: per method name, that method's own knobs
+    (``{"scorecam": {"batch_size": 16}}``; see ``chestxai.explain.methods.method_options``), kept
+    with the method rather than here so a new method adds none."""
 
     batch_size: int = 16
     threshold: float | str = 0.5
@@ -27,7 +31,7 @@ class ExplainSettings:
     faithfulness_limit: int = 16
     steps: int = 20
     road_percentiles: tuple[int, ...] = field(default=(20, 40, 60, 80))
-    score_batch_size: int = 64
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -52,9 +56,16 @@ class ExplainSettings:
             raise ValueError(
                 f"ROAD percentiles must lie strictly between 0 and 100, got {self.road_percentiles}"
             )
+        for name, options in self.method_options.items():
+            configure(name, options)  # an unknown method or knob fails before any work
+
+    def options_for(self, method: str) -> dict[str, Any]:
+        """The knobs given for ``method`` (empty: its defaults)."""
+        return dict(self.method_options.get(method, {}))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["method_options"] = {k: dict(v) for k, v in self.method_options.items()}
         d["iobb_thresholds"] = list(self.iobb_thresholds)
         d["road_percentiles"] = list(self.road_percentiles)
         return d

@@ -1,8 +1,10 @@
 """Write explanations into the run directory, the interface the report and viewer read.
 
-Layout (``RUN/`` = the run directory)::
+Layout (``RUN/`` = the run directory; names from :class:`~chestxai.rundir.RunDir`)::
 
-    cams/index.csv               image_id, label, method, overlay   (overlay: PNG path relative to RUN)
+    cams/index.csv               image_id, label, method, split, overlay   (overlay: PNG path relative to RUN)
+    cams/<method>/               the test split's outputs; another split's go to cams/<method>@<split>/
+                                 (``@files`` for --images)
     cams/<method>/<id>__<label>.png   heatmap over the image, predicted boxes green, ground truth white
     cams/<method>/heatmaps.npy   float16 N x S x S heatmaps in [0, 1] at the model's input size S
     cams/<method>/heatmaps.csv   image_id, label, index (row of heatmaps.npy), height, width (of the image)
@@ -10,14 +12,13 @@ Layout (``RUN/`` = the run directory)::
     cams/<method>/scores.csv     per item: hit, iou, iobb, energy, deletion_auc, insertion_auc, road
     explain_metrics.json         see :func:`update_metrics`
 
-Re-running a method replaces its rows and files and leaves other methods' results in place.
+Re-running a method on the same split replaces its rows and files and leaves other methods' and
+other splits' results in place (``explain_metrics.json`` keeps one entry per method and split).
 Files are written to a temporary name and renamed, so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,31 +36,33 @@ from chestxai.explain.overlay import (
     resize_heatmap,
     save_png,
 )
+from chestxai.rundir import PRIMARY_SPLIT, RunDir, explain_key, safe_name
+from chestxai.rundir.jsonfile import read_json, write_json
+from chestxai.rundir.tables import CAM_INDEX_COLUMNS, update_cam_index
 
-INDEX_COLUMNS = ["image_id", "label", "method", "overlay"]
-METRICS_FILE = "explain_metrics.json"
-FORMAT = 1
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of an id or label (keeps letters, digits, ``.-_+``)."""
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("._") or "_"
+INDEX_COLUMNS = list(CAM_INDEX_COLUMNS)
+FORMAT = 2  # 2: entries keyed by method and split, a split column in the tables
 
 
 def _atomic_csv(path: Path, frame: pd.DataFrame) -> None:
     write_text(path, frame.to_csv(index=False))
 
 
-def method_dir(run_root: Path, method: str) -> Path:
-    return Path(run_root) / "cams" / safe_name(method)
+def method_dir(run_root: Path, method: str, split: str = PRIMARY_SPLIT) -> Path:
+    return RunDir(Path(run_root)).cam_method(method, split)
 
 
 def write_method(
-    run_root: str | Path, items: Sequence[Item], result: MethodResult, overlays: bool = True
+    run_root: str | Path,
+    items: Sequence[Item],
+    result: MethodResult,
+    overlays: bool = True,
+    split: str = PRIMARY_SPLIT,
 ) -> pd.DataFrame:
-    """Heatmaps, boxes, per-item scores and (optionally) overlays of one method; returns its index rows."""
+    """Heatmaps, boxes, per-item scores and (optionally) overlays of one method on one split
+    (``files`` for images given by path); returns its index rows."""
     root = Path(run_root)
-    out = method_dir(root, result.method)
+    out = method_dir(root, result.method, split)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.png"):
         old.unlink()
@@ -114,31 +117,31 @@ def write_method(
                     "image_id": it.image_id,
                     "label": it.finding,
                     "method": result.method,
+                    "split": split,
                     "overlay": path.relative_to(root).as_posix(),
                 }
             )
     return pd.DataFrame(rows, columns=INDEX_COLUMNS)
 
 
-def update_index(run_root: str | Path, rows: pd.DataFrame, methods: Sequence[str]) -> Path:
-    """Replace the rows of ``methods`` in ``cams/index.csv`` with ``rows`` (other methods kept)."""
-    path = Path(run_root) / "cams" / "index.csv"
-    old = (
-        pd.read_csv(path, dtype=str, keep_default_na=False)
-        if path.exists()
-        else pd.DataFrame(columns=INDEX_COLUMNS)
-    )
-    old = old[~old["method"].isin(list(methods))]
-    merged = pd.concat([old[INDEX_COLUMNS], rows[INDEX_COLUMNS]], ignore_index=True)
-    _atomic_csv(path, merged)
-    return path
+def update_index(
+    run_root: str | Path, rows: pd.DataFrame, methods: Sequence[str], split: str = PRIMARY_SPLIT
+) -> Path:
+    """Replace the rows of ``methods`` on ``split`` in ``cams/index.csv`` (everything else kept)."""
+    return update_cam_index(RunDir(Path(run_root)), rows, methods, split)
 
 
 def method_entry(
-    result: MethodResult, control: MethodResult | None, source: str, skipped: list[dict]
+    result: MethodResult,
+    control: MethodResult | None,
+    source: str,
+    skipped: list[dict],
+    split: str = PRIMARY_SPLIT,
 ) -> dict:
-    """The ``methods[<name>]`` entry of explain_metrics.json for one method and its random control."""
+    """The entry of explain_metrics.json for one method on one split and its random control."""
     entry = {
+        "method": result.method,
+        "split": split,
         "layer": result.layer,
         "images": source,
         "n_items": int(len(result.scores)),
@@ -167,7 +170,11 @@ def _localization_rows(name: str, entry: dict) -> list[dict]:
     groups += [(f, v, (ctrl.get("per_finding") or {}).get(f, {})) for f, v in loc["per_finding"].items()]
     rows = []
     for finding, vals, cvals in groups:
-        row = {"method": name, "finding": finding}
+        row = {
+            "method": entry.get("method", name),
+            "split": entry.get("split", PRIMARY_SPLIT),
+            "finding": finding,
+        }
         for k, v in vals.items():
             row[k] = v
             if k != "n":
@@ -181,7 +188,7 @@ def _faithfulness_rows(name: str, entry: dict) -> list[dict]:
     if not f:
         return []
     ctrl = (entry.get("control") or {}).get("faithfulness") or {}
-    row = {"method": name, "n": f["n"]}
+    row = {"method": entry.get("method", name), "split": entry.get("split", PRIMARY_SPLIT), "n": f["n"]}
     for k in ("deletion_auc", "insertion_auc", "road"):
         row[k] = f.get(k)
         row[f"{k}_random"] = ctrl.get(k)
@@ -191,25 +198,29 @@ def _faithfulness_rows(name: str, entry: dict) -> list[dict]:
 def update_metrics(run_root: str | Path, entries: dict[str, dict], skipped: list[dict] | None = None) -> dict:
     """Merge method entries into ``RUN/explain_metrics.json`` and rebuild its flat tables.
 
-    Shape::
+    ``entries`` are :func:`method_entry` results; each is stored under its key
+    (:func:`~chestxai.rundir.explain_key`: the method for the test split, ``method@split``
+    otherwise), so explaining another split or method adds an entry and re-running one replaces
+    only that entry. Shape::
 
-        {"format": 1,
-         "methods": {name: {layer, images, n_items, n_scored, images_per_second, settings,
+        {"format": 2,
+         "methods": {key: {method, split, layer, images, n_items, n_scored, images_per_second, settings,
                             localization: {overall, per_finding: {finding: {...}}, mean_over_findings} | null,
                             faithfulness: {n, deletion_auc, insertion_auc, road} | null,
                             control: {method: "random", localization, faithfulness}, skipped: [...]}},
-         "localization_table": [{method, finding ("(all)" = every item), n, pointing_game,
+         "localization_table": [{method, split, finding ("(all)" = every item), n, pointing_game,
                                  pointing_game_random, iou, iou_random, iobb, iobb_random,
                                  energy, energy_random, acc_iobb_0.1, acc_iobb_0.1_random, ...}],
-         "faithfulness_table": [{method, n, deletion_auc, deletion_auc_random, insertion_auc, ..., road, road_random}],
-         "skipped": [{item, reason}]}
+         "faithfulness_table": [{method, split, n, deletion_auc, deletion_auc_random, ..., road, road_random}],
+         "skipped": [{item, reason}]}   (of the latest invocation)
 
     ``*_random`` is the random-map control on the very same items as the method.
     """
-    path = Path(run_root) / METRICS_FILE
-    data = json.loads(path.read_text()) if path.exists() else {}
+    path = RunDir(Path(run_root)).explain_metrics
+    data = read_json(path) if path.exists() else {}
     methods = dict(data.get("methods", {}))
-    methods.update(entries)
+    for entry in entries.values():
+        methods[explain_key(entry["method"], entry.get("split", PRIMARY_SPLIT))] = entry
     loc_rows = [r for name in sorted(methods) for r in _localization_rows(name, methods[name])]
     faith_rows = [r for name in sorted(methods) for r in _faithfulness_rows(name, methods[name])]
     data = {
@@ -219,19 +230,5 @@ def update_metrics(run_root: str | Path, entries: dict[str, dict], skipped: list
         "faithfulness_table": faith_rows,
         "skipped": list(skipped or []),
     }
-    data = _clean(data)
-    write_text(path, json.dumps(data, indent=2, allow_nan=False))
-    return data
-
-
-def _clean(obj):
-    """JSON-safe copy: NumPy scalars to Python, NaN/inf to null (strict JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj
+    write_json(data, path)
+    return read_json(path)

@@ -1,4 +1,5 @@
-"""Checkpoints that rebuild model and preprocessing on their own, written atomically.
+"""Checkpoints that rebuild model and preprocessing on their own, written atomically and never
+rewritten after training (a later stage writes its own files beside them).
 
 Contents (only tensors, dicts, lists, strings and numbers, so ``torch.load(weights_only=True)``
 reads them)::
@@ -8,7 +9,8 @@ reads them)::
     state_dict      weights
     label_names     ordered output names
     preprocess      {"size": int, "mean": float, "std": float}   (uint8 / 255 -> (x - mean) / std)
-    thresholds      {label: float} operating thresholds (0.5 until evaluation chooses others)
+    thresholds      {label: float} training-time defaults (0.5); evaluation writes the operating
+                    thresholds to RUN/thresholds.json (:mod:`chestxai.rundir.thresholds`), never here
     config          the resolved training config (dict)
     epoch, best_metric, history_len, extra ...   training state for --resume (optimizer etc.)
 """
@@ -16,6 +18,7 @@ reads them)::
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +65,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused a global: never run foreign code
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{path} is not a chestxai checkpoint; refused to unpickle it ({reason[:200]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:  # not a torch file at all (HTML, truncated, ...)
+        raise ValueError(f"{path} is not a chestxai checkpoint ({str(exc).strip()[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(
             f"{path} is not a chestxai checkpoint (format {FORMAT}); was it written by another tool?"
@@ -81,15 +92,3 @@ def load_model(
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
     return model, ckpt
-
-
-def update_thresholds(path: str | Path, thresholds: dict[str, float]) -> None:
-    """Store chosen operating thresholds in an existing checkpoint (atomically)."""
-    ckpt = read_checkpoint(path)
-    unknown = set(thresholds) - set(ckpt["label_names"])
-    if unknown:
-        raise KeyError(
-            f"thresholds for unknown labels {sorted(unknown)}; the model has {ckpt['label_names']}"
-        )
-    ckpt["thresholds"] = {**ckpt["thresholds"], **{k: float(v) for k, v in thresholds.items()}}
-    save_atomic(ckpt, path)

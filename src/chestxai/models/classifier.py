@@ -1,4 +1,5 @@
-"""ChestClassifier: a timm backbone + a task head, carrying the metadata to rebuild itself.
+"""ChestClassifier: a timm backbone + a registered head (:mod:`chestxai.models.heads`), carrying
+the metadata to rebuild itself.
 
 ``forward`` returns the main logits (``B x L``; for a binary task ``L == 1``). The task decides
 how logits become probabilities: sigmoid for binary/multi-label, softmax for multi-class.
@@ -11,9 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from chestxai.models.heads import AuxHead, PCAMHead, PooledHead
-
-HEADS = ("pooled", "pcam")
+from chestxai.models.heads import get_head, pooled_width
+from chestxai.models.heads.pooled import AuxHead
 
 
 class ChestClassifier(nn.Module):
@@ -29,27 +29,15 @@ class ChestClassifier(nn.Module):
         config: dict[str, Any] | None = None,
     ):
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
-        if head == "pcam" and family != "cnn":
-            raise ValueError("the PCAM head needs a spatial feature map; use head='pooled' for ViT models")
+        head_cls = get_head(head, family)  # unknown names list the registered heads
         self.backbone = backbone
         self.family = family
         self.task = task
         self.head_type = head
         self.num_labels = num_labels
-        if head == "pcam" and isinstance(getattr(backbone, "pre_logits", None), nn.Module):
-            # VGG's fc6/fc7 (timm ConvMlp) sit between features and pooling; PCAM pools the feature
-            # map itself, so they would be dead weights (and unused parameters break DDP).
-            backbone.pre_logits = nn.Identity()
-            backbone.head_hidden_size = backbone.num_features
-        # timm: num_features = channels of the feature map; head_hidden_size = width after pre-logits
-        pooled_width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
-        if head == "pcam":
-            self.head: nn.Module = PCAMHead(backbone.num_features, num_labels, dropout)
-        else:
-            self.head = PooledHead(pooled_width, num_labels, dropout)
-        self.aux_head = AuxHead(pooled_width, aux_outputs, dropout) if aux_outputs else None
+        self.head = head_cls.build(backbone, num_labels, dropout)
+        # after the head: it may adapt the backbone (PCAM drops VGG's pre-logits layers)
+        self.aux_head = AuxHead(pooled_width(backbone), aux_outputs, dropout) if aux_outputs else None
         self.config = dict(config or {})
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,10 +51,9 @@ class ChestClassifier(nn.Module):
         """Main logits; with ``with_aux``, ``(main, aux)`` from the same pass (aux is None without an
         auxiliary head). One entry point, so a DistributedDataParallel wrapper sees every call."""
         feats = self.features(x)
-        if self.head_type == "pcam" and not with_aux:
-            return self.head(feats)
-        pooled = self.pool(feats)
-        main = self.head(feats) if self.head_type == "pcam" else self.head(pooled)
+        on_pooled = self.head.consumes == "pooled"
+        pooled = self.pool(feats) if on_pooled or with_aux else None  # no pooling a head does not use
+        main = self.head(pooled if on_pooled else feats)
         if not with_aux:
             return main
         return main, (self.aux_head(pooled) if self.aux_head is not None else None)
@@ -80,6 +67,4 @@ class ChestClassifier(nn.Module):
 
     def classifier_weights(self) -> torch.Tensor:
         """L x C weights that map pooled features to logits (what CAM multiplies feature maps by)."""
-        if self.head_type == "pcam":
-            return self.head.classifier.weight.flatten(1)
-        return self.head.fc.weight
+        return self.head.class_weights()

@@ -1,49 +1,47 @@
-"""Ensembles: weighted averaging of several runs' probabilities, weights fitted on validation.
+"""Ensembles as models: the weighted average of several trained classifiers' probabilities.
 
-Works from the runs' ``predictions.csv`` (written by ``chestxai evaluate``, val and test rows), so
-combining models needs no model reloading and no GPU. Weights live on the simplex (non-negative,
-sum 1) and minimise the validation log-loss - a proper scoring rule, smoother to optimise than AUC
-and less prone to overfitting a small validation split than a search over AUC.
+Members keep their own preprocessing (input size, normalisation), so each predicts its own
+input and only the probabilities are averaged. The weights are fitted on validation by
+:mod:`chestxai.evaluation.ensemble` and stored in ``RUN/ensemble.json``.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
-from chestxai.evaluation.calibration import negative_log_likelihood as log_loss
-
-log = logging.getLogger(__name__)
+from chestxai.models.predict import predict_probs
 
 
-def weighted_average(probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    """Probability-weighted average of ``K`` arrays ``N x L`` with ``K`` weights."""
+def weighted_average(probs: Sequence[np.ndarray], weights: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Probability-weighted average of ``K`` arrays ``N x L`` with ``K`` weights (softmax rows stay
+    rows that sum to 1: the weights sum to 1)."""
     stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
-    return np.tensordot(np.asarray(weights, dtype=np.float64), stacked, axes=1)
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != len(stacked):
+        raise ValueError(f"{len(weights)} weights for {len(stacked)} members")
+    return np.tensordot(weights, stacked, axes=1)
 
 
 @dataclass
-class EnsembleFit:
-    weights: np.ndarray
-    val_log_loss: float
-    member_val_log_loss: list[float]
+class EnsembleMember:
+    model: object  # a ChestClassifier in eval mode
+    preprocess: dict
+    weight: float
 
 
-def fit_weights(val_probs: list[np.ndarray], val_targets: np.ndarray, task: str) -> EnsembleFit:
-    """Simplex weights minimising validation log-loss (softmax parametrisation, L-BFGS)."""
-    k = len(val_probs)
-    if k < 2:
-        raise ValueError("an ensemble needs at least two members")
-    members = [log_loss(p, val_targets, task) for p in val_probs]
-
-    def objective(z: np.ndarray) -> float:
-        w = np.exp(z - z.max())
-        return log_loss(weighted_average(val_probs, w / w.sum()), val_targets, task)
-
-    result = minimize(objective, np.zeros(k), method="L-BFGS-B")
-    w = np.exp(result.x - result.x.max())
-    w /= w.sum()
-    return EnsembleFit(w, float(objective(result.x)), members)
+def predict_ensemble(
+    members: Sequence[EnsembleMember],
+    images,
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Each member predicts ``images`` with its own preprocessing; the probabilities are averaged."""
+    probs = [
+        predict_probs(m.model, images, m.preprocess, batch_size=batch_size, device=device, progress=progress)
+        for m in members
+    ]
+    return weighted_average(probs, [m.weight for m in members]).astype(np.float32)

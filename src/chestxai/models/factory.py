@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
-
-import timm
 
 from chestxai.models.classifier import ChestClassifier
+from chestxai.models.heads import get_head
 from chestxai.models.registry import MODELS
-from chestxai.models.weights import check_weights_fit, pretrained_kwargs
+from chestxai.models.weights import check_weights_fit, read_state_dict, weights_file
+from chestxai.tasks import check_task
 
 log = logging.getLogger(__name__)
-TASKS = ("binary", "multiclass", "multilabel")
 
 
 def list_models() -> list[str]:
@@ -36,31 +34,31 @@ def create_model(
     """Build a classifier for ``num_labels`` outputs (1 for binary) on ``in_chans``-channel images.
 
     ``weights`` (a local file) or ``pretrained=True`` (timm's hub/torch cache) load ImageNet
-    weights adapted to one channel; a failure is an error, never a silent random init.
+    weights adapted to one channel; a failure is an error, never a silent random init. The file
+    is read once: the same state dict is checked for fit and loaded.
     ``freeze_backbone`` trains only the head (feature extraction, as in the MobileNetV2 setup).
     """
     spec = MODELS.get(name)
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    check_task(task)
+    get_head(head, spec.family)  # a bad head fails before any weights are read
     if task == "binary" and num_labels != 1:
         raise ValueError(f"a binary task has one output logit, got num_labels={num_labels}")
     if input_size < spec.min_size:
         raise ValueError(f"{name} needs inputs of at least {spec.min_size} px, got {input_size}")
-    kwargs: dict[str, Any] = {"num_classes": 0, "in_chans": in_chans}
-    if spec.family == "vit":
-        kwargs["img_size"] = input_size
-    kwargs.update(pretrained_kwargs(name, spec.timm_name, pretrained, weights))
+    file = weights_file(name, spec.timm_name, pretrained, weights)
+    state = read_state_dict(file) if file is not None else None
     try:
-        backbone = timm.create_model(spec.timm_name, **kwargs)
+        backbone = spec.create_backbone(in_chans, input_size, state)
     except (RuntimeError, ValueError, OSError) as exc:  # a weights file that does not fit this model
-        if kwargs["pretrained"]:
-            file = kwargs["pretrained_cfg_overlay"]["file"]
-            raise ValueError(
-                f"weights file {file} could not be loaded into {name} ({spec.timm_name}): {exc}"
-            ) from exc
-        raise
-    if kwargs["pretrained"]:
-        check_weights_fit(backbone, kwargs["pretrained_cfg_overlay"]["file"], name)
+        if state is None:
+            raise
+        # say *why* when the file is for another architecture; else pass timm's reason on
+        check_weights_fit(spec.create_backbone(in_chans, input_size), set(state), file, name)
+        raise ValueError(
+            f"weights file {file} could not be loaded into {name} ({spec.timm_name}): {exc}"
+        ) from exc
+    if state is not None:
+        check_weights_fit(backbone, set(state), file, name)
     config = {
         "name": name,
         "num_labels": num_labels,

@@ -1,18 +1,19 @@
 """Pretrained weights from a local file or an existing hub/torch cache, never silently random.
 
-timm does the loading: ``pretrained_cfg_overlay=dict(file=...)`` reads a local file, ``in_chans=1``
-sums the first convolution's RGB filters into one grayscale filter, and ``num_classes=0`` drops
-the ImageNet classifier. This module only resolves *which file*: an explicit ``--weights`` path,
-or a copy already in the Hugging Face hub cache or the torch hub cache. It never downloads (the
-machines this runs on are often offline, and a hub retry loop costs minutes before failing), and a
-miss is an error that lists the places it looked.
+timm adapts the weights: ``in_chans=1`` sums the first convolution's RGB filters into one
+grayscale filter, and ``num_classes=0`` drops the ImageNet classifier. This module resolves
+*which file* (an explicit ``--weights`` path, or a copy already in the Hugging Face hub cache or
+the torch hub cache) and reads it exactly once: the same in-memory state dict is checked for fit
+and handed to timm (``pretrained_cfg_overlay=dict(state_dict=...)``), so a large file is neither
+read twice nor able to change in between. It never downloads (the machines this runs on are often
+offline, and a hub retry loop costs minutes before failing), and a miss is an error that lists the
+places it looked.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
@@ -38,10 +39,11 @@ def cached_weight_candidates(timm_name: str) -> list[Path]:
     return out
 
 
-def pretrained_kwargs(
+def weights_file(
     model_name: str, timm_name: str, pretrained: bool, weights: str | Path | None
-) -> dict[str, Any]:
-    """timm.create_model keyword arguments for the requested weights (a local file or none)."""
+) -> Path | None:
+    """The local file to initialise from: ``weights`` if given, else a cached copy when
+    ``pretrained``, else None (random init). A miss is a FileNotFoundError saying where it looked."""
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -49,14 +51,14 @@ def pretrained_kwargs(
                 f"weights file {path} for model {model_name!r} does not exist; pass --weights with the path "
                 f"to a timm/torchvision state dict (.pth, .bin or .safetensors) for {timm_name}"
             )
-        return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+        return path
     if not pretrained:
-        return {"pretrained": False}
+        return None
     candidates = cached_weight_candidates(timm_name)
     for path in candidates:
         if path.is_file():
             log.info("using cached weights %s for %s", path, model_name)
-            return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+            return path
     looked = "; ".join(str(p) for p in candidates) or "(timm has no default weights for this model)"
     raise FileNotFoundError(
         f"pretrained weights for {model_name!r} (timm {timm_name!r}) are not in a local cache. Looked for: "
@@ -66,36 +68,50 @@ def pretrained_kwargs(
     )
 
 
-def file_keys(path: str | Path) -> set[str]:
-    """Parameter names stored in a weights file (safetensors, or a torch state dict / checkpoint)."""
+def read_state_dict(path: str | Path) -> dict:
+    """The parameters stored in a weights file, read once (safetensors, or a torch state dict /
+    training checkpoint with the weights under ``state_dict``/``model``/``state_dict_ema``).
+
+    torch files are unpickled with ``weights_only=True``: a file that needs arbitrary code to load
+    is refused, never executed. DataParallel's ``module.`` prefix is dropped.
+    """
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors.torch import load_file
 
-        with safe_open(str(path), framework="pt") as f:
-            return set(f.keys())
-    import torch
+        obj = load_file(str(path))
+    else:
+        import torch
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - pickle/zip errors have many types; the message says which
+            raise ValueError(
+                f"weights file {path} is not a plain state dict torch can read safely ({exc}); pass a "
+                f".pth/.bin state dict or a .safetensors file"
+            ) from exc
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    return {k.removeprefix("module.") for k in obj}
+    if not isinstance(obj, dict):
+        raise ValueError(f"weights file {path} holds a {type(obj).__name__}, not a state dict of parameters")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def check_weights_fit(backbone, path: str | Path, model_name: str, min_fraction: float = 0.9) -> None:
-    """Fail loudly when a weights file covers few of the backbone's parameters.
+def check_weights_fit(
+    backbone, keys: set[str], source: str | Path, model_name: str, min_fraction: float = 0.9
+) -> None:
+    """Fail loudly when a weights file (its parameter names ``keys``) covers few of the backbone's.
 
-    timm loads pretrained files non-strictly (to allow dropping classifiers), so a file for another
-    architecture would otherwise "load" and leave a silently random model.
+    timm loads pretrained weights non-strictly (to allow dropping classifiers), so a file for
+    another architecture would otherwise "load" and leave a silently random model.
     """
     wanted = set(backbone.state_dict())
-    found = file_keys(path)
-    covered = len(wanted & found) / max(len(wanted), 1)
+    covered = len(wanted & keys) / max(len(wanted), 1)
     if covered < min_fraction:
-        missing = sorted(wanted - found)[:5]
+        missing = sorted(wanted - keys)[:5]
         raise ValueError(
-            f"weights file {path} does not fit {model_name}: only {covered:.0%} of its parameters are in the "
+            f"weights file {source} does not fit {model_name}: only {covered:.0%} of its parameters are in the "
             f"file (missing e.g. {missing}). Is it the file for another architecture?"
         )

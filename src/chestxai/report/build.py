@@ -7,24 +7,42 @@ import logging
 from pathlib import Path
 
 from chestxai.atomic import write_text
-from chestxai.evaluation.jsonio import read_json
+from chestxai.models.checkpoint import read_checkpoint
 from chestxai.report import gallery, sections
-from chestxai.report.html import page
+from chestxai.report.html import GENERATOR, page, paragraph, table
 from chestxai.rundir import RunDir
+from chestxai.rundir.ensemble import read_ensemble
+from chestxai.rundir.guard import check_overwrite, has_marker
+from chestxai.rundir.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
 
+def _is_report(path: Path) -> bool:
+    """A page this command wrote: the generator tag, or (reports from before the tag) the title."""
+    return has_marker(GENERATOR)(path) or has_marker("<title>chestxai report: ", 1024)(path)
+
+
 def _checkpoint(run: RunDir) -> dict | None:
-    if not run.checkpoint.exists():
-        return None
-    from chestxai.models.checkpoint import read_checkpoint
-
-    return read_checkpoint(run.checkpoint)
+    return read_checkpoint(run.checkpoint) if run.checkpoint.exists() else None
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def ensemble_section(run: RunDir) -> str:
+    """Members and weights of an ensemble run (its model is their weighted average)."""
+    manifest = read_ensemble(run)
+    rows = [(str(m), f"{w:.3f}") for m, w in zip(manifest.members, manifest.weights, strict=True)]
+    note = paragraph(
+        f"Weighted average of {len(rows)} runs' probabilities; weights fitted on "
+        f"{manifest.extra.get('fitted_on', 'val')} (log-loss {manifest.extra.get('val_log_loss', float('nan')):.4f})."
+    )
+    return note + table(["member run", "weight"], rows)
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool = False) -> Path:
     """Write ``RUN/report.html`` (or ``out``) and return its path.
+
+    The target may be a report this command wrote before (recognised by its generator tag);
+    any other existing file (a checkpoint, notes) is refused unless ``force``.
 
     Sections: dataset, configuration, training curves, metrics with CIs, figures and, when the
     run has explanations (``RUN/cams/index.csv``, ``RUN/explain_metrics.json``), a gallery of
@@ -32,8 +50,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     become short notes, so a report can be built at any stage.
     """
     run = RunDir(Path(run_dir))
-    if not run.root.is_dir():
-        raise FileNotFoundError(f"run directory {run.root} does not exist")
+    run.require_dir()
+    path = check_overwrite(Path(out) if out is not None else run.report, force, _is_report, "report")
     if not run.checkpoint.exists() and not run.metrics.exists():
         raise FileNotFoundError(
             f"{run.root} has neither checkpoint.pt nor metrics.json: is it a run directory? "
@@ -43,6 +61,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     ckpt = _checkpoint(run)
     parts = [
         ("dataset", "Dataset", sections.dataset_section(run, metrics, ckpt)),
+        *([("ensemble", "Ensemble", ensemble_section(run))] if run.is_ensemble else []),
         ("config", "Configuration", sections.config_section(run, ckpt)),
         ("training", "Training curves", sections.curves_section(run)),
         ("metrics", "Metrics", sections.metrics_section(metrics)),
@@ -55,7 +74,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     html_text = page(
         f"chestxai report: {run.root.name}", parts, header=sections.summary_header(run, metrics, ckpt)
     )
-    path = Path(out) if out is not None else run.report
     write_text(path, html_text)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return path

@@ -2,23 +2,25 @@
 and the localization metrics the explanation stage measured.
 
 Inputs (written by ``chestxai explain``): ``RUN/cams/index.csv`` with columns ``image_id, label,
-method, overlay`` (a PNG path relative to ``RUN``) and ``RUN/explain_metrics.json``. The
-outcome of each (image, label) comes from ``predictions.csv`` and the thresholds in
-``metrics.json`` (argmax for multi-class), i.e. the decisions the metrics above describe.
+method, split, overlay`` (a PNG path relative to ``RUN``) and ``RUN/explain_metrics.json``. The
+gallery shows the evaluated split's heatmaps. The outcome of each (image, label) comes from
+``predictions.csv`` and the thresholds in ``metrics.json`` (argmax for multi-class), i.e. the
+decisions the metrics above describe.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from chestxai.evaluation.predictions import read_predictions
 from chestxai.report.html import data_uri, esc, paragraph, table
-from chestxai.rundir import RunDir
+from chestxai.rundir import PRIMARY_SPLIT, RunDir
+from chestxai.rundir.jsonfile import read_json
+from chestxai.rundir.predictions import read_predictions
+from chestxai.rundir.tables import read_cam_index
 
 log = logging.getLogger(__name__)
 OUTCOMES = {
@@ -27,18 +29,6 @@ OUTCOMES = {
     "FN": "False negatives",
     "TN": "True negatives",
 }
-INDEX_COLUMNS = ("image_id", "label", "method", "overlay")
-
-
-def read_cam_index(run: RunDir) -> pd.DataFrame | None:
-    path = run.cams / "index.csv"
-    if not path.exists():
-        return None
-    index = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
-    if missing:
-        raise ValueError(f"{path} lacks columns {missing}; expected {list(INDEX_COLUMNS)}")
-    return index
 
 
 def outcomes(index: pd.DataFrame, run: RunDir, metrics: dict | None) -> pd.DataFrame:
@@ -71,6 +61,8 @@ def gallery_section(run: RunDir, metrics: dict | None, per_outcome: int = 8) -> 
     index = read_cam_index(run)
     if index is None:
         return paragraph("No explanations: run `chestxai explain RUN` to add heatmaps (RUN/cams/).", "note")
+    split = (metrics or {}).get("split", PRIMARY_SPLIT)
+    index = index[index["split"].isin([split, ""])]  # "": explained before splits were recorded
     rows = outcomes(index, run, metrics)
     body = paragraph(
         f"{len(rows)} heatmaps ({', '.join(sorted(rows['method'].unique()))}); up to {per_outcome} per outcome, "
@@ -102,10 +94,10 @@ def gallery_section(run: RunDir, metrics: dict | None, per_outcome: int = 8) -> 
 
 
 def localization_section(run: RunDir) -> str:
-    path = run.root / "explain_metrics.json"
+    path = run.explain_metrics
     if not path.exists():
         return paragraph("No explain_metrics.json (localization is measured by `chestxai explain`).", "note")
-    data = json.loads(path.read_text())
+    data = read_json(path)
     if "localization_table" not in data:  # an older or foreign file: show whatever it holds
         return json_tables(data, "Localization and faithfulness (explain_metrics.json)")
     out = paragraph(
@@ -159,4 +151,4 @@ def json_tables(data, caption: str) -> str:
 
 
 def has_explanations(run: RunDir) -> bool:
-    return Path(run.cams / "index.csv").exists() or (run.root / "explain_metrics.json").exists()
+    return run.cams_index.exists() or run.explain_metrics.exists()

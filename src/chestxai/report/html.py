@@ -77,12 +77,16 @@ def paragraph(text: str, cls: str | None = None) -> str:
     return f"<p{c}>{esc(text)}</p>"
 
 
+#: in every page's head: how ``report`` recognises a file it wrote (and may replace)
+GENERATOR = '<meta name="generator" content="chestxai report">'
+
+
 def page(title: str, sections: list[tuple[str, str, str]], header: str = "") -> str:
     """A whole document: ``sections`` are ``(anchor, title, body html)``, linked from a nav bar."""
     nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t, _ in sections)
     body = "".join(section(a, t, b) for a, t, b in sections)
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{GENERATOR}'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,">'  # no favicon request: the page loads nothing else
         f"<title>{esc(title)}</title><style>{CSS}</style></head>"

@@ -70,33 +70,32 @@ def summary_header(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str:
     return disclaimer() + "<p>" + " &middot; ".join(items) + "</p>"
 
 
-def _split_table(run: RunDir, cache) -> pd.Series:
-    """Split name per cache row: the run's splits.csv when present, else the cache's column."""
-    split = pd.Series([""] * len(cache), dtype=object)
-    if run.splits.exists():
-        s = pd.read_csv(run.splits, dtype={"split": str}, keep_default_na=False)
-        rows = s["row"].to_numpy(int)
-        if len(rows) and rows.max() < len(cache):
-            split.iloc[rows] = s["split"].to_numpy()
-            return split
-    return cache.frame["split"].astype(str)
+def _run_inputs(run: RunDir, metrics: dict | None, ckpt: dict | None):
+    """The run's cache and splits, resolved and checked as evaluate and explain do them."""
+    from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
+
+    if ckpt:
+        facts = ModelFacts.from_checkpoint(ckpt, run.checkpoint)
+    else:  # an ensemble (or a run whose checkpoint is gone): what metrics.json records
+        m = metrics or {}
+        facts = ModelFacts(list(m.get("label_names") or []), m.get("task"), m.get("cache"), str(run.metrics))
+    return resolve_inputs(run, facts)
 
 
 def dataset_section(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str:
-    from chestxai.data.cache import PreparedCache
-
     path = (metrics or {}).get("cache") or ((ckpt or {}).get("config") or {}).get("data", {}).get("cache_dir")
     if not path:
         return paragraph("The run records no prepared cache (config.data.cache_dir).", "note")
     try:
-        cache = PreparedCache(path)
+        inputs = _run_inputs(run, metrics, ckpt)
     except (FileNotFoundError, ValueError) as exc:
         return paragraph(f"Prepared cache {path} is not available: {exc}", "note")
+    cache = inputs.cache
     meta = cache.meta
     rows = [(k, meta[k]) for k in ("source", "root", "size", "task", "n", "key") if k in meta]
     rows.append(("labels", ", ".join(cache.label_names)))
     out = table(["cache", str(cache.path)], rows)
-    split = _split_table(run, cache)
+    split = inputs.split_per_row()
     splits = [s for s in ("train", "val", "test") if (split == s).any()] + sorted(
         set(split.unique()) - {"train", "val", "test", ""}
     )
@@ -127,20 +126,54 @@ def dataset_section(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str
 def config_section(run: RunDir, ckpt: dict | None) -> str:
     import yaml
 
+    from chestxai.config import ENVIRONMENT_KEY, load_yaml_file
+
+    env = None
     if run.config.exists():
-        text, source = run.config.read_text(), str(run.config)
+        source = str(run.config)
+        try:
+            saved = load_yaml_file(run.config)
+        except ValueError as exc:  # shown as text: a report is built even from a damaged run
+            log.warning("%s", exc)
+            saved = None
+        if isinstance(saved, dict):
+            env = saved.pop(ENVIRONMENT_KEY, None)
+            text = yaml.safe_dump(saved, sort_keys=False)
+        else:
+            text = run.config.read_text(errors="replace")
     elif ckpt and ckpt.get("config"):
         text, source = yaml.safe_dump(ckpt["config"], sort_keys=False), "the checkpoint"
     else:
         return paragraph("No config.yaml and no config in the checkpoint.", "note")
     out = paragraph(f"Resolved training configuration (from {source}).")
     out += f"<pre>{esc(text)}</pre>"
+    out += environment_table(env)
     if ckpt:
         model = {k: v for k, v in ckpt.get("model", {}).items()}
         out += table(
             ["model", ""], list(model.items()) + [("preprocess", json.dumps(ckpt.get("preprocess")))]
         )
     return out
+
+
+def environment_table(env: dict | None) -> str:
+    """The environment config.yaml recorded (chestxai.environment): what the figures came from."""
+    if not isinstance(env, dict):
+        return paragraph(
+            "config.yaml records no environment (trained by an older chestxai): package versions, "
+            "device and commit of these figures are unknown.",
+            "note",
+        )
+    env = dict(env)
+    packages = env.pop("packages", None) or {}
+    git = env.pop("git", None) or {}
+    rows = [(k, v) for k, v in env.items()]
+    rows += [(name, version) for name, version in packages.items()]
+    if git:
+        dirty = git.get("dirty")
+        state = " (uncommitted changes)" if dirty is True else "" if dirty is False else " (state unknown)"
+        rows.append(("git commit", f"{git.get('commit', 'unknown')}{state}"))
+    return table(["environment", ""], rows, "The environment these results were computed in")
 
 
 def curves_section(run: RunDir) -> str:

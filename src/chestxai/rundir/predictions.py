@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from chestxai.atomic import write_text
-from chestxai.rundir import prob_column, target_column
+from chestxai.rundir.layout import prob_column, target_column
 
 ID_COLUMNS = ("image_id", "patient_id", "split")
 

@@ -1,5 +1,5 @@
-"""Strict JSON for metrics files: NaN/inf become ``null`` (plain JSON has no NaN; browsers and
-``jq`` reject it), numpy scalars and arrays become Python numbers and lists."""
+"""Strict JSON for run-directory files: NaN/inf become ``null`` (plain JSON has no NaN; browsers
+and ``jq`` reject it), numpy scalars and arrays become Python numbers and lists. Writes are atomic."""
 
 from __future__ import annotations
 
@@ -37,7 +37,13 @@ def write_json(obj: Any, path: str | Path) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); delete it and re-run the stage that wrote it"
+        ) from None
 
 
 def as_float(v: Any) -> float:

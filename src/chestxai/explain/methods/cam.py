@@ -18,9 +18,7 @@ import numpy as np
 import torch
 from pytorch_grad_cam.base_cam import BaseCAM
 
-
-class UnsupportedMethodError(ValueError):
-    """The method does not apply to this model; the message names one that does."""
+from chestxai.explain.methods import METHODS, Method, UnsupportedMethodError
 
 
 class CAM(BaseCAM):
@@ -56,3 +54,29 @@ def check_gap_model(model, fmap: torch.Tensor, atol: float = 1e-4) -> None:
             f"(e.g. VGG's convolutional MLP), so class weights do not map onto the feature map. "
             f"Use --method gradcam."
         )
+
+
+@METHODS.register("cam")
+class CAMMethod(Method):
+    summary = "class weights x final feature map (GAP CNNs only)"
+    final_layer_only = True
+
+    def check(self, model) -> None:
+        """The GAP identity, checked on one seeded random image (eval mode, no gradients)."""
+        if getattr(model, "family", "cnn") != "cnn" or getattr(model, "head_type", "") != "pooled":
+            check_gap_model(model, torch.zeros(0))  # refuses with the reason
+        size = int(model.config.get("input_size", 224))
+        in_chans = int(model.config.get("in_chans", 1))
+        device = next(model.parameters()).device
+        x = torch.randn(1, in_chans, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                fmap = model.features(x)
+        finally:
+            model.train(was_training)
+        check_gap_model(model, fmap)
+
+    def build(self, model, target_layers, reshape_transform=None, rng=None) -> BaseCAM:
+        return CAM(model, target_layers, reshape_transform)

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from pytorch_grad_cam.base_cam import BaseCAM
 
+from chestxai.explain.methods import METHODS, Method, UnsupportedMethodError
+
 
 class PCAMMap(BaseCAM):
     def __init__(self, model, target_layers, reshape_transform=None):
@@ -25,3 +27,19 @@ class PCAMMap(BaseCAM):
         rows = torch.arange(maps.shape[0])
         cols = torch.as_tensor([int(t.category) for t in targets])
         return maps[rows, cols].float().cpu().numpy()
+
+
+@METHODS.register("pcam")
+class PCAMMethod(Method):
+    summary = "the PCAM head's own probability map"
+    final_layer_only = True
+
+    def check(self, model) -> None:
+        if not callable(getattr(getattr(model, "head", None), "probability_maps", None)):
+            raise UnsupportedMethodError(
+                "method 'pcam' reads a PCAM head's probability map, but this model has a "
+                f"{getattr(model, 'head_type', '?')!r} head; use --method gradcam, or train with head='pcam'"
+            )
+
+    def build(self, model, target_layers, reshape_transform=None, rng=None) -> BaseCAM:
+        return PCAMMap(model, target_layers, reshape_transform)

@@ -1,0 +1,189 @@
+"""Every file name of a run directory, in one place: the interface between the stages.
+
+``runs/<name>/`` holds::
+
+    config.yaml            fully resolved config (train), or the ensemble's description
+    checkpoint.pt          best weights + what rebuilds model and preprocessing (immutable after training)
+    last.pt                last-epoch checkpoint (resume)
+    history.csv            one row per epoch
+    splits.csv             image_id, row (in the cache), split: the exact split training used
+    ensemble.json          members and weights (an ensemble run; it has no checkpoint.pt)
+    thresholds.json        operating thresholds chosen by ``evaluate`` (policy, chosen_on, epoch)
+    predictions.csv        test split (+ the val rows thresholds were chosen on)
+    metrics.json           test split metrics
+    figures/               test split figures
+    predictions-<split>.csv, metrics-<split>.json, figures-<split>/   any other evaluated split
+    cams/index.csv         image_id, label, method, split, overlay
+    cams/<method>/         heatmaps.npy/.csv, boxes.csv, scores.csv, overlay PNGs (test split)
+    cams/<method>@<split>/ the same for another split (``@files``: images given with --images)
+    explain_metrics.json   explanation metrics, one entry per method and split
+    explain_compare.csv/.md  methods ranked
+    report.html
+    uncertainty/<method>/  synth_metrics.json  export/model.onnx  study.json  best.yaml   (phase 2)
+
+The *test* split keeps the short names (what every later stage reads by default); every other
+split gets its own suffixed files, so ``evaluate --split val`` never replaces the test results.
+No other module spells one of these names: they ask :class:`RunDir`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+#: the split whose outputs carry the plain names
+PRIMARY_SPLIT = "test"
+
+
+def _split_suffix(split: str) -> str:
+    if not split or not re.fullmatch(r"[A-Za-z0-9_.+-]+", split) or split.startswith("."):
+        raise ValueError(f"split name {split!r} cannot name a file; use letters, digits, '_', '-', '.'")
+    return "" if split == PRIMARY_SPLIT else f"-{split}"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # --- training ------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint.pt"
+
+    @property
+    def last(self) -> Path:
+        return self.root / "last.pt"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits.csv"
+
+    @property
+    def ensemble(self) -> Path:
+        return self.root / "ensemble.json"
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.ensemble.is_file()
+
+    # --- evaluation (per split) ----------------------------------------------------------
+    @property
+    def thresholds(self) -> Path:
+        return self.root / "thresholds.json"
+
+    def predictions_for(self, split: str = PRIMARY_SPLIT) -> Path:
+        return self.root / f"predictions{_split_suffix(split)}.csv"
+
+    def metrics_for(self, split: str = PRIMARY_SPLIT) -> Path:
+        return self.root / f"metrics{_split_suffix(split)}.json"
+
+    def figures_for(self, split: str = PRIMARY_SPLIT) -> Path:
+        return self.root / f"figures{_split_suffix(split)}"
+
+    @property
+    def predictions(self) -> Path:
+        return self.predictions_for(PRIMARY_SPLIT)
+
+    @property
+    def metrics(self) -> Path:
+        return self.metrics_for(PRIMARY_SPLIT)
+
+    @property
+    def figures(self) -> Path:
+        return self.figures_for(PRIMARY_SPLIT)
+
+    # --- explanation ---------------------------------------------------------------------
+    @property
+    def cams(self) -> Path:
+        return self.root / "cams"
+
+    @property
+    def cams_index(self) -> Path:
+        return self.cams / "index.csv"
+
+    def cam_method(self, method: str, split: str = PRIMARY_SPLIT) -> Path:
+        """``cams/<method>/`` for the test split, ``cams/<method>@<split>/`` for any other image set."""
+        return self.cams / explain_key(method, split)
+
+    @property
+    def explain_metrics(self) -> Path:
+        return self.root / "explain_metrics.json"
+
+    @property
+    def explain_compare_csv(self) -> Path:
+        return self.root / "explain_compare.csv"
+
+    @property
+    def explain_compare_md(self) -> Path:
+        return self.root / "explain_compare.md"
+
+    # --- report and the phase 2 stages ---------------------------------------------------
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    def uncertainty(self, method: str) -> Path:
+        return self.root / "uncertainty" / safe_name(method)
+
+    @property
+    def synth_metrics(self) -> Path:
+        return self.root / "synth_metrics.json"
+
+    @property
+    def onnx(self) -> Path:
+        return self.root / "export" / "model.onnx"
+
+    @property
+    def study(self) -> Path:
+        return self.root / "study.json"
+
+    @property
+    def best_config(self) -> Path:
+        return self.root / "best.yaml"
+
+    # --- checks --------------------------------------------------------------------------
+    def require_dir(self) -> Path:
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"run directory {self.root} does not exist")
+        return self.root
+
+    def require_checkpoint(self) -> Path:
+        if not self.checkpoint.exists():
+            hint = (
+                f"{self.root} is an ensemble (ensemble.json); this needs a single trained model, e.g. one of "
+                f"its members"
+                if self.is_ensemble
+                else f"is it a run directory? Train one with `chestxai train --config ... --run-dir {self.root}`"
+            )
+            raise FileNotFoundError(f"{self.root} has no checkpoint.pt: {hint}")
+        return self.checkpoint
+
+
+def explain_key(method: str, split: str = PRIMARY_SPLIT) -> str:
+    """How explanations of ``method`` on ``split`` are named (folder and explain_metrics.json entry)."""
+    return safe_name(method) if split == PRIMARY_SPLIT else f"{safe_name(method)}@{safe_name(split)}"
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of an id, label or method (keeps letters, digits, ``.-_+``)."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("._") or "_"
+
+
+def prob_column(label: str) -> str:
+    return f"p_{label}"
+
+
+def target_column(label: str) -> str:
+    return f"y_{label}"
