@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
 from chestxai.tasks import TASKS
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text  # also the way other modules read user YAML
 
@@ -355,28 +356,6 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
         return RunConfig(**kwargs)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-
-
-RECIPES = Path(__file__).with_name("configs")
-
-
-def list_recipes() -> list[str]:
-    """Names of the recipes shipped with chestxai (``configs/*.yaml``)."""
-    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
-
-
-def recipe_path(path_or_name: str | Path) -> Path:
-    """A recipe file: a path, or the name of a shipped recipe (``pneumoniamnist_resnet18``)."""
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    shipped = RECIPES / f"{path.stem}.yaml"
-    if path.parent == Path(".") and shipped.is_file():
-        return shipped
-    raise FileNotFoundError(
-        f"config file {path} does not exist; give a YAML path or one of the shipped recipes in configs/: "
-        f"{', '.join(list_recipes())}"
-    )
 
 
 def load_config(
