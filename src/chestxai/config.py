@@ -116,8 +116,8 @@ class ModelConfig:
     name: str = "resnet18"  # chestxai.models.list_models()
     head: str = "pooled"  # chestxai.models.heads.list_heads(); checked by create_model
     dropout: float = 0.0  # before the classifier; > 0 enables Monte Carlo dropout later
-    pretrained: bool = False  # timm weights from a local hub/torch cache (never downloaded)
-    weights: str = ""  # explicit local weights file (implies pretrained)
+    pretrained: bool = False  # timm weights: hub/torch cache, else downloaded when online
+    weights: str = ""  # local weights file, or xrv:NAME / xrv:PATH (torchxrayvision; implies pretrained)
     freeze_backbone: bool = False
     input_size: int = 0  # 0 = data.size
     aux: str = ""  # auxiliary task: a cache index column (e.g. "view") predicted by a second head

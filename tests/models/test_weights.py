@@ -42,7 +42,9 @@ def test_pretrained_without_cache_says_where_it_looked(tmp_path, monkeypatch) ->
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    torch.hub.set_dir(str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch"))
+    # offline: a miss would otherwise download (the online path: tests/models/test_pretrained.py)
+    monkeypatch.setenv("CHESTXAI_OFFLINE", "1")
     with pytest.raises(FileNotFoundError) as info:
         create_model("resnet18", 1, "binary", pretrained=True)
     message = str(info.value)

@@ -48,12 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", help="root folder for prepared caches")
     p.add_argument("--model", help="architecture (see `chestxai models`)")
     p.add_argument("--head", help="classification head: pooled (default) or pcam; any registered head")
-    p.add_argument("--weights", help="local pretrained weights file (timm/torchvision state dict)")
+    p.add_argument(
+        "--weights",
+        help="pretrained weights: a local timm/torchvision state dict (.pth/.bin/.safetensors), or "
+        "torchxrayvision chest X-ray weights as xrv:densenet121-res224-all, xrv:resnet50-res512-all or xrv:PATH",
+    )
     p.add_argument(
         "--pretrained",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="ImageNet weights from the local hub/torch cache (never downloaded)",
+        help="ImageNet weights: the local hub/torch cache, else downloaded when online "
+        "(HF_HUB_OFFLINE=1 or CHESTXAI_OFFLINE=1: never downloaded)",
     )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)

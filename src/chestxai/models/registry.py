@@ -30,10 +30,13 @@ class ModelSpec:
     family: str
     min_size: int = 16
 
-    def create_backbone(self, in_chans: int, input_size: int, state_dict: dict | None = None) -> nn.Module:
+    def create_backbone(
+        self, in_chans: int, input_size: int, state_dict: dict | None = None, source_chans: int = 3
+    ) -> nn.Module:
         """A classifier-less backbone (timm: ``num_classes=0``) for ``in_chans``-channel images;
         ``state_dict`` (already read, see :mod:`chestxai.models.weights`) initialises it, with
-        timm adapting the first convolution to ``in_chans`` and dropping the ImageNet classifier."""
+        timm adapting the first convolution from ``source_chans`` (3 for ImageNet weights, 1 for
+        chest X-ray weights) to ``in_chans`` and dropping the pretrained classifier."""
         import timm
 
         kwargs: dict[str, Any] = {"num_classes": 0, "in_chans": in_chans}
@@ -41,7 +44,10 @@ class ModelSpec:
             kwargs["img_size"] = input_size
         if state_dict is not None:
             # timm edits the dict it is given (input conv, classifier): hand it a shallow copy
-            kwargs.update(pretrained=True, pretrained_cfg_overlay={"state_dict": dict(state_dict)})
+            overlay: dict[str, Any] = {"state_dict": dict(state_dict)}
+            if source_chans != 3:  # timm reads the weights' channel count from the cfg's input_size
+                overlay["input_size"] = (source_chans, input_size, input_size)
+            kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
         return timm.create_model(self.timm_name, **kwargs)
 
 

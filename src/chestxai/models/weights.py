@@ -1,13 +1,14 @@
-"""Pretrained weights from a local file or an existing hub/torch cache, never silently random.
+"""Pretrained weights from a local file, an existing hub/torch cache, or a download, never silently random.
 
 timm adapts the weights: ``in_chans=1`` sums the first convolution's RGB filters into one
 grayscale filter, and ``num_classes=0`` drops the ImageNet classifier. This module resolves
-*which file* (an explicit ``--weights`` path, or a copy already in the Hugging Face hub cache or
-the torch hub cache) and reads it exactly once: the same in-memory state dict is checked for fit
-and handed to timm (``pretrained_cfg_overlay=dict(state_dict=...)``), so a large file is neither
-read twice nor able to change in between. It never downloads (the machines this runs on are often
-offline, and a hub retry loop costs minutes before failing), and a miss is an error that lists the
-places it looked.
+*which file* (an explicit ``--weights`` path, a copy already in the Hugging Face hub cache or
+the torch hub cache, or else a download through timm's hub path when the machine is online, see
+:mod:`chestxai.models.pretrained`) and reads it exactly once: the same in-memory state dict is
+checked for fit and handed to timm (``pretrained_cfg_overlay=dict(state_dict=...)``), so a large
+file is neither read twice nor able to change in between. Offline, a miss fails at once (no hub
+retry loop) with the places it looked and what to do. Chest X-ray weights (``xrv:...``) are
+resolved by :mod:`chestxai.models.xrv`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from chestxai.models.pretrained import HUB_FILENAMES, download_timm_weights
+
 log = logging.getLogger(__name__)
-HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 
 
 def cached_weight_candidates(timm_name: str) -> list[Path]:
@@ -43,7 +45,8 @@ def weights_file(
     model_name: str, timm_name: str, pretrained: bool, weights: str | Path | None
 ) -> Path | None:
     """The local file to initialise from: ``weights`` if given, else a cached copy when
-    ``pretrained``, else None (random init). A miss is a FileNotFoundError saying where it looked."""
+    ``pretrained`` (downloaded first when not cached and the machine is online), else None (random
+    init). A miss is a FileNotFoundError saying where it looked and what to do."""
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -60,12 +63,7 @@ def weights_file(
             log.info("using cached weights %s for %s", path, model_name)
             return path
     looked = "; ".join(str(p) for p in candidates) or "(timm has no default weights for this model)"
-    raise FileNotFoundError(
-        f"pretrained weights for {model_name!r} (timm {timm_name!r}) are not in a local cache. Looked for: "
-        f"{looked}. Download them on a connected machine (e.g. `timm.create_model({timm_name!r}, "
-        f"pretrained=True)`), then pass --weights PATH or copy them into one of those places; or train "
-        f"from scratch with --no-pretrained."
-    )
+    return download_timm_weights(timm_name, looked)
 
 
 def read_state_dict(path: str | Path) -> dict:

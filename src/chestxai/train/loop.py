@@ -30,8 +30,10 @@ from chestxai.data.splits import class_weights, pos_weight, sample_weights, stra
 from chestxai.locks import exclusive
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint
+from chestxai.models.factory import locate_weights
 from chestxai.models.predict import predict_probs
 from chestxai.models.preprocess import to_input
+from chestxai.models.xrv import is_xrv, xrv_preprocess
 from chestxai.rundir import RunDir
 from chestxai.rundir.tables import write_splits
 from chestxai.train import distributed as D
@@ -81,6 +83,8 @@ def _fit(
         D.barrier(dist)
     config.data.cache_dir = str(data.cache.path.resolve())
     preprocess = {"size": config.model.input_size or data.cache.size, "mean": data.mean, "std": data.std}
+    if is_xrv(config.model.weights):  # chest X-ray weights expect their own pixel range and size
+        preprocess = xrv_preprocess(config.model.weights, config.model.name, config.model.input_size)
 
     # ---- model ------------------------------------------------------------------------------
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts them)
@@ -267,10 +271,8 @@ def _preflight(config: RunConfig) -> None:
     from chestxai.models.registry import MODELS
 
     MODELS.get(config.model.name)  # unknown name -> error listing the valid ones
-    if config.model.weights and not Path(config.model.weights).expanduser().is_file():
-        raise FileNotFoundError(
-            f"model.weights={config.model.weights!r} does not exist; pass --weights with a local weights file"
-        )
+    # a missing file, or pretrained weights neither cached nor downloadable (offline), fail here
+    locate_weights(config.model.name, config.model.pretrained, config.model.weights or None)
 
 
 def _loss_weight(data: TrainingData, enabled: bool, device: torch.device) -> torch.Tensor | None:

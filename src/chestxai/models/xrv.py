@@ -1,0 +1,267 @@
+"""Chest X-ray pretrained starts: torchxrayvision's published DenseNet-121 and ResNet-50 weights.
+
+Spelling (``model.weights`` / ``--weights``)::
+
+    xrv:densenet121-res224-all     a published weights name: from torchxrayvision's cache
+                                   ($TORCHXRAYVISION_CACHE_DIR or ~/.torchxrayvision/models_data),
+                                   else downloaded from its GitHub release when online
+    xrv:/path/to/file.pt           a local torchxrayvision file (its architecture read from its keys)
+
+The package itself is not needed: its files are read by :mod:`chestxai.models.xrv_file` (never
+unpickling code) and their torchvision parameter names are the ones timm's ``densenet121`` /
+``resnet50`` use, so :func:`to_timm_keys` only drops what is not a parameter of the network
+(``op_threshs``, the ResNet wrapper's ``model.`` prefix) and renames pre-0.4 torchvision DenseNet
+keys (``norm.1`` -> ``norm1``). The weights expect their own input: pixels scaled to
+[-1024, 1024] (``x * 2048 - 1024`` from [0, 1]) at 224 px (DenseNet) or 512 px (ResNet-50);
+:func:`xrv_preprocess` returns that as our preprocess dict (mean 0.5, std 1/2048), which training
+stores in the checkpoint so that evaluation, explanation and serving feed the model the same.
+
+As a backbone to fine-tune, ``create_model(..., weights="xrv:...")`` loads it under a new head;
+to use the published classifier as it is (18 findings), :func:`xrv_classifier` / :func:`xrv_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from chestxai.models.pretrained import download_url
+
+log = logging.getLogger(__name__)
+
+PREFIX = "xrv:"
+#: x in [0, 1] -> (x - 0.5) / (1 / 2048) = 2048 x - 1024, torchxrayvision's [-1024, 1024] range
+MEAN, STD = 0.5, 1.0 / 2048.0
+RELEASE = "https://github.com/mlmed/torchxrayvision/releases/download/v1/"
+#: torchxrayvision's 18 outputs, in order (``xrv.datasets.default_pathologies``)
+PATHOLOGIES = (
+    "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis",
+    "Effusion", "Pneumonia", "Pleural_Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia",
+    "Lung Lesion", "Fracture", "Lung Opacity", "Enlarged Cardiomediastinum",
+)  # fmt: skip
+#: our architecture name -> torchxrayvision's native resolution for it
+NATIVE_SIZE = {"densenet121": 224, "resnet50": 512}
+_NAN = math.nan
+
+
+@dataclass(frozen=True)
+class XrvWeights:
+    """One published weights file: our architecture, its URL, and the operating points
+    (``op_threshs``: torchxrayvision calibrates each output so that this probability maps to 0.5;
+    NaN = the output was not trained for that weights set)."""
+
+    name: str
+    model: str
+    filename: str
+    op_threshs: tuple[float, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return RELEASE + self.filename
+
+    @property
+    def size(self) -> int:
+        return NATIVE_SIZE[self.model]
+
+
+def _dn(tag: str) -> str:
+    return f"{tag}-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt"
+
+
+#: the published names (torchxrayvision ``model_urls``) with their operating points
+CATALOGUE = {
+    w.name: w
+    for w in (
+        XrvWeights("densenet121-res224-all", "densenet121", _dn("nih-pc-chex-mimic_ch-google-openi-kaggle"), (
+            0.07422872, 0.038290843, 0.09814756, 0.0098118475, 0.023601074, 0.0022490358, 0.010060724,
+            0.103246614, 0.056810737, 0.026791653, 0.050318155, 0.023985857, 0.01939503, 0.042889766,
+            0.053369623, 0.035975814, 0.20204692, 0.05015312)),
+        XrvWeights("densenet121-res224-nih", "densenet121", _dn("nih")),
+        XrvWeights("densenet121-res224-pc", "densenet121", _dn("pc")),
+        XrvWeights("densenet121-res224-chex", "densenet121", _dn("chex")),
+        XrvWeights("densenet121-res224-rsna", "densenet121", _dn("kaggle")),
+        XrvWeights("densenet121-res224-mimic_nb", "densenet121", _dn("mimic_nb")),
+        XrvWeights("densenet121-res224-mimic_ch", "densenet121", _dn("mimic_ch")),
+        XrvWeights("resnet50-res512-all", "resnet50", "pc-nih-rsna-siim-vin-resnet50-test512-e400-state.pt", (
+            0.51570356, 0.50444704, 0.53787947, 0.50723547, 0.5025118, 0.5035252, 0.5038076, 0.51862943,
+            0.5078151, 0.50724894, 0.5056339, 0.510706, 0.5053923, 0.5020846, _NAN, 0.5080557, 0.5138526, _NAN)),
+    )
+}  # fmt: skip
+
+
+def is_xrv(weights: str | Path | None) -> bool:
+    return isinstance(weights, str) and weights.startswith(PREFIX)
+
+
+def parse(weights: str) -> tuple[XrvWeights | None, Path | None]:
+    """``xrv:NAME`` -> (catalogue entry, None); ``xrv:PATH`` -> (None, path). Unknown -> ValueError."""
+    rest = weights[len(PREFIX) :].strip()
+    if rest in CATALOGUE:
+        return CATALOGUE[rest], None
+    path = Path(rest).expanduser()
+    if path.suffix or os.sep in rest:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"--weights {weights}: torchxrayvision weights file {path} does not exist"
+            )
+        return None, path
+    raise ValueError(
+        f"--weights {weights}: unknown torchxrayvision weights {rest!r}; known: {sorted(CATALOGUE)}, "
+        f"or xrv:PATH for a local file"
+    )
+
+
+def cache_dirs() -> list[Path]:
+    """Where torchxrayvision keeps downloaded weights (the first is where we download to)."""
+    root = os.environ.get("TORCHXRAYVISION_CACHE_DIR")
+    dirs = [Path(root).expanduser(), Path(root).expanduser() / "models_data"] if root else []
+    return dirs + [Path("~/.torchxrayvision/models_data").expanduser()]
+
+
+def resolve_file(weights: str) -> tuple[Path, XrvWeights | None]:
+    """The local file for an ``xrv:`` spelling: given, cached, or downloaded (online only)."""
+    entry, path = parse(weights)
+    if path is not None:
+        return path, None
+    assert entry is not None
+    import torch.hub
+
+    candidates = [d / entry.filename for d in cache_dirs()]
+    candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / entry.filename)
+    for candidate in candidates:
+        if candidate.is_file():
+            log.info("using cached torchxrayvision weights %s", candidate)
+            return candidate, entry
+    dest = cache_dirs()[0] / entry.filename
+    advice = (
+        f"On a connected machine run `wget {entry.url} -O {entry.filename}` and copy the file to {dest} "
+        f"(looked in: {'; '.join(map(str, candidates))}), or pass --weights xrv:PATH"
+    )
+    return download_url(entry.url, dest, advice), entry
+
+
+def xrv_preprocess(weights: str, model_name: str, input_size: int = 0) -> dict:
+    """The preprocess dict these weights expect: their resolution (``input_size`` overrides it)
+    and torchxrayvision's [-1024, 1024] pixel range. ``model_name`` gives a local file's
+    resolution (:func:`read_xrv_state` checks that the file is that architecture)."""
+    entry, _ = parse(weights)
+    size = entry.size if entry is not None else NATIVE_SIZE.get(model_name)
+    if size is None:
+        raise ValueError(
+            f"--weights {weights}: torchxrayvision weights exist for {sorted(NATIVE_SIZE)}, not {model_name}"
+        )
+    if input_size and input_size != size:
+        log.warning("%s was trained at %d px; model.input_size=%d overrides that", weights, size, input_size)
+    return {"size": int(input_size or size), "mean": MEAN, "std": STD}
+
+
+def _read(path: Path) -> dict:
+    from chestxai.models.xrv_file import read_xrv_file
+
+    return read_xrv_file(path)
+
+
+_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12])\.(weight|bias|running_\w+)$")
+
+
+def to_timm_keys(state: dict) -> dict:
+    """torchxrayvision / torchvision parameter names -> timm's (identical for densenet121 and
+    resnet50 once the wrapper's prefix, ``op_threshs`` and pre-0.4 DenseNet names are handled)."""
+    out = {}
+    for key, value in state.items():
+        if key == "op_threshs" or key.startswith("upsample."):
+            continue
+        key = key.removeprefix("module.").removeprefix("model.")
+        key = _OLD_DENSENET_KEY.sub(r"\1\2.\3", key)
+        out[key] = value
+    return out
+
+
+def architecture_of(state: dict, source: Path | str) -> str:
+    """Which of our architectures a torchxrayvision state dict is (by its parameter names)."""
+    keys = set(to_timm_keys(state))
+    if "features.conv0.weight" in keys and "features.denseblock4.denselayer16.conv2.weight" in keys:
+        return "densenet121"
+    if "conv1.weight" in keys and "layer3.5.conv3.weight" in keys and "layer4.2.conv3.weight" in keys:
+        return "resnet50"
+    raise ValueError(
+        f"{source} is neither a torchxrayvision DenseNet-121 nor a ResNet-50 (parameters e.g. {sorted(keys)[:3]})"
+    )
+
+
+@dataclass(frozen=True)
+class XrvState:
+    """A torchxrayvision file read once: timm-keyed parameters (the 18-output classifier included)."""
+
+    state: dict
+    file: Path
+    arch: str
+    entry: XrvWeights | None
+    op_threshs: tuple[float, ...]
+
+    @property
+    def classifier(self) -> tuple:
+        key = "classifier" if self.arch == "densenet121" else "fc"
+        return self.state[f"{key}.weight"], self.state[f"{key}.bias"]
+
+
+def read_xrv_state(weights: str, model_name: str | None = None) -> XrvState:
+    """Resolve and read an ``xrv:`` file once; ``model_name`` must be its architecture when given."""
+    file, entry = resolve_file(weights)
+    raw = _read(file)
+    arch = architecture_of(raw, file)
+    if model_name is not None and arch != model_name:
+        raise ValueError(
+            f"--weights {weights} is a torchxrayvision {arch}; use it with --model {arch} "
+            f"(model.name: {arch}), not {model_name}"
+        )
+    ops = entry.op_threshs if entry is not None else ()
+    if not ops and "op_threshs" in raw and raw["op_threshs"].numel() == len(PATHOLOGIES):
+        ops = tuple(float(t) for t in raw["op_threshs"])
+    return XrvState(to_timm_keys(raw), file, arch, entry, ops)
+
+
+def xrv_classifier(weights: str, input_size: int = 0):
+    """The published classifier as it is: (model, label names, preprocess, thresholds).
+
+    Our model returns logits; torchxrayvision's ``op_norm`` maps each output's operating point to
+    0.5, which is the same decision as thresholding our sigmoid at ``op_threshs`` (returned as the
+    thresholds; 0.5 where the weights state none, e.g. outputs a single-dataset model never learned).
+    The file is read once.
+    """
+    import torch
+
+    from chestxai.models.factory import build_classifier
+
+    xs = read_xrv_state(weights)
+    size = input_size or NATIVE_SIZE[xs.arch]
+    preprocess = {"size": int(size), "mean": MEAN, "std": STD}
+    model = build_classifier(
+        xs.arch, len(PATHOLOGIES), "multilabel", input_size=size, state=xs.state, source=xs.file
+    )
+    weight, bias = xs.classifier
+    with torch.no_grad():
+        model.head.fc.weight.copy_(weight)
+        model.head.fc.bias.copy_(bias)
+    model.eval()
+    ops = xs.op_threshs
+    thresholds = {
+        name: float(ops[i]) if i < len(ops) and not math.isnan(ops[i]) else 0.5
+        for i, name in enumerate(PATHOLOGIES)
+    }
+    return model, list(PATHOLOGIES), preprocess, thresholds
+
+
+def xrv_checkpoint(weights: str, input_size: int = 0) -> dict:
+    """A chestxai checkpoint dict of the published classifier (what ``load_model`` rebuilds), so
+    that the explain/evaluate/serve stages can use torchxrayvision's model directly."""
+    from chestxai.models.checkpoint import make_checkpoint
+
+    model, names, preprocess, thresholds = xrv_classifier(weights, input_size)
+    return make_checkpoint(
+        model, names, preprocess, config={"model": {"weights": weights}}, thresholds=thresholds
+    )
