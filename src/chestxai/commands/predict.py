@@ -1,0 +1,115 @@
+"""``chestxai predict``: probabilities and decisions for any folder, file list or CSV of images."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from chestxai.commands._common import add_common_flags
+
+EPILOG = """\
+examples:
+  chestxai predict runs/quickstart --folder new_xrays/ --out preds.csv
+  chestxai predict runs/nih-d121 --images a.png b.dcm --out preds.csv --explain gradcam --label Mass
+  chestxai predict runs/nih-d121 --csv manifest.csv --csv-column path --out preds.csv --uncertainty mc-dropout
+  chestxai predict --onnx runs/quickstart/export/model.onnx --folder new_xrays/ --out preds.csv
+  torchrun --nproc_per_node 4 -m chestxai predict runs/nih-d121 --folder /data/big --out preds.csv
+
+Files are decoded and resized exactly as `prepare` does for training, then preprocessed as the
+checkpoint says. OUT.csv: one row per good image (path, p_LABEL, decision_LABEL at the run's
+operating thresholds; mean_/std_LABEL with --uncertainty; overlay PNG and boxes with --explain,
+the PNGs in OUT-METHOD/). Bad files are listed on screen and in OUT.skipped.csv with the reason.
+--onnx runs with onnxruntime only (no torch needed); heatmaps and MC dropout need the run.
+Under torchrun each rank takes a shard of the files and rank 0 writes the merged OUT.csv.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="score any folder / files / CSV of images with a run (or an exported ONNX model)",
+        description="Predict RUN (or --onnx MODEL.onnx) on images; one output row per good image.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", nargs="?", default=None, help="run directory holding checkpoint.pt")
+    p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="an exported model instead of RUN")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", nargs="+", metavar="PATH", help="image files (PNG, JPEG, DICOM)")
+    src.add_argument("--folder", metavar="DIR", help="every non-hidden file below DIR")
+    src.add_argument("--csv", metavar="FILE", help="a CSV with a column of image paths (relative to the CSV)")
+    p.add_argument("--csv-column", default=None, help="the CSV's path column (default: path/image/file...)")
+    p.add_argument("--out", required=True, metavar="OUT.csv", help="predictions CSV to write")
+    p.add_argument("--explain", default=None, metavar="METHOD", help="also write heatmap overlays + boxes")
+    p.add_argument("--label", default=None, help="label to explain (default: each image's top-scoring one)")
+    p.add_argument(
+        "--uncertainty",
+        default=None,
+        choices=["mc-dropout", "tta"],
+        help="mean/std over MC-dropout passes or test-time augmentations",
+    )
+    p.add_argument("--passes", type=int, default=30, help="MC-dropout passes / TTA views (default 30)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward (default 64)")
+    p.add_argument("--force", action="store_true", help="replace an OUT.csv this command did not write")
+    add_common_flags(p, seed=True, seed_help="MC-dropout / TTA seed")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chestxai.serve.inputs import list_inputs
+    from chestxai.serve.predict_files import PredictOptions, predict_files
+
+    if (args.run is None) == (args.onnx is None):
+        raise ValueError("give either RUN (a run directory) or --onnx MODEL.onnx, not both or neither")
+    if args.passes < 2:
+        raise ValueError(f"--passes must be >= 2 to estimate a spread, got {args.passes}")
+    paths = list_inputs(args.images, args.folder, args.csv, args.csv_column)
+    options = PredictOptions(
+        batch_size=args.batch_size,
+        explain=args.explain,
+        label=args.label,
+        uncertainty=args.uncertainty,
+        passes=args.passes,
+        seed=args.seed,
+        force=args.force,
+        progress=not args.no_progress,
+    )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.onnx is not None:
+        from chestxai.export.runtime import OnnxModel
+
+        scorer = OnnxModel(args.onnx)
+    else:
+        from chestxai.serve.models import load_served
+        from chestxai.train.distributed import pick_device
+
+        scorer = load_served(args.run, device=str(pick_device(args.device)))
+    info = None
+    if world > 1:
+        import torch
+
+        from chestxai.train.distributed import barrier, setup
+
+        info = setup(torch.device("cpu") if args.onnx else torch.device(scorer.device))
+        options.rank, options.world_size = info.rank, info.world_size
+        options.barrier = lambda: barrier(info)
+    try:
+        result = predict_files(scorer, paths, Path(args.out), options)
+    finally:
+        if info is not None:
+            from chestxai.train.distributed import teardown
+
+            teardown(info)
+    if options.rank != 0:
+        return 0
+    lines = [f"predicted {result['n_images']} image(s) with {scorer.description} -> {result['out']}"]
+    if result["n_skipped"]:
+        lines.append(f"skipped {result['n_skipped']} file(s) (listed in {result['skipped_csv']}):")
+        lines += [f"  {s['path']}: {s['reason']}" for s in result["skipped"][:20]]
+        if result["n_skipped"] > 20:
+            lines.append(f"  ... and {result['n_skipped'] - 20} more")
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,66 @@
+"""Score with an exported ONNX model through onnxruntime only: no torch on this path.
+
+:class:`OnnxModel` reads what :mod:`chestxai.export.onnx` stored in the file's metadata (labels,
+task, the size images are resized to, thresholds) and exposes the same small interface as a
+served PyTorch model (``label_names``, ``task``, ``resize_to``, ``forward``, ``decisions``), so
+``chestxai predict --onnx`` runs the same pipeline as ``predict RUN``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from chestxai.export.decisions import decide
+
+METADATA_KEY = "chestxai"  # the same key chestxai.export.onnx writes
+
+
+class OnnxModel:
+    mc_dropout = False  # no dropout at inference in an exported graph
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ValueError("predict --onnx needs onnxruntime: pip install 'chestxai[export]'") from exc
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"--onnx {self.path} does not exist; make one with `chestxai export RUN`")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ValueError(f"{self.path} is not a loadable ONNX model ({str(exc).strip()[:200]})") from None
+        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if raw is None:
+            raise ValueError(
+                f"{self.path} carries no chestxai metadata (labels, preprocessing); export it with `chestxai export RUN`"
+            )
+        self.meta = json.loads(raw)
+        self.label_names: list[str] = list(self.meta["label_names"])
+        self.task: str = str(self.meta["task"])
+        self.resize_to: int = int(self.meta["resize_to"])
+        self.thresholds: dict[str, float] = {k: float(v) for k, v in self.meta["thresholds"].items()}
+        self.temperature = self.meta.get("temperature")
+        self.input_name = self.session.get_inputs()[0].name
+
+    @property
+    def description(self) -> str:
+        return f"{self.meta.get('model', '?')} (ONNX {self.path.name})"
+
+    def forward(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """uint8 ``N x S x S`` -> float32 ``N x L`` probabilities (batches of ``batch_size``)."""
+        images = np.asarray(images)
+        out = []
+        for start in range(0, len(images), max(1, int(batch_size))):
+            x = images[start : start + batch_size].astype(np.float32)[:, None] / np.float32(255.0)
+            out.append(self.session.run(None, {self.input_name: x})[0].astype(np.float32))
+        return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), np.float32)
+
+    def decisions(self, probs: np.ndarray) -> np.ndarray:
+        return decide(probs, self.thresholds, self.label_names, self.task, self.temperature)

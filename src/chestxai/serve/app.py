@@ -1,0 +1,273 @@
+"""The HTTP API and the web viewer (FastAPI): a thin layer over the library.
+
+``POST /v1/predict``: decode the upload with the project's decoder, resize as ``prepare`` does,
+one batched forward (:mod:`.batching`), decisions at the run's operating thresholds, then, when
+asked, a heatmap + boxes (``explain=METHOD``, ``label=NAME``) through the library's Explainer and
+uncertainty (``uncertainty=mc-dropout|tta``) through ``predict_with_uncertainty``. ``GET
+/v1/models``, ``GET /healthz``, OpenAPI at ``/docs``, the viewer at ``/``. Limits: :mod:`.limits`.
+
+Models are loaded before the app is made (:func:`chestxai.serve.models.load_all`) and never
+written to. Every refusal is JSON ``{"detail": "..."}`` with a status that says why; the service
+keeps serving after any bad request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from chestxai import __version__
+from chestxai.data.decode import DecodeError, ImageTooLargeError
+from chestxai.serve.batching import MicroBatcher, QueueFullError
+from chestxai.serve.inputs import decode_file, to_cache_pixels
+from chestxai.serve.limits import Limits, RequestError, TempFolder, check_content_length, check_type
+from chestxai.serve.models import ServedModel
+from chestxai.serve.render import display_image, heatmap_picture, png_data_url
+from chestxai.serve.upload import receive_upload
+
+log = logging.getLogger(__name__)
+
+VIEWER = Path(__file__).parent / "viewer"
+DISCLAIMER = "research software, not for clinical use"
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> FastAPI:
+    """The app serving ``models`` (name -> loaded model) under ``limits``."""
+    if not models:
+        raise ValueError("create_app needs at least one loaded model")
+    limits = limits or Limits()
+    batchers = {
+        name: MicroBatcher(m.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue, name)
+        for name, m in models.items()
+    }
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state["tmp"] = TempFolder()
+        app.state.temp_folder = state["tmp"].path
+        for b in batchers.values():
+            b.start()
+        try:
+            yield
+        finally:
+            for b in batchers.values():
+                b.stop()
+            state.pop("tmp").close()
+
+    app = FastAPI(
+        title="chestxai",
+        version=__version__,
+        description=f"Chest X-ray classifier with explanations. **{DISCLAIMER.capitalize()}.**",
+        lifespan=lifespan,
+    )
+    app.state.models = models
+    app.state.batchers = batchers
+    app.state.limits = limits
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {
+            "status": "ok",
+            "models": list(models),
+            "queue": {n: b.depth for n, b in batchers.items()},
+            "forwards": {n: b.batches for n, b in batchers.items()},
+            "images": {n: b.items for n, b in batchers.items()},
+        }
+
+    @app.get("/v1/models")
+    def list_models() -> dict:
+        from chestxai.explain import list_methods
+
+        return {
+            "models": [m.info() for m in models.values()],
+            "explain_methods": list_methods(),
+            "default": next(iter(models)),
+            "max_upload_mb": limits.max_upload_bytes / (1024 * 1024),
+            "disclaimer": DISCLAIMER,
+        }
+
+    @app.post("/v1/predict", openapi_extra=UPLOAD_SCHEMA)
+    async def predict(
+        request: Request,
+        explain: str | None = Query(None, description="CAM method, e.g. gradcam (see /v1/models)"),
+        label: str | None = Query(None, description="label to explain (default: the top-scoring one)"),
+        uncertainty: str | None = Query(None, description="mc-dropout or tta"),
+        model: str | None = Query(None, description="served model name (default: the first)"),
+        passes: int = Query(30, ge=2, le=200, description="uncertainty passes"),
+        display: bool = Query(False, description="also return the decoded image as PNG (the viewer does)"),
+    ) -> JSONResponse:
+        target = None
+        try:
+            served = _pick(models, model)
+            _check_query(served, explain, label, uncertainty)
+            check_content_length(request.headers.get("content-length"), limits)
+            target = state["tmp"].new_file()
+            upload = await receive_upload(
+                request.stream(), request.headers.get("content-type"), target, limits
+            )
+            kind = check_type(upload.path, upload.filename, upload.content_type)
+            work = _answer(
+                served,
+                batchers[served.name],
+                limits,
+                upload,
+                kind,
+                explain,
+                label,
+                uncertainty,
+                passes,
+                display,
+            )
+            body = await asyncio.wait_for(work, timeout=limits.timeout_s)
+            return JSONResponse(body)
+        except RequestError as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        except QueueFullError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+        except TimeoutError:
+            return JSONResponse(
+                {"detail": f"the request took longer than the service's {limits.timeout_s:g} s limit"},
+                status_code=504,
+            )
+        finally:
+            if target is not None:
+                target.unlink(missing_ok=True)
+
+    app.mount("/", StaticFiles(directory=VIEWER, html=True), name="viewer")
+    return app
+
+
+def _pick(models: dict[str, ServedModel], name: str | None) -> ServedModel:
+    if name is None:
+        return next(iter(models.values()))
+    if name not in models:
+        raise RequestError(
+            404, f"model={name!r} is not served; choose one of {list(models)} (GET /v1/models)"
+        )
+    return models[name]
+
+
+def _check_query(
+    served: ServedModel, explain: str | None, label: str | None, uncertainty: str | None
+) -> None:
+    """Every query mistake, before the upload is read."""
+    if label is not None and label not in served.label_names:
+        raise RequestError(422, f"label={label!r} is not one of {served.name}'s labels {served.label_names}")
+    if explain is not None:
+        from chestxai.explain import list_methods
+
+        if explain not in list_methods():
+            raise RequestError(422, f"explain={explain!r}: choose one of {', '.join(list_methods())}")
+    if uncertainty is not None and uncertainty not in served.uncertainty_methods():
+        raise RequestError(
+            422,
+            f"uncertainty={uncertainty!r} is not available for {served.name}: choose one of "
+            f"{served.uncertainty_methods()} (MC dropout needs a model trained with dropout > 0)",
+        )
+
+
+def _decode(
+    path: Path, limits: Limits, size: int, shown: bool
+) -> tuple[np.ndarray, np.ndarray | None, tuple]:
+    """The shared decoder under the service's pixel limit -> (model pixels, display image, shape)."""
+    try:
+        unit = decode_file(path, limits.decode)
+    except ImageTooLargeError as exc:
+        raise RequestError(413, f"image refused: {exc.reason}") from None
+    except DecodeError as exc:
+        raise RequestError(422, f"cannot decode the image: {exc.reason}") from None
+    return to_cache_pixels(unit, size), (display_image(unit) if shown else None), unit.shape
+
+
+async def _answer(
+    served: ServedModel,
+    batcher: MicroBatcher,
+    limits: Limits,
+    upload,
+    kind: str,
+    explain: str | None,
+    label: str | None,
+    uncertainty: str | None,
+    passes: int,
+    display: bool,
+) -> dict:
+    pixels, shown, shape = await run_in_threadpool(
+        _decode, upload.path, limits, served.resize_to, display or bool(explain)
+    )
+    probs = np.asarray(await batcher.submit(pixels), dtype=np.float64)
+    decisions = served.decisions(probs[None])[0]
+    t = served.thresholds
+    body: dict[str, Any] = {
+        "model": served.name,
+        "description": served.description,
+        "file": {
+            "name": upload.filename,
+            "format": kind,
+            "bytes": upload.size,
+            "height": shape[0],
+            "width": shape[1],
+        },
+        "labels": [
+            {
+                "name": n,
+                "probability": float(probs[j]),
+                "threshold": float(t.values[n]),
+                "decision": bool(decisions[j]),
+            }
+            for j, n in enumerate(served.label_names)
+        ],
+        "threshold_source": t.source,
+        "threshold_policy": t.policy,
+        "explanation": None,
+        "uncertainty": None,
+        "disclaimer": DISCLAIMER,
+    }
+    if display:
+        body["image"] = png_data_url(shown)
+        body["image_size"] = [int(shown.shape[1]), int(shown.shape[0])]
+    if explain:
+        index = served.label_names.index(label) if label else int(np.argmax(probs))
+        body["explanation"] = await run_in_threadpool(_explain, served, pixels, index, explain, shown.shape)
+    if uncertainty:
+        u = await run_in_threadpool(served.uncertainty, pixels[None], uncertainty, passes)
+        body["uncertainty"] = {
+            "method": uncertainty,
+            "passes": passes,
+            "mean": {n: float(u["mean"][0, j]) for j, n in enumerate(served.label_names)},
+            "std": {n: float(u["std"][0, j]) for j, n in enumerate(served.label_names)},
+        }
+    return body
+
+
+def _explain(served: ServedModel, pixels: np.ndarray, index: int, method: str, shape: tuple) -> dict:
+    from chestxai.explain import UnsupportedMethodError
+
+    try:
+        heat = served.explain(pixels[None], [index], method)[0]
+    except UnsupportedMethodError as exc:
+        raise RequestError(422, f"explain={method!r}: {exc}") from None
+    return {"method": method, "label": served.label_names[index], **heatmap_picture(heat, shape[:2])}

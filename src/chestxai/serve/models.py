@@ -1,0 +1,161 @@
+"""The models a service (or ``predict``) scores with: loaded once, from read-only run directories.
+
+A :class:`ServedModel` is built from ``RUN/checkpoint.pt`` alone (``torch.load(weights_only=True)``
+through :func:`chestxai.models.checkpoint.load_model`: no pickle runs) plus the operating
+thresholds; nothing is ever written into the run directory, so it may be mounted read-only.
+Explanations and MC dropout flip module state (hooks, dropout train mode) for the length of a
+call, so they hold the model's lock; plain forwards of the micro-batcher run one at a time on a
+single worker thread and need no lock against each other, but do take it so that they never
+overlap an explanation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chestxai.export.decisions import decide
+from chestxai.rundir import RunDir, safe_name
+from chestxai.rundir.thresholds import OperatingThresholds, operating_thresholds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    name: str
+    run: RunDir
+    model: Any  # ChestClassifier in eval mode
+    label_names: list[str]
+    task: str
+    preprocess: dict
+    resize_to: int  # cache size: what a decoded image is resized to before preprocessing
+    thresholds: OperatingThresholds
+    description: str
+    epoch: int | None
+    device: str = "cpu"
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _explainers: dict = field(default_factory=dict, repr=False)
+
+    # --- facts ------------------------------------------------------------------------------
+    @property
+    def mc_dropout(self) -> bool:
+        """Whether the model has active dropout to sample (else MC dropout would say std 0)."""
+        from chestxai.uncertainty.mc_dropout import dropout_modules
+
+        return bool(dropout_modules(self.model))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "run": str(self.run.root),
+            "model": self.description,
+            "task": self.task,
+            "labels": list(self.label_names),
+            "thresholds": dict(self.thresholds.values),
+            "threshold_source": self.thresholds.source,
+            "threshold_policy": self.thresholds.policy,
+            "input_size": int(self.preprocess["size"]),
+            "resize_to": self.resize_to,
+            "checkpoint_epoch": self.epoch,
+            "uncertainty": self.uncertainty_methods(),
+        }
+
+    # --- compute ----------------------------------------------------------------------------
+    def forward(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """uint8 ``N x S x S`` (S = ``resize_to``) -> float32 ``N x L`` probabilities, batched."""
+        from chestxai.models.predict import predict_probs
+
+        with self.lock:
+            return predict_probs(self.model, images, self.preprocess, batch_size, self.device)
+
+    def decisions(self, probs: np.ndarray) -> np.ndarray:
+        t = self.thresholds
+        return decide(probs, t.values, self.label_names, self.task, t.temperature)
+
+    def to_input(self, images: np.ndarray):
+        from chestxai.models.preprocess import to_input
+
+        return to_input(np.asarray(images), self.preprocess).to(self.device)
+
+    def explain(self, images: np.ndarray, indices: list[int], method: str = "gradcam") -> np.ndarray:
+        """Heatmaps (``N x s x s`` in [0, 1], s = model input size) through the library's Explainer."""
+        from chestxai.explain import Explainer
+
+        with self.lock:
+            if method not in self._explainers:
+                self._explainers[method] = Explainer(self.model, method)
+            return self._explainers[method].explain(self.to_input(images), indices)
+
+    def uncertainty_methods(self) -> list[str]:
+        """What :meth:`uncertainty` can do for this model (MC dropout needs active dropout)."""
+        return (["mc-dropout"] if self.mc_dropout else []) + ["tta"]
+
+    def uncertainty(
+        self, images: np.ndarray, method: str = "mc-dropout", passes: int = 30, seed: int = 0
+    ) -> dict[str, np.ndarray]:
+        """Mean/std (``N x L``) through :func:`chestxai.uncertainty.predict_with_uncertainty`, the
+        call the uncertainty stage makes; refused (ValueError) for a method the model cannot do."""
+        from chestxai.uncertainty import predict_with_uncertainty
+
+        if method not in self.uncertainty_methods():
+            raise ValueError(
+                f"uncertainty={method!r} is not available for {self.name}: choose one of "
+                f"{self.uncertainty_methods()} (MC dropout needs a model trained with dropout > 0)"
+            )
+        with self.lock:
+            out = predict_with_uncertainty(
+                self.model,
+                self.to_input(images),
+                method=method,
+                passes=passes,
+                seed=seed,
+                preprocess=self.preprocess,
+            )
+        return {k: np.asarray(out[k], dtype=np.float32) for k in ("mean", "std")}
+
+
+def load_served(run_path: str | Path, name: str | None = None, device: str = "cpu") -> ServedModel:
+    """Load ``RUN/checkpoint.pt`` (weights only) and the run's operating thresholds; reads only."""
+    from chestxai.models.checkpoint import load_model
+    from chestxai.models.preprocess import cache_size
+
+    run = RunDir(Path(run_path))
+    run.require_dir()
+    model, ckpt = load_model(run.require_checkpoint(), device=device)
+    names = list(ckpt["label_names"])
+    epoch = ckpt.get("epoch")
+    epoch = int(epoch) if epoch is not None else None
+    thresholds = operating_thresholds(run, names, ckpt.get("thresholds"), epoch)
+    return ServedModel(
+        name=name or safe_name(run.root.resolve().name),
+        run=run,
+        model=model,
+        label_names=names,
+        task=str(ckpt.get("model", {}).get("task") or "binary"),
+        preprocess=dict(ckpt["preprocess"]),
+        resize_to=cache_size(ckpt),
+        thresholds=thresholds,
+        description=str(ckpt.get("model", {}).get("name", "?")),
+        epoch=epoch,
+        device=str(device),
+    )
+
+
+def load_all(runs: list[str | Path], device: str = "cpu") -> dict[str, ServedModel]:
+    """Several runs under distinct names (the folder name; a clash is refused before loading)."""
+    names = [safe_name(Path(r).resolve().name) for r in runs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(
+            f"runs {dupes} share a folder name, and a served model is named after its folder; "
+            "serve copies under distinct names"
+        )
+    if not runs:
+        raise ValueError("give at least one run directory to serve")
+    return {n: load_served(r, n, device) for n, r in zip(names, runs, strict=True)}

@@ -1,0 +1,222 @@
+"""``chestxai predict``: probabilities and decisions for any list of image files.
+
+Batched: files are decoded a batch at a time (memory stays flat on a large folder) and each batch
+is one forward. A file that fails to decode is listed on screen and in ``OUT.skipped.csv`` with
+its reason and never stops the run. Under ``torchrun --nproc_per_node N`` rank ``r`` takes files
+``r, r + N, ...``, writes its rows to a part file beside ``OUT`` and rank 0 merges them back into
+input order once every rank is done (the output equals a one-process run's, row for row). Ranks
+must share the filesystem ``OUT`` lives on.
+
+The scorer is either a :class:`~chestxai.serve.models.ServedModel` (PyTorch, from a run) or an
+:class:`~chestxai.export.runtime.OnnxModel` (onnxruntime only); both expose ``label_names``,
+``task``, ``resize_to``, ``forward(uint8 images)`` and ``decisions(probs)``. Explanations and MC
+dropout need gradients or dropout at inference, so they exist on the PyTorch path only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from chestxai.atomic import atomic_path
+from chestxai.rundir import prob_column, safe_name
+from chestxai.rundir.guard import check_overwrite
+from chestxai.serve.inputs import load_files
+
+log = logging.getLogger(__name__)
+
+UNCERTAINTY_METHODS = ("mc-dropout", "tta")
+
+
+def decision_column(label: str) -> str:
+    return f"decision_{label}"
+
+
+def mean_column(label: str) -> str:
+    return f"mean_{label}"
+
+
+def std_column(label: str) -> str:
+    return f"std_{label}"
+
+
+def skipped_path(out: Path) -> Path:
+    """``OUT.skipped.csv`` beside ``OUT.csv``."""
+    return out.with_name(f"{out.stem}.skipped.csv")
+
+
+def overlay_dir(out: Path, method: str) -> Path:
+    return out.with_name(f"{out.stem}-{safe_name(method)}")
+
+
+def _part(out: Path, rank: int, what: str) -> Path:
+    return out.with_name(f".{out.stem}.{what}.rank{rank}.csv")
+
+
+@dataclass
+class PredictOptions:
+    batch_size: int = 64
+    explain: str | None = None
+    label: str | None = None  # explained label (default: each image's top-scoring output)
+    uncertainty: str | None = None
+    passes: int = 30
+    seed: int = 0
+    force: bool = False
+    progress: bool = True
+    rank: int = 0
+    world_size: int = 1
+    barrier: Any = field(default=None, repr=False)  # callable: wait for every rank (distributed)
+
+
+def check_request(scorer: Any, out: Path, options: PredictOptions, onnx: bool) -> None:
+    """Every flag problem, before any file is decoded."""
+    if out.suffix.lower() != ".csv":
+        raise ValueError(f"--out {out} must be a .csv file")
+    if options.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {options.batch_size}")
+    if onnx and (options.explain or options.uncertainty):
+        raise ValueError(
+            "--explain and --uncertainty need gradients or dropout at inference, which an ONNX model does "
+            "not have; pass the run directory instead of --onnx"
+        )
+    if options.uncertainty and options.uncertainty not in UNCERTAINTY_METHODS:
+        raise ValueError(f"--uncertainty {options.uncertainty!r}: choose one of {list(UNCERTAINTY_METHODS)}")
+    if options.uncertainty == "mc-dropout" and not scorer.mc_dropout:
+        raise ValueError(
+            f"--uncertainty mc-dropout: {scorer.run.root} has no active dropout (train with model.dropout > 0), "
+            "so every pass would agree and the std would be 0; use --uncertainty tta"
+        )
+    if options.label is not None and options.label not in scorer.label_names:
+        raise KeyError(f"--label {options.label!r} is not one of the run's labels {scorer.label_names}")
+    if options.explain:
+        from chestxai.explain import list_methods
+
+        if options.explain not in list_methods():
+            raise KeyError(f"--explain {options.explain!r}: choose one of {', '.join(list_methods())}")
+    if options.rank == 0:
+        check_overwrite(out, options.force, what="predictions")
+        check_overwrite(skipped_path(out), options.force, what="list of skipped files")
+        if options.explain and overlay_dir(out, options.explain).exists() and not options.force:
+            raise FileExistsError(
+                f"{overlay_dir(out, options.explain)} exists; choose another --out or pass --force"
+            )
+
+
+def predict_files(scorer: Any, paths: list[Path], out: str | Path, options: PredictOptions) -> dict:
+    """Score ``paths`` into ``out`` (CSV) and ``OUT.skipped.csv``; returns counts and paths written."""
+    out = Path(out)
+    onnx = not hasattr(scorer, "explain")
+    check_request(scorer, out, options, onnx)
+    mine = list(range(options.rank, len(paths), options.world_size))
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    bar = tqdm(total=len(mine), desc="predict", unit="img", disable=not options.progress)
+    for start in range(0, len(mine), options.batch_size):
+        index = mine[start : start + options.batch_size]
+        loaded = load_files([paths[i] for i in index], scorer.resize_to)
+        skipped += [
+            {"index": index[s["position"]], "path": s["path"], "reason": s["reason"]} for s in loaded.skipped
+        ]
+        if len(loaded.paths):
+            rows += _score(scorer, loaded, [index[k] for k in loaded.positions], out, options)
+        bar.update(len(index))
+    bar.close()
+    frame = _frame(rows, scorer, options)
+    skipped_frame = pd.DataFrame(skipped, columns=["index", "path", "reason"])
+    if options.world_size > 1:
+        frame, skipped_frame = _merge(frame, skipped_frame, out, options)
+        if frame is None:  # not rank 0
+            return {"rank": options.rank, "n_images": len(rows), "n_skipped": len(skipped)}
+    frame = frame.sort_values("index").drop(columns="index")
+    skipped_frame = skipped_frame.sort_values("index").drop(columns="index")
+    _write_csv(frame, out)
+    _write_csv(skipped_frame, skipped_path(out))
+    return {
+        "out": str(out),
+        "skipped_csv": str(skipped_path(out)),
+        "n_images": len(frame),
+        "n_skipped": len(skipped_frame),
+        "skipped": skipped_frame.to_dict("records"),
+        "labels": list(scorer.label_names),
+    }
+
+
+def _score(scorer: Any, loaded, index: list[int], out: Path, options: PredictOptions) -> list[dict]:
+    probs = scorer.forward(loaded.images, batch_size=options.batch_size)
+    decisions = scorer.decisions(probs)
+    names = scorer.label_names
+    rows = []
+    for k, (i, path) in enumerate(zip(index, loaded.paths, strict=True)):
+        row: dict[str, Any] = {"index": i, "path": path}
+        row.update({prob_column(n): float(probs[k, j]) for j, n in enumerate(names)})
+        row.update({decision_column(n): int(decisions[k, j]) for j, n in enumerate(names)})
+        rows.append(row)
+    if options.uncertainty:
+        u = scorer.uncertainty(loaded.images, options.uncertainty, passes=options.passes, seed=options.seed)
+        for k, row in enumerate(rows):
+            row.update({mean_column(n): float(u["mean"][k, j]) for j, n in enumerate(names)})
+            row.update({std_column(n): float(u["std"][k, j]) for j, n in enumerate(names)})
+    if options.explain:
+        _explain(scorer, loaded, probs, rows, out, options)
+    return rows
+
+
+def _explain(scorer, loaded, probs: np.ndarray, rows: list[dict], out: Path, options: PredictOptions) -> None:
+    from chestxai.explain.boxes import boxes_from_heatmap
+    from chestxai.explain.overlay import draw_boxes, overlay_heatmap, resize_heatmap, save_png
+
+    names = scorer.label_names
+    targets = (
+        [names.index(options.label)] * len(rows) if options.label else [int(np.argmax(p)) for p in probs]
+    )
+    heatmaps = scorer.explain(loaded.images, targets, options.explain)
+    folder = overlay_dir(out, options.explain)
+    for k, row in enumerate(rows):
+        image = loaded.images[k]
+        heat = resize_heatmap(heatmaps[k], image.shape)
+        boxes = boxes_from_heatmap(heat)
+        rgb = draw_boxes(overlay_heatmap(image, heat), [b.as_tuple() for b in boxes])
+        png = save_png(folder / f"{row['index']:06d}_{safe_name(Path(row['path']).stem)}.png", rgb)
+        row["explained_label"] = names[targets[k]]
+        row["overlay"] = str(png)
+        row["boxes"] = json.dumps([list(b.as_tuple()) for b in boxes])
+
+
+def _frame(rows: list[dict], scorer, options: PredictOptions) -> pd.DataFrame:
+    names = scorer.label_names
+    cols = ["index", "path", *map(prob_column, names), *map(decision_column, names)]
+    if options.uncertainty:
+        cols += [mean_column(n) for n in names] + [std_column(n) for n in names]
+    if options.explain:
+        cols += ["explained_label", "overlay", "boxes"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _merge(frame: pd.DataFrame, skipped: pd.DataFrame, out: Path, options: PredictOptions):
+    """Each rank writes its part; rank 0 reads every part back (after the barrier) and removes them."""
+    _write_csv(frame, _part(out, options.rank, "rows"))
+    _write_csv(skipped, _part(out, options.rank, "skipped"))
+    options.barrier()
+    if options.rank != 0:
+        return None, None
+    ranks = range(options.world_size)
+    frames = [pd.read_csv(_part(out, r, "rows"), dtype={"path": str}) for r in ranks]
+    skips = [pd.read_csv(_part(out, r, "skipped"), dtype={"path": str, "reason": str}) for r in ranks]
+    for r in ranks:
+        for what in ("rows", "skipped"):
+            os.unlink(_part(out, r, what))
+    return pd.concat(frames, ignore_index=True), pd.concat(skips, ignore_index=True)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
