@@ -84,3 +84,13 @@ def test_faithfulness_beats_the_control(measured):
     assert ours["deletion_auc"] < control["deletion_auc"]  # deleting the hot pixels kills the score sooner
     assert ours["insertion_auc"] > control["insertion_auc"]
     assert ours["road"] > control["road"]
+
+
+def test_gradcam_beats_the_control_paired_on_logits(measured):
+    """The paired rule the report and the warnings use (logits, > 2 SE) holds on the blob task."""
+    from chestxai.explain.checks import versus_control
+
+    vs = versus_control(measured["gradcam"].scores, measured[CONTROL].scores)
+    assert measured["gradcam"].faithfulness()["score"] == "logit"
+    for metric in ("pointing_game", "deletion_auc", "insertion_auc"):
+        assert vs[metric]["beats"] is True, (metric, vs[metric])

@@ -7,6 +7,7 @@ import timm
 import torch
 
 from chestxai.explain import Explainer, LayerNotFoundError, find_target_layer
+from chestxai.explain.layers import candidate_layers, layer_grid
 from chestxai.explain.reshape import TokenGridReshape, token_reshape_for
 from chestxai.models import create_model, list_models
 
@@ -51,12 +52,16 @@ def test_the_automatic_layer_is_the_final_feature_map_for_cnns():
     assert find_target_layer(model) == "backbone.features.norm5"
 
 
-def test_tiny_inputs_use_the_deepest_map_of_at_least_4x4():
-    """A 28-px ResNet-18 ends in a 1x1 map (a uniform heatmap); layer2 is 4x4."""
+def test_tiny_inputs_use_the_deepest_map_of_at_least_7x7():
+    """A 28-px ResNet-18 ends in a 1x1 map (a uniform heatmap); layer2 is 4x4, layer1 7x7."""
     model = create_model("resnet18", num_labels=1, task="binary", input_size=28)
-    assert find_target_layer(model) == "backbone.layer2.1"
-    heat = Explainer(model, "gradcam").explain(torch.randn(2, 1, 28, 28), [0, 0])
-    assert heat.shape == (2, 28, 28) and (heat.reshape(2, -1).std(axis=1) > 0).all()
+    assert find_target_layer(model) == "backbone.layer1.1"
+    assert layer_grid(model, "backbone.layer1.1") == (7, 7)
+    assert layer_grid(model, "layer2") == (4, 4)
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    heat = Explainer(model, "gradcam").explain(x, [0] * 4)
+    # an untrained model's Grad-CAM may be all zero (ReLU) on some images; a 1x1 map is uniform on all
+    assert heat.shape == (4, 28, 28) and (heat.reshape(4, -1).std(axis=1) > 0).any()
 
 
 def test_layer_by_dotted_name_relative_or_full():
@@ -105,3 +110,11 @@ def test_vit_prefix_tokens_are_read_from_the_model():
     assert (reshape.height, reshape.width) == (2, 2)
     with pytest.raises(ValueError, match="patch_embed"):
         token_reshape_for(torch.nn.Linear(2, 2))
+
+
+def test_candidate_layers_are_the_last_stage_at_each_resolution():
+    model = create_model("resnet18", num_labels=1, task="binary", input_size=64)
+    names = candidate_layers(model)
+    assert names[-4:] == ["backbone.layer1", "backbone.layer2", "backbone.layer3", "backbone.layer4.1"]
+    assert [layer_grid(model, n) for n in names[-4:]] == [(16, 16), (8, 8), (4, 4), (2, 2)]
+    assert candidate_layers(model, min_side=4)[-1] == "backbone.layer3"

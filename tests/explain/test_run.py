@@ -82,7 +82,7 @@ def test_explain_writes_what_the_report_reads(run_dir, capsys):
     assert (run_dir / "cams" / "random" / "heatmaps.npy").is_file()  # the control's maps are kept too
     metrics = json.loads((run_dir / "explain_metrics.json").read_text())
     entry = metrics["methods"]["gradcam"]
-    assert entry["layer"] == "backbone.layer3.1"  # at 64 px layer4 is 2x2; layer3 is the deepest >= 4x4
+    assert entry["layer"] == "backbone.layer2.1"  # at 64 px layer3 is 4x4; layer2 (8x8) is the deepest >= 7x7
     assert entry["localization"]["overall"]["n"] == len(index)
     assert entry["control"]["localization"]["overall"]["n"] == len(index)
     assert entry["faithfulness"]["n"] == 2
@@ -248,3 +248,122 @@ def test_each_split_keeps_its_own_entry(run_dir):
     index = pd.read_csv(run_dir / "cams" / "index.csv", dtype=str)
     assert set(index["split"]) == {"test", "train"} and (index["split"] == "train").sum() == 2
     assert all((run_dir / rel).is_file() for rel in index["overlay"])
+
+
+def test_sanity_border_energy_and_warnings_are_written(run_dir, capsys):
+    argv = ["explain", str(run_dir), "--sanity", "--sanity-limit", "3", "--faithfulness-limit", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "sanity check" in out and "border energy" in out and "on logits" in out
+    metrics = json.loads((run_dir / "explain_metrics.json").read_text())
+    entry = metrics["methods"]["gradcam"]
+    sanity = entry["sanity"]
+    assert sanity["n_images"] == 3 and sanity["passed"] in (True, False, None)
+    assert (sanity["passed"] is None) == sanity["verdict"].startswith("no verdict")  # empty untrained maps
+    assert entry["sanity"]["layer"] == entry["layer"] and entry["grid"] == [8, 8]
+    assert [r["randomised"] for r in entry["sanity"]["cascading"]][0] == "head"
+    assert entry["faithfulness"]["score"] == "logit"
+    a = entry["anatomy"]
+    assert a["border_px"] == 4 and a["map_size"] == [SIZE, SIZE] and 0 <= a["border_energy"] <= 1
+    assert entry["control"]["anatomy"]["border_energy"] is not None
+    assert isinstance(entry["warnings"], list) and metrics["warnings"]["gradcam"] == entry["warnings"]
+    assert metrics["methods"]["random"]["warnings"] == []  # the control is not judged against itself
+    assert {"pointing_game", "iobb", "energy", "deletion_auc", "rule"} <= set(entry["vs_control"])
+    # the untrained model's maps do not beat the control: said in the warnings, per metric
+    unbeaten = [k for k, v in entry["vs_control"].items() if isinstance(v, dict) and v["beats"] is False]
+    assert all(any(f"on {k}" in w for w in entry["warnings"]) for k in unbeaten)
+    assert [r["method"] for r in metrics["sanity_table"]] == ["gradcam"]
+    assert [r["method"] for r in metrics["anatomy_table"]] == ["gradcam", "random"]
+    scores = pd.read_csv(run_dir / "cams" / "gradcam" / "scores.csv")
+    shown = scores["border_energy"].dropna()  # NaN where the map is empty (constant)
+    assert shown.between(0, 1).all() and scores["border_energy"].isna().sum() == a["n_empty"]
+
+
+def test_border_warning_on_maps_that_sit_on_the_border(run_dir, monkeypatch):
+    """A method whose maps are hot only on the image's edge gets the border warning in the json."""
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+    from chestxai.explain.methods import METHODS, Method
+
+    class EdgeBand(BaseCAM):
+        def __init__(self, model, target_layers, reshape_transform=None):
+            super().__init__(model, target_layers, reshape_transform, uses_gradients=False)
+
+        def forward(self, input_tensor, targets=None, eigen_smooth=False):
+            out = np.zeros((len(input_tensor), *input_tensor.shape[-2:]), np.float32)
+            out[:, :, :2] = 1.0  # a band along the left edge
+            return out
+
+    class EdgeBandMethod(Method):
+        def build(self, model, target_layers, reshape_transform=None, rng=None):
+            return EdgeBand(model, target_layers, reshape_transform)
+
+    METHODS.names()
+    monkeypatch.setitem(METHODS._items, "leftband", EdgeBandMethod)
+    explain_run(run_dir, "leftband", limit=2, settings=ExplainSettings(faithfulness_limit=0))
+    entry = json.loads((run_dir / "explain_metrics.json").read_text())["methods"]["leftband"]
+    assert entry["anatomy"]["border_energy"] == pytest.approx(1.0)
+    assert any("within 4 px of the image border" in w for w in entry["warnings"])
+
+
+def test_outside_lung_energy_with_a_lung_mask(run_dir, tmp_path):
+    images, _, _ = blob_dataset(1, size=SIZE, seed=5)
+    Image.fromarray(images[0]).save(tmp_path / "x.png")
+    lungs = np.zeros((SIZE, SIZE), np.uint8)
+    lungs[:, : SIZE // 2] = 255  # the left half "is lung"
+    Image.fromarray(lungs).save(tmp_path / "x_lungs.png")
+    row = {"image_id": "x.png", "kind": "png", "ref": "x_lungs.png", "height": SIZE, "width": SIZE}
+    pd.DataFrame([{**row, "label": "Lungs"}]).to_csv(tmp_path / "masks.csv", index=False)
+    res = explain_run(  # the random map: an untrained model's Grad-CAM may be all zero
+        run_dir,
+        "random",
+        images=[tmp_path / "x.png"],
+        masks=tmp_path / "masks.csv",
+        finding="Mass",
+        settings=ExplainSettings(faithfulness_limit=0),
+    )
+    heat = np.load(run_dir / "cams" / "random@files" / "heatmaps.npy").astype(np.float64)[0]
+    expected = heat[:, SIZE // 2 :].sum() / heat.sum()  # the heatmap is at the image's size here
+    assert res.metrics["anatomy"]["n_lung_masks"] == 1
+    assert res.metrics["anatomy"]["outside_lungs"] == pytest.approx(expected, abs=2e-3)
+
+
+def test_compare_layers_ranks_layers_and_says_when_none_is_recommended(run_dir, tmp_path, capsys):
+    from chestxai.explain.layer_compare import compare_layers
+
+    settings = ExplainSettings(faithfulness_limit=1, steps=4)
+    table = compare_layers(run_dir, "gradcam", ["layer2", "backbone.layer3"], limit=3, settings=settings)
+    assert list(table["rank"]) == [1, 2]
+    assert set(table["layer"]) == {"backbone.layer2", "backbone.layer3"}
+    assert set(table["grid"]) == {"8x8", "4x4"}
+    assert {"pointing_game", "pointing_game_random", "road_random", "beats_random"} <= set(table)
+    assert table["recommended"].sum() <= 1
+    ranked = table.sort_values(["pointing_game", "iobb", "energy"], ascending=False, kind="stable")
+    assert list(ranked["layer"]) == list(table["layer"])
+    metrics = json.loads((run_dir / "explain_metrics.json").read_text())
+    summary = metrics["layer_comparison"]["gradcam"]
+    assert summary["ranked_by"] == ["pointing_game", "iobb", "energy"] and summary["n_items"] >= 3
+    assert "Recommendation:" in (run_dir / "explain_layers.md").read_text()
+    assert (run_dir / "explain_layers.csv").is_file()
+    # no ground truth: ranked by faithfulness, nothing recommended, and the reason says why
+    Image.fromarray(blob_dataset(1, size=SIZE, seed=3)[0][0]).save(tmp_path / "y.png")
+    argv = ["explain", str(run_dir), "--compare-layers", "--layers", "layer2,layer3", "--images"]
+    assert main([*argv, str(tmp_path / "y.png"), "--faithfulness-limit", "1", "--no-overlays"]) == 0
+    assert "no layer recommended" in capsys.readouterr().out
+    summary = json.loads((run_dir / "explain_metrics.json").read_text())["layer_comparison"]["gradcam@files"]
+    assert summary["recommended"] is None and "no ground truth" in summary["reason"]
+    assert "gradcam" in json.loads((run_dir / "explain_metrics.json").read_text())["layer_comparison"]
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--layers", "layer2"], "--layers goes with --compare-layers"),
+        (["--compare-layers", "--compare-methods"], "pass one of them"),
+        (["--compare-layers", "--method", "cam"], "final feature map"),
+    ],
+)
+def test_layer_flags_are_checked(run_dir, capsys, argv, expected):
+    assert main(["explain", str(run_dir), *argv]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err

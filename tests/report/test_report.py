@@ -145,3 +145,33 @@ def test_gallery_shows_only_the_evaluated_split(evaluated_run, tmp_path):
     assert (copy / "cams" / "gradcam@val" / "heatmaps.npy").is_file()
     assert (copy / "cams" / "gradcam" / "heatmaps.npy").is_file()  # the test split's maps are kept
     assert len(IMG_SRC.findall(build_report(copy).read_text())) == before
+
+
+def test_localization_text_has_no_escaped_markup_and_shows_sanity_state(evaluated_run):
+    run, _ = evaluated_run
+    html = build_report(run).read_text()
+    assert "&lt;code&gt;" not in html and "<code>_random</code>" in html
+    assert "Localization against ground truth, per method and finding" in html
+    assert "not run (--sanity)" in html  # the sanity column beside the localization figures
+    assert "Heatmap mass on the image border" in html and "border_energy_random" in html
+
+
+def test_no_ground_truth_says_so_and_sanity_results_are_shown(tmp_path):
+    """A run without boxes/masks: the report says localization is not measured (no empty heading),
+    and the --sanity verdict and its per-block table sit beside the other figures."""
+    from chestxai.evaluation import evaluate_run
+    from chestxai.explain.run import explain_run
+    from chestxai.explain.settings import ExplainSettings
+    from chestxai.testing import write_tiny_run
+
+    run, _ = write_tiny_run(tmp_path / "b", "binary", n=24)
+    evaluate_run(run, n_boot=20)
+    settings = ExplainSettings(faithfulness_limit=2, steps=4, sanity_limit=2)
+    explain_run(run, "gradcam", limit=4, settings=settings, sanity=True)
+    html = build_report(run).read_text()
+    assert "Localization against ground truth: none measured" in html
+    assert "Localization against ground truth, per method" not in html
+    assert "Sanity check: similarity of maps after re-initialising every block" in html
+    assert re.search(r"gradcam: (passed|FAILED)", html) and "mean |Spearman|" in html
+    assert "spearman_all_random" in html and "cascading" in html and "independent" in html
+    assert "deletion_auc_beats_random" in html and "logit" in html

@@ -18,6 +18,13 @@ def _threshold(text: str) -> float | str:
         ) from None
 
 
+def _layer_list(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"--layers needs comma-separated layer names, got {text!r}")
+    return names
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -29,7 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Explain a trained run with a CAM method: overlays (RUN/cams/), heatmaps, boxes from "
         "heatmaps, and RUN/explain_metrics.json with pointing game, IoU, IoBB and energy against ground-truth "
         "boxes/masks (the random-map control beside every figure) and deletion/insertion/ROAD faithfulness. "
-        "--compare-methods ranks every method on the same images (RUN/explain_compare.md/.csv).",
+        "--compare-methods ranks every method on the same images (RUN/explain_compare.md/.csv); --compare-layers "
+        "ranks target layers of one method (RUN/explain_layers.md/.csv); --sanity adds the model-randomisation "
+        "sanity check (Adebayo et al. 2018). Every method also gets its border (and, with lung masks, "
+        "outside-lung) energy and a warnings list in explain_metrics.json.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory (holds checkpoint.pt)")
     p.add_argument(
@@ -40,6 +50,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compare-methods", action="store_true", help="run every method (or --methods) and rank them"
     )
     p.add_argument("--methods", nargs="+", help="with --compare-methods: only these methods")
+    p.add_argument(
+        "--compare-layers",
+        action="store_true",
+        help="run --method at several target layers (default: the last stage at each resolution) and rank them",
+    )
+    p.add_argument(
+        "--layers",
+        type=_layer_list,
+        help="with --compare-layers: comma-separated dotted layer names, e.g. layer1,layer2,layer3",
+    )
+    p.add_argument(
+        "--sanity",
+        action="store_true",
+        help="model-randomisation sanity check: re-initialise the weights (cascading from the head down, "
+        "and one block at a time) and compare the maps with the trained model's (Spearman, SSIM)",
+    )
+    p.add_argument(
+        "--sanity-limit", type=int, default=16, help="items the sanity check explains per randomised model"
+    )
+    p.add_argument(
+        "--faithfulness-score",
+        choices=("logit", "probability"),
+        default="logit",
+        help="what deletion/insertion and ROAD score (default logit: a saturated probability does not move)",
+    )
     p.add_argument(
         "--finding",
         help="explain this finding on every image (default: the boxed findings, else the top output)",
@@ -93,9 +128,16 @@ def run(args: argparse.Namespace) -> int:
         for name in list_methods():
             print(f"{name:12s} {METHODS.get(name).summary}")
         return 0
+    from chestxai.explain.layer_compare import compare_layers
     from chestxai.explain.run import compare_methods, explain_run
     from chestxai.explain.settings import ExplainSettings
 
+    if args.compare_methods and args.compare_layers:
+        raise ValueError("--compare-methods and --compare-layers rank different things; pass one of them")
+    if args.layers and not args.compare_layers:
+        raise ValueError("--layers goes with --compare-layers; to explain at one layer pass --layer NAME")
+    if args.methods and not args.compare_methods:
+        raise ValueError("--methods goes with --compare-methods; to explain one method pass --method NAME")
     settings = ExplainSettings(
         batch_size=args.batch_size,
         threshold=args.threshold,
@@ -105,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         opacity=args.opacity,
         overlays=not args.no_overlays,
         faithfulness_limit=args.faithfulness_limit,
+        faithfulness_score=args.faithfulness_score,
+        sanity_limit=args.sanity_limit,
         seed=args.seed,
     )
     common = dict(
@@ -117,7 +161,19 @@ def run(args: argparse.Namespace) -> int:
         settings=settings,
         device=args.device,
         progress=not args.no_progress,
+        sanity=args.sanity,
     )
+    if args.compare_layers:
+        table = compare_layers(args.run_dir, method=args.method, layers=args.layers, **common)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        best = table[table["recommended"]]
+        print(
+            f"\nrecommended layer: {best.iloc[0]['layer']}"
+            if len(best)
+            else "\nno layer recommended (no ground truth, or none beats the random control)"
+        )
+        print(f"written: {args.run_dir}/explain_layers.md, explain_layers.csv, explain_metrics.json")
+        return 0
     if args.compare_methods:
         table = compare_methods(args.run_dir, methods=args.methods, **common)
         print(table.drop(columns=["layer"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -138,10 +194,24 @@ def run(args: argparse.Namespace) -> int:
         )
     faith = result.metrics.get("faithfulness")
     if faith:
+        cf = (result.metrics.get("control") or {}).get("faithfulness") or {}
         print(
-            f"deletion AUC {_fmt(faith.get('deletion_auc'))}, insertion AUC {_fmt(faith.get('insertion_auc'))}, "
-            f"ROAD {_fmt(faith.get('road'))} on {faith['n']} items"
+            f"on {faith.get('score', 'logit')}s: deletion AUC {_fmt(faith.get('deletion_auc'))} "
+            f"(random {_fmt(cf.get('deletion_auc'))}), insertion AUC {_fmt(faith.get('insertion_auc'))} "
+            f"(random {_fmt(cf.get('insertion_auc'))}), ROAD {_fmt(faith.get('road'))} "
+            f"(random {_fmt(cf.get('road'))}) on {faith['n']} items"
         )
+    anatomy = result.metrics.get("anatomy")
+    if anatomy:
+        print(
+            f"border energy {_fmt(anatomy['border_energy'])} within {anatomy['border_px']} px "
+            f"(uniform map {_fmt(anatomy['border_area_share'])})"
+        )
+    sanity = result.metrics.get("sanity")
+    if sanity:
+        print(f"sanity check {sanity['verdict']}")
+    for w in result.metrics.get("warnings") or []:
+        print(f"warning: {w}")
     for s in result.skipped:
         print(f"skipped {s['item']}: {s['reason']}")
     print(f"written: {args.run_dir}/cams/, {args.run_dir}/explain_metrics.json")

@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from chestxai.explain.anatomy import anatomy_summary, border_energy, outside_energy
 from chestxai.explain.boxes import Box, boxes_from_heatmap
 from chestxai.explain.explainer import Explainer
 from chestxai.explain.faithfulness import deletion_insertion, road_scores
 from chestxai.explain.items import Item
+from chestxai.explain.layers import layer_grid
 from chestxai.explain.localization import score_item, summarize
 from chestxai.explain.overlay import resize_heatmap
 from chestxai.explain.settings import ExplainSettings
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ("hit", "iou", "iobb", "energy")
 FAITH_COLUMNS = ("deletion_auc", "insertion_auc", "road")
+ANATOMY_COLUMNS = ("border_energy", "outside_lungs")
 
 
 @dataclass
@@ -42,6 +45,8 @@ class MethodResult:
     scores: pd.DataFrame  # image_id, finding, hit, iou, iobb, energy, deletion_auc, insertion_auc, road
     seconds: float  # time spent computing heatmaps
     settings: ExplainSettings
+    anatomy: dict | None = None  # border / outside-lung energy (chestxai.explain.anatomy)
+    grid: tuple[int, int] | None = None  # the CAM grid at the layer (rows, cols)
 
     def localization(self) -> dict | None:
         scored = self.scores.dropna(subset=["hit"])
@@ -53,7 +58,7 @@ class MethodResult:
         done = self.scores.dropna(subset=["deletion_auc"])
         if done.empty:
             return None
-        out = {"n": int(len(done))}
+        out = {"n": int(len(done)), "score": self.settings.faithfulness_score}
         for col in FAITH_COLUMNS:
             vals = done[col].dropna()
             out[col] = float(vals.mean()) if len(vals) else None
@@ -77,8 +82,12 @@ def measure_method(
     settings: ExplainSettings | None = None,
     layer: str | None = None,
     progress: bool = False,
+    lung_masks: Sequence[np.ndarray | None] | None = None,
 ) -> MethodResult:
-    """Heatmaps of ``method`` for every item, their boxes, and every applicable score."""
+    """Heatmaps of ``method`` for every item, their boxes, and every applicable score.
+
+    ``lung_masks[i]``: item ``i``'s lung mask at its image's size (or None), for the outside-lung
+    energy; the border energy is measured on every map (:mod:`chestxai.explain.anatomy`)."""
     settings = settings or ExplainSettings()
     explainer = Explainer(
         model, method, layer=layer, seed=settings.seed, options=settings.options_for(method)
@@ -91,8 +100,11 @@ def measure_method(
     seconds = time.perf_counter() - start
     log.info("%s: %d heatmaps in %.1f s (layer %s)", method, len(items), seconds, explainer.layer_name)
 
+    lungs = list(lung_masks) if lung_masks is not None else [None] * len(items)
+    if len(lungs) != len(items):
+        raise ValueError(f"got {len(lungs)} lung masks for {len(items)} items; give one (or None) per item")
     rows, all_boxes = [], []
-    for it, hm in zip(items, heatmaps, strict=True):
+    for it, hm, lung in zip(items, heatmaps, lungs, strict=True):
         full = resize_heatmap(hm, it.image.shape[:2])
         bxs = boxes_from_heatmap(full, settings.threshold, settings.max_boxes, settings.min_area_fraction)
         all_boxes.append(bxs)
@@ -103,15 +115,26 @@ def measure_method(
             )
         else:
             row.update({c: np.nan for c in SCORE_COLUMNS})
+        shown = np.ptp(hm) > 0  # an empty (constant) map points nowhere: no anatomy figures
+        row["border_energy"] = border_energy(hm) if shown else np.nan
+        has_lungs = shown and lung is not None and lung.any()
+        row["outside_lungs"] = outside_energy(full, lung) if has_lungs else np.nan
         rows.append(row)
-    scores = pd.DataFrame(rows, columns=["image_id", "finding", *SCORE_COLUMNS])
+    scores = pd.DataFrame(rows, columns=["image_id", "finding", *SCORE_COLUMNS, *ANATOMY_COLUMNS])
     for col in FAITH_COLUMNS:
         scores[col] = np.nan
 
     n_faith = min(settings.faithfulness_limit, len(items))
     if n_faith:
         _faithfulness(model, items[:n_faith], heatmaps[:n_faith], preprocess, settings, scores)
-    return MethodResult(method, explainer.layer_name, heatmaps, all_boxes, scores, seconds, settings)
+    anatomy = anatomy_summary(heatmaps) if len(items) else None
+    if anatomy is not None and scores["outside_lungs"].notna().any():
+        anatomy["outside_lungs"] = float(scores["outside_lungs"].mean())
+        anatomy["n_lung_masks"] = int(scores["outside_lungs"].notna().sum())
+    grid = layer_grid(model, explainer.layer_name, int(preprocess["size"]))
+    return MethodResult(
+        method, explainer.layer_name, heatmaps, all_boxes, scores, seconds, settings, anatomy, grid
+    )
 
 
 def _faithfulness(
@@ -124,10 +147,11 @@ def _faithfulness(
         x = model_inputs([it.image for it in chunk], preprocess, device)
         hm = heatmaps[lo : lo + len(chunk)]
         idx = [it.index for it in chunk]
+        score = settings.faithfulness_score
         curves = deletion_insertion(
-            model, x, hm, idx, settings.steps, batch_size=max(settings.batch_size, 16)
+            model, x, hm, idx, settings.steps, batch_size=max(settings.batch_size, 16), score=score
         )
-        road = road_scores(model, x, hm, idx, task, settings.road_percentiles, settings.seed)
+        road = road_scores(model, x, hm, idx, task, settings.road_percentiles, settings.seed, score)
         rows = np.arange(lo, lo + len(chunk))
         scores.loc[rows, "deletion_auc"] = curves["deletion_auc"]
         scores.loc[rows, "insertion_auc"] = curves["insertion_auc"]

@@ -11,7 +11,12 @@
   from their neighbours (so the model does not just react to the removal's shape) and returns
   ``(LeRF - MoRF) / 2`` averaged over percentiles: *higher* is more faithful.
 
-Scores are probabilities (:mod:`chestxai.explain.targets`), so curves lie in ``[0, 1]``.
+Scores are **logits** by default (``score="logit"``; ``"probability"`` is kept for comparison).
+A confident model's probability is saturated (p = 1.00 for most PneumoniaMNIST test images): it
+stays at 1 while half the evidence is removed, so every map, random ones included, gets the same
+flat curve, and the curves compare nothing. The logit keeps moving. Curves and AUCs are then in
+logit units: compare a method with the random control on the same images (a paired difference),
+not across runs.
 """
 
 from __future__ import annotations
@@ -23,7 +28,11 @@ import numpy as np
 import torch
 from pytorch_grad_cam.metrics.road import ROADCombined
 
-from chestxai.explain.targets import probability_targets
+from chestxai.explain.targets import logit_targets, probability_targets
+
+#: what the curves and ROAD score: ``logit`` (default) or ``probability``
+SCORES = ("logit", "probability")
+DEFAULT_SCORE = "logit"
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # inputs M x C x H x W -> scores M x L
 
@@ -118,14 +127,21 @@ def blurred(x: torch.Tensor, sigma_fraction: float = 1 / 16) -> torch.Tensor:
     return torch.from_numpy(out).to(x.device)
 
 
-def model_score_fn(model: torch.nn.Module) -> ScoreFn:
-    """Probabilities of ``model`` (sigmoid or softmax as its task says), without gradients."""
+def _check_score(score: str) -> None:
+    if score not in SCORES:
+        raise ValueError(f"faithfulness score must be one of {', '.join(SCORES)}, got {score!r}")
 
-    def score(x: torch.Tensor) -> torch.Tensor:
+
+def model_score_fn(model: torch.nn.Module, score: str = DEFAULT_SCORE) -> ScoreFn:
+    """Logits of ``model`` (or its probabilities: sigmoid or softmax as its task says), no gradients."""
+    _check_score(score)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return model.probabilities(model(x)).float().cpu()
+            out = model(x)
+            return (out if score == "logit" else model.probabilities(out)).float().cpu()
 
-    return score
+    return fn
 
 
 def deletion_insertion(
@@ -136,11 +152,13 @@ def deletion_insertion(
     steps: int = 20,
     batch_size: int = 64,
     seed: int = 0,
+    score: str = DEFAULT_SCORE,
 ) -> dict[str, np.ndarray]:
-    """Per-image deletion and insertion AUCs (and curves) of ``heatmaps`` for ``model`` (ties at random)."""
+    """Per-image deletion and insertion AUCs (and curves) of ``heatmaps`` for ``model`` (ties at
+    random), on ``score`` (logits by default)."""
     model.eval()
     base = blurred(x)
-    fn = model_score_fn(model)
+    fn = model_score_fn(model, score)
     deletion = perturbation_curves(fn, x, base, heatmaps, indices, steps, batch_size, seed)
     insertion = perturbation_curves(fn, base, x, heatmaps, indices, steps, batch_size, seed)
     return {
@@ -159,8 +177,10 @@ def road_scores(
     task: str,
     percentiles: Sequence[int] = (20, 40, 60, 80),
     seed: int = 0,
+    score: str = DEFAULT_SCORE,
 ) -> np.ndarray:
-    """pytorch-grad-cam's ``ROADCombined`` per image (higher = more faithful), on :func:`untied` maps.
+    """pytorch-grad-cam's ``ROADCombined`` per image (higher = more faithful), on :func:`untied` maps,
+    scoring the logit (``score="logit"``) or the probability of the explained output.
 
     The library's imputer adds noise from torch's global generator; it runs inside
     ``torch.random.fork_rng`` seeded with ``seed``, so results repeat and the caller's random
@@ -168,7 +188,8 @@ def road_scores(
     """
     model.eval()
     metric = ROADCombined(percentiles=list(percentiles))
-    targets = probability_targets(indices, task)
+    _check_score(score)
+    targets = logit_targets(indices) if score == "logit" else probability_targets(indices, task)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # the library hands torch tensors to NumPy, which warns about a future change (NumPy 2)
         warnings.filterwarnings("ignore", message=".*__array_wrap__.*", category=DeprecationWarning)

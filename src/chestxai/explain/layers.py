@@ -14,9 +14,12 @@ whose gradient reaches the spatial positions:
   patch tokens still feed the class token through attention (pytorch-grad-cam's advice for ViT,
   derived here rather than assumed).
 
-* CNN on tiny inputs (PneumoniaMNIST's 28 px): the final map may be 1 x 1 or 2 x 2, which makes
-  every heatmap uniform. Then the walk continues to the deepest feature-extractor output that is
-  at least ``MIN_SIDE`` x ``MIN_SIDE`` (ResNet-18 at 28 px: ``layer2``, 4 x 4).
+* CNN on small inputs (PneumoniaMNIST's 28 px, 64 px): the final map may be 1 x 1 or 2 x 2,
+  which makes every heatmap uniform, and a 4 x 4 map's maximum can only fall on one of 16 cells
+  (at 28 px its corner cells are a quarter of the image: the quickstart's maps peaked on the
+  border). Then the walk continues to the deepest feature-extractor output that is at least
+  ``MIN_SIDE`` x ``MIN_SIDE`` (ResNet-18: ``layer1`` at 28 px, ``layer2`` at 64 px, both 7-8 px
+  grids); at 224 px the final 7 x 7 map is kept.
 
 Containers are then opened while their last child yields the same tensor (``layer4`` ->
 ``layer4.1``, ``features`` -> ``features.norm5``), naming the module a person would pick.
@@ -34,7 +37,7 @@ from torch import nn
 
 from chestxai.registry import UnknownNameError
 
-MIN_SIDE = 4  # smallest CAM grid worth showing; coarser maps carry no spatial information
+MIN_SIDE = 7  # smallest CAM grid worth showing; coarser maps carry little spatial information
 
 
 class LayerNotFoundError(UnknownNameError):
@@ -169,3 +172,78 @@ def resolve_layer(model: nn.Module, name: str, trace: Trace | None = None) -> tu
         f"the model has no layer {name!r}.{hint} Layers producing spatial feature maps (last {len(tail)} of "
         f"{len(trace.spatial)}): {', '.join(tail)}. The automatic choice is {trace.default!r}; omit --layer to use it."
     )
+
+
+def _spatial_outputs(model: nn.Module, input_size: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    """``(name, output shape)`` of every feature-extractor module, in forward order (one traced pass)."""
+    size = input_size or _input_size(model)
+    in_chans = int(getattr(model, "config", {}).get("in_chans", 1))
+    device = next(model.parameters()).device
+    x = torch.zeros(1, in_chans, size, size, device=device)
+    records: list[tuple[str, torch.Tensor]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _recording(model, records):
+            model.features(x)
+    finally:
+        model.train(was_training)
+    return [(n, tuple(t.shape)) for n, t in records]
+
+
+def layer_grid(model: nn.Module, layer: str, input_size: int | None = None) -> tuple[int, int] | None:
+    """``(rows, cols)`` of the map ``layer`` produces (a CAM's grid); None for token outputs (ViT)."""
+    name, _ = resolve_layer(model, layer)
+    shapes = dict(_spatial_outputs(model, input_size))
+    shape = shapes.get(name)
+    if shape is None or len(shape) != 4:
+        if getattr(model, "family", "cnn") == "vit":
+            grid = getattr(getattr(model.backbone, "patch_embed", None), "grid_size", None)
+            return (int(grid[0]), int(grid[1])) if grid else None
+        return None
+    return int(shape[-2]), int(shape[-1])
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def stage_modules(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """Parameterised children of ``module`` in forward (registration) order, a container holding
+    more than half of its parent's parameters opened into its children (DenseNet's ``features``,
+    ViT's and EfficientNet's ``blocks``, ResNet's ``layer4``); parameters held directly (a ViT's
+    ``pos_embed``) come first as ``<prefix>.<own>``. The granularity of sanity-check blocks and of
+    ``--compare-layers``."""
+    total = n_params(module)
+    out: list[tuple[str, nn.Module]] = []
+    for name, child in module.named_children():
+        size = n_params(child)
+        if size == 0:
+            continue
+        full = f"{prefix}.{name}" if prefix else name
+        is_container = isinstance(child, (nn.Sequential, nn.ModuleList)) and len(child) > 1
+        if is_container and size > total / 2:
+            out += stage_modules(child, full)
+        else:
+            out.append((full, child))
+    if any(True for _ in module.parameters(recurse=False)):
+        out.insert(0, (f"{prefix}.<own>" if prefix else "<own>", module))
+    return out
+
+
+def candidate_layers(model: nn.Module, input_size: int | None = None, min_side: int = 2) -> list[str]:
+    """Layers worth comparing (``--compare-layers``' default), shallow to deep: for a CNN, the last
+    stage (:func:`stage_modules` of the backbone) at each resolution (ResNet-18: ``layer1`` ..
+    ``layer4``), grids under ``min_side`` left out; for a ViT, the automatic layer only (every block
+    has the same grid)."""
+    if getattr(model, "family", "cnn") == "vit":
+        return [find_target_layer(model, input_size)]
+    backbone = getattr(model, "backbone", model)
+    prefix = "backbone" if backbone is not model else ""
+    stages = {n for n, _ in stage_modules(backbone, prefix) if not n.endswith("<own>")}
+    last_at: dict[tuple[int, int], str] = {}
+    for name, shape in _spatial_outputs(model, input_size):
+        if name in stages and len(shape) == 4 and min(shape[-2:]) >= min_side:
+            last_at[(shape[-2], shape[-1])] = name
+    chosen = list(dict.fromkeys(last_at.values()))
+    return chosen or [find_target_layer(model, input_size)]

@@ -1,11 +1,14 @@
-"""Explain a trained run: ``explain_run`` (one method) and ``compare_methods`` (all, ranked).
+"""Explain a trained run: ``explain_run`` (one method) and ``compare_methods`` (all, ranked);
+``compare_layers`` (one method at several layers) is in :mod:`chestxai.explain.layer_compare`.
 
 Both read only the run directory (checkpoint, splits.csv) and the prepared cache the checkpoint
 names (``config["data"]["cache_dir"]``), resolved and checked by
 :func:`chestxai.evaluation.inputs.resolve_inputs` exactly as ``evaluate`` does, and write under
 ``RUN/cams/`` and ``RUN/explain_metrics.json`` (layout in :mod:`chestxai.explain.store`). The
 random-map control is computed on the same items beside every method, so each figure has its
-chance level next to it.
+chance level next to it. With ``sanity=True`` each method also gets the model-randomisation
+sanity check (:mod:`chestxai.explain.sanity`) on the first ``settings.sanity_limit`` items; where
+the cache (or ``--masks``) has lung masks, the heatmap mass outside them is measured.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 
 from chestxai.atomic import write_text
 from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
+from chestxai.explain.anatomy import is_anatomy_label
 from chestxai.explain.evaluate import MethodResult, measure_method, model_inputs
 from chestxai.explain.items import (
     ImageSet,
@@ -34,6 +38,7 @@ from chestxai.explain.items import (
     read_boxes_csv,
 )
 from chestxai.explain.methods import CONTROL, UnsupportedMethodError, get_method, list_methods
+from chestxai.explain.sanity import randomisation_similarity
 from chestxai.explain.settings import ExplainSettings
 from chestxai.explain.store import method_entry, update_index, update_metrics, write_method
 from chestxai.models.checkpoint import load_model
@@ -62,6 +67,7 @@ class Selection:
     skipped: list[dict]
     source: str
     split: str  # the split explained, "files" for --images (names the outputs)
+    lung_masks: list[np.ndarray | None] = field(default_factory=list)  # per item, or empty
 
 
 def load_run(run_dir: str | Path, device: str = "cpu"):
@@ -136,7 +142,56 @@ def select_items(
         raise ValueError(
             f"nothing to explain among {len(image_set.ids)} images ({image_set.source}); skipped: {skipped}"
         )
-    return Selection(items, image_set.skipped + skipped, image_set.source, "files" if images else split)
+    lungs = _lung_masks(items, mask_lookup, mask_pairs)
+    return Selection(
+        items, image_set.skipped + skipped, image_set.source, "files" if images else split, lungs
+    )
+
+
+def _lung_masks(items: list[Item], mask_lookup, mask_pairs: pd.DataFrame | None) -> list[np.ndarray | None]:
+    """Each item's lung-field mask (anatomy labels such as the COVID-19 collection's "Lungs"), or None."""
+    if mask_lookup is None or mask_pairs is None or mask_pairs.empty:
+        return []
+    labels = sorted({str(lab) for lab in mask_pairs["label"] if is_anatomy_label(lab)})
+    if not labels:
+        return []
+    out = []
+    for it in items:
+        found = [mask_lookup(it.image_id, lab, it.image.shape[:2]) for lab in labels]
+        found = [m for m in found if m is not None]
+        out.append(np.any(np.stack(found), axis=0) if found else None)
+    return out
+
+
+def measure_selection(model, sel: Selection, method: str, ckpt: dict, settings, layer=None, progress=False):
+    return measure_method(
+        model, sel.items, method, ckpt["preprocess"], settings, layer, progress, sel.lung_masks or None
+    )
+
+
+def run_sanity(
+    model,
+    sel: Selection,
+    method: str,
+    layer: str,
+    ckpt: dict,
+    settings: ExplainSettings,
+    progress: bool = False,
+) -> dict:
+    """:func:`~chestxai.explain.sanity.randomisation_similarity` on the first ``settings.sanity_limit`` items."""
+    items = sel.items[: settings.sanity_limit]
+    x = model_inputs([it.image for it in items], ckpt["preprocess"], next(model.parameters()).device)
+    return randomisation_similarity(
+        model,
+        x,
+        method,
+        layer,
+        [it.index for it in items],
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        options=settings.options_for(method),
+        progress=progress,
+    )
 
 
 def explain_run(
@@ -152,26 +207,31 @@ def explain_run(
     settings: ExplainSettings | None = None,
     device: str = "cpu",
     progress: bool = False,
+    sanity: bool = False,
 ) -> ExplainResult:
     """Explain the run's images with ``method``; write overlays, boxes, heatmaps and metrics.
 
     Returns the per-item scores of the method and of the random control on the same items.
+    ``sanity``: also run the model-randomisation sanity check (not for the control itself).
     """
     settings = settings or ExplainSettings()
     get_method(method)  # an unknown name fails before any work
     run, model, ckpt = load_run(run_dir, device)
     sel = select_items(run, model, ckpt, finding, split, images, boxes, masks, limit, settings.batch_size)
-    result = measure_method(model, sel.items, method, ckpt["preprocess"], settings, layer, progress)
+    result = measure_selection(model, sel, method, ckpt, settings, layer, progress)
     control = (
-        result
-        if method == CONTROL
-        else measure_method(model, sel.items, CONTROL, ckpt["preprocess"], settings, result.layer)
+        result if method == CONTROL else measure_selection(model, sel, CONTROL, ckpt, settings, result.layer)
+    )
+    check = (
+        run_sanity(model, sel, method, result.layer, ckpt, settings, progress)
+        if sanity and method != CONTROL
+        else None
     )
     rows = write_method(run.root, sel.items, result, settings.overlays, sel.split)
     if control is not result:
         write_method(run.root, sel.items, control, overlays=False, split=sel.split)
     update_index(run.root, rows, [method], sel.split)
-    entry = method_entry(result, control, sel.source, sel.skipped, sel.split)
+    entry = method_entry(result, control, sel.source, sel.skipped, sel.split, check)
     entries = {method: entry}
     if control is not result:
         entries[CONTROL] = method_entry(control, control, sel.source, sel.skipped, sel.split)
@@ -182,7 +242,7 @@ def explain_run(
 RANK_COLUMNS_GT = ["pointing_game", "iobb", "energy"]
 
 
-def _ranking_row(res: MethodResult) -> dict:
+def _ranking_row(res: MethodResult, entry: dict | None = None) -> dict:
     row: dict = {"method": res.method, "layer": res.layer, "n": len(res.scores)}
     loc = res.localization()
     if loc:
@@ -191,6 +251,12 @@ def _ranking_row(res: MethodResult) -> dict:
     faith = res.faithfulness()
     if faith:
         row.update({k: faith[k] for k in ("deletion_auc", "insertion_auc", "road")})
+    if res.anatomy:
+        row["border_energy"] = res.anatomy["border_energy"]
+    if entry and entry.get("sanity"):
+        row["sanity_passed"] = entry["sanity"]["passed"]
+    if entry is not None:
+        row["warnings"] = len(entry.get("warnings") or [])
     row["images_per_s"] = res.images_per_second
     return row
 
@@ -207,8 +273,10 @@ def compare_methods(
     settings: ExplainSettings | None = None,
     device: str = "cpu",
     progress: bool = False,
+    sanity: bool = False,
 ) -> pd.DataFrame:
-    """Every method (default: all registered) on the same items, ranked in one table.
+    """Every method (default: all registered) on the same items, ranked in one table
+    (``sanity``: each with the randomisation sanity check, its verdict a column).
 
     Ranking: by pointing game, then mean IoBB, then energy when there is ground truth; otherwise
     by ROAD, then insertion AUC. Methods that do not apply to the model (CAM on a non-GAP model,
@@ -223,16 +291,17 @@ def compare_methods(
         names.append(CONTROL)
     run, model, ckpt = load_run(run_dir, device)
     sel = select_items(run, model, ckpt, finding, split, images, boxes, masks, limit, settings.batch_size)
-    control = measure_method(model, sel.items, CONTROL, ckpt["preprocess"], settings)
+    control = measure_selection(model, sel, CONTROL, ckpt, settings)
     results: dict[str, MethodResult] = {CONTROL: control}
+    checks: dict[str, dict] = {}
     not_applicable: dict[str, str] = {}
     for name in names:
         if name == CONTROL:
             continue
         try:
-            results[name] = measure_method(
-                model, sel.items, name, ckpt["preprocess"], settings, None, progress
-            )
+            results[name] = measure_selection(model, sel, name, ckpt, settings, None, progress)
+            if sanity:
+                checks[name] = run_sanity(model, sel, name, results[name].layer, ckpt, settings, progress)
         except UnsupportedMethodError as exc:
             log.info("skipping %s: %s", name, exc)
             not_applicable[name] = str(exc)
@@ -240,10 +309,13 @@ def compare_methods(
         write_method(run.root, sel.items, res, settings.overlays, sel.split) for res in results.values()
     ]
     update_index(run.root, pd.concat(index_rows, ignore_index=True), list(results), sel.split)
-    entries = {n: method_entry(r, control, sel.source, sel.skipped, sel.split) for n, r in results.items()}
+    entries = {
+        n: method_entry(r, control, sel.source, sel.skipped, sel.split, checks.get(n))
+        for n, r in results.items()
+    }
     update_metrics(run.root, entries, sel.skipped)
 
-    table = pd.DataFrame([_ranking_row(r) for r in results.values()])
+    table = pd.DataFrame([_ranking_row(r, entries[n]) for n, r in results.items()])
     if "pointing_game" in table:
         table = table.sort_values(RANK_COLUMNS_GT, ascending=False, kind="stable")
     elif "road" in table:
@@ -256,15 +328,23 @@ def compare_methods(
     return table
 
 
-def comparison_markdown(table: pd.DataFrame, sel: Selection, settings: ExplainSettings) -> str:
+def comparison_markdown(
+    table: pd.DataFrame,
+    sel: Selection,
+    settings: ExplainSettings,
+    title: str = "Explanation methods compared",
+    drop: str = "layer",
+) -> str:
     """The ranking as a Markdown table, with what was measured stated above it."""
-    cols = [c for c in table.columns if c != "layer"]
+    cols = [c for c in table.columns if c != drop]
     lines = [
-        "# Explanation methods compared",
+        f"# {title}",
         "",
         f"{len(sel.items)} items ({sel.source}); boxes at threshold {settings.threshold} of the heatmap maximum, "
         f"pointing-game tolerance {settings.tolerance} px; `random` is the control. Deletion AUC: lower is better; "
-        f"insertion AUC and ROAD: higher is better.",
+        f"insertion AUC and ROAD: higher is better; all three on the model's {settings.faithfulness_score}s. "
+        f"`border_energy`: share of heatmap mass near the image border; `warnings`: how many sentences "
+        f"explain_metrics.json holds for the row.",
         "",
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),
@@ -278,7 +358,8 @@ def comparison_markdown(table: pd.DataFrame, sel: Selection, settings: ExplainSe
             else:
                 cells.append("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
-    skipped = table[table["layer"].astype(str).str.startswith("not applicable")]
-    for _, row in skipped.iterrows():
-        lines.append(f"\n- `{row['method']}`: {row['layer']}")
+    if "layer" in table:
+        skipped = table[table["layer"].astype(str).str.startswith("not applicable")]
+        for _, row in skipped.iterrows():
+            lines.append(f"\n- `{row['method']}`: {row['layer']}")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chestxai.explain.faithfulness import SCORES
 from chestxai.explain.localization import IOBB_THRESHOLDS
 from chestxai.explain.methods import configure
 
@@ -15,7 +16,9 @@ class ExplainSettings:
     """``threshold``: fraction of the heatmap maximum, or ``"otsu"``; ``tolerance``: pointing-game
     slack in pixels of the explained image; ``faithfulness_limit``: how many items get deletion/
     insertion and ROAD (both cost many forward passes per image; ROAD also a sparse solve per
-    percentile), ``0`` to skip them. ``method_options``: per method name, that method's own knobs
+    percentile), ``0`` to skip them; ``faithfulness_score``: what they score, ``"logit"`` (default: a
+    saturated probability does not move) or ``"probability"``; ``sanity_limit``: how many items the
+    randomisation sanity check (``--sanity``) explains per randomised model. ``method_options``: per method name, that method's own knobs
     (``{"scorecam": {"batch_size": 16}}``; see ``chestxai.explain.methods.method_options``), kept
     with the method rather than here so a new method adds none."""
 
@@ -31,6 +34,8 @@ class ExplainSettings:
     faithfulness_limit: int = 16
     steps: int = 20
     road_percentiles: tuple[int, ...] = field(default=(20, 40, 60, 80))
+    faithfulness_score: str = "logit"
+    sanity_limit: int = 16
     method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed: int = 0
 
@@ -56,6 +61,12 @@ class ExplainSettings:
             raise ValueError(
                 f"ROAD percentiles must lie strictly between 0 and 100, got {self.road_percentiles}"
             )
+        if self.faithfulness_score not in SCORES:
+            raise ValueError(
+                f"faithfulness_score must be one of {', '.join(SCORES)}, got {self.faithfulness_score!r}"
+            )
+        if self.sanity_limit < 1:
+            raise ValueError(f"sanity_limit must be >= 1 image, got {self.sanity_limit}")
         for name, options in self.method_options.items():
             configure(name, options)  # an unknown method or knob fails before any work
 

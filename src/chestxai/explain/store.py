@@ -9,7 +9,8 @@ Layout (``RUN/`` = the run directory; names from :class:`~chestxai.rundir.RunDir
     cams/<method>/heatmaps.npy   float16 N x S x S heatmaps in [0, 1] at the model's input size S
     cams/<method>/heatmaps.csv   image_id, label, index (row of heatmaps.npy), height, width (of the image)
     cams/<method>/boxes.csv      image_id, label, box, x, y, w, h, score   (pixels of the image)
-    cams/<method>/scores.csv     per item: hit, iou, iobb, energy, deletion_auc, insertion_auc, road
+    cams/<method>/scores.csv     per item: hit, iou, iobb, energy, border_energy, outside_lungs,
+                                 deletion_auc, insertion_auc, road
     explain_metrics.json         see :func:`update_metrics`
 
 Re-running a method on the same split replaces its rows and files and leaves other methods' and
@@ -26,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from chestxai.atomic import atomic_path, write_text
+from chestxai.explain.checks import entry_warnings, versus_control
 from chestxai.explain.evaluate import MethodResult
 from chestxai.explain.items import Item
+from chestxai.explain.methods import CONTROL
 from chestxai.explain.overlay import (
     GT_COLOR,
     PRED_COLOR,
@@ -137,12 +140,19 @@ def method_entry(
     source: str,
     skipped: list[dict],
     split: str = PRIMARY_SPLIT,
+    sanity: dict | None = None,
 ) -> dict:
-    """The entry of explain_metrics.json for one method on one split and its random control."""
+    """The entry of explain_metrics.json for one method on one split and its random control:
+    the figures, their paired comparison with the control (``vs_control``), the border /
+    outside-lung energy (``anatomy``), the sanity check when run, and every ``warnings`` sentence
+    (:func:`chestxai.explain.checks.entry_warnings`)."""
+    is_control = result.method == CONTROL
     entry = {
         "method": result.method,
         "split": split,
         "layer": result.layer,
+        "grid": list(result.grid) if result.grid else None,
+        "is_control": is_control,
         "images": source,
         "n_items": int(len(result.scores)),
         "n_scored": int(result.scores["hit"].notna().sum()),
@@ -150,6 +160,7 @@ def method_entry(
         "settings": result.settings.as_dict(),
         "localization": result.localization(),
         "faithfulness": result.faithfulness(),
+        "anatomy": result.anatomy,
         "skipped": list(skipped),
     }
     if control is not None:
@@ -157,7 +168,13 @@ def method_entry(
             "method": control.method,
             "localization": control.localization(),
             "faithfulness": control.faithfulness(),
+            "anatomy": control.anatomy,
         }
+        if not is_control:
+            entry["vs_control"] = versus_control(result.scores, control.scores)
+    if sanity is not None:
+        entry["sanity"] = sanity
+    entry["warnings"] = entry_warnings(entry)
     return entry
 
 
@@ -188,14 +205,67 @@ def _faithfulness_rows(name: str, entry: dict) -> list[dict]:
     if not f:
         return []
     ctrl = (entry.get("control") or {}).get("faithfulness") or {}
-    row = {"method": entry.get("method", name), "split": entry.get("split", PRIMARY_SPLIT), "n": f["n"]}
+    row = {
+        "method": entry.get("method", name),
+        "split": entry.get("split", PRIMARY_SPLIT),
+        "n": f["n"],
+        "score": f.get("score", "probability"),  # entries written before logits were scored
+    }
+    vs = entry.get("vs_control") or {}
     for k in ("deletion_auc", "insertion_auc", "road"):
         row[k] = f.get(k)
         row[f"{k}_random"] = ctrl.get(k)
+        if not entry.get("is_control"):
+            row[f"{k}_beats_random"] = (vs.get(k) or {}).get("beats")
     return [row]
 
 
-def update_metrics(run_root: str | Path, entries: dict[str, dict], skipped: list[dict] | None = None) -> dict:
+def _anatomy_rows(name: str, entry: dict) -> list[dict]:
+    a = entry.get("anatomy")
+    if not a:
+        return []
+    ctrl = (entry.get("control") or {}).get("anatomy") or {}
+    row = {
+        "method": entry.get("method", name),
+        "split": entry.get("split", PRIMARY_SPLIT),
+        "n": a["n"],
+        "n_empty": a.get("n_empty", 0),
+        "grid": "x".join(map(str, entry["grid"])) if entry.get("grid") else None,
+        "border_px": a["border_px"],
+        "border_area_share": a["border_area_share"],
+        "border_energy": a["border_energy"],
+        "border_energy_random": ctrl.get("border_energy"),
+        "peaks_on_border": a["peaks_on_border"],
+        "outside_lungs": a.get("outside_lungs"),
+        "outside_lungs_random": ctrl.get("outside_lungs"),
+    }
+    return [row]
+
+
+def _sanity_rows(name: str, entry: dict) -> list[dict]:
+    s = entry.get("sanity")
+    if not s or not s.get("final"):
+        return []
+    return [
+        {
+            "method": entry.get("method", name),
+            "split": entry.get("split", PRIMARY_SPLIT),
+            "layer": s.get("layer"),
+            "n_images": s.get("n_images"),
+            "spearman_all_random": s["final"]["spearman"],
+            "ssim_all_random": s["final"]["ssim"],
+            "threshold": s.get("threshold"),
+            "passed": s.get("passed"),
+        }
+    ]
+
+
+def update_metrics(
+    run_root: str | Path,
+    entries: dict[str, dict],
+    skipped: list[dict] | None = None,
+    layer_comparison: dict | None = None,
+) -> dict:
     """Merge method entries into ``RUN/explain_metrics.json`` and rebuild its flat tables.
 
     ``entries`` are :func:`method_entry` results; each is stored under its key
@@ -207,11 +277,25 @@ def update_metrics(run_root: str | Path, entries: dict[str, dict], skipped: list
          "methods": {key: {method, split, layer, images, n_items, n_scored, images_per_second, settings,
                             localization: {overall, per_finding: {finding: {...}}, mean_over_findings} | null,
                             faithfulness: {n, deletion_auc, insertion_auc, road} | null,
-                            control: {method: "random", localization, faithfulness}, skipped: [...]}},
+                            faithfulness: {n, score ("logit"), deletion_auc, insertion_auc, road} | null,
+                            grid: [rows, cols] of the CAM, is_control,
+                            anatomy: {n, map_size, border_px, border_area_share, border_energy,
+                                      peaks_on_border, outside_lungs, n_lung_masks},
+                            control: {method: "random", localization, faithfulness, anatomy},
+                            vs_control: {rule, metric: {n, method, random, diff, se, beats}},
+                            sanity: (with --sanity) chestxai.explain.sanity.randomisation_similarity,
+                            warnings: [sentence, ...], skipped: [...]}},
          "localization_table": [{method, split, finding ("(all)" = every item), n, pointing_game,
                                  pointing_game_random, iou, iou_random, iobb, iobb_random,
                                  energy, energy_random, acc_iobb_0.1, acc_iobb_0.1_random, ...}],
-         "faithfulness_table": [{method, split, n, deletion_auc, deletion_auc_random, ..., road, road_random}],
+         "faithfulness_table": [{method, split, n, score, deletion_auc, deletion_auc_random,
+                                 deletion_auc_beats_random, ..., road, road_random, road_beats_random}],
+         "anatomy_table": [{method, split, n, grid, border_px, border_area_share, border_energy,
+                            border_energy_random, peaks_on_border, outside_lungs, outside_lungs_random}],
+         "sanity_table": [{method, split, layer, n_images, spearman_all_random, ssim_all_random,
+                           threshold, passed}],
+         "warnings": {key: [sentence, ...]}   (every entry's warnings, keyed like "methods"),
+         "layer_comparison": {key: ...}       (kept; written by ``--compare-layers``),
          "skipped": [{item, reason}]}   (of the latest invocation)
 
     ``*_random`` is the random-map control on the very same items as the method.
@@ -221,13 +305,22 @@ def update_metrics(run_root: str | Path, entries: dict[str, dict], skipped: list
     methods = dict(data.get("methods", {}))
     for entry in entries.values():
         methods[explain_key(entry["method"], entry.get("split", PRIMARY_SPLIT))] = entry
-    loc_rows = [r for name in sorted(methods) for r in _localization_rows(name, methods[name])]
-    faith_rows = [r for name in sorted(methods) for r in _faithfulness_rows(name, methods[name])]
+    if layer_comparison is not None:
+        key = explain_key(layer_comparison["method"], layer_comparison.get("split", PRIMARY_SPLIT))
+        data = {**data, "layer_comparison": {**(data.get("layer_comparison") or {}), key: layer_comparison}}
+
+    def rows(fn) -> list[dict]:
+        return [r for name in sorted(methods) for r in fn(name, methods[name])]
+
     data = {
         "format": FORMAT,
         "methods": methods,
-        "localization_table": loc_rows,
-        "faithfulness_table": faith_rows,
+        "localization_table": rows(_localization_rows),
+        "faithfulness_table": rows(_faithfulness_rows),
+        "anatomy_table": rows(_anatomy_rows),
+        "sanity_table": rows(_sanity_rows),
+        "warnings": {k: list(methods[k].get("warnings") or []) for k in sorted(methods)},
+        "layer_comparison": dict(data.get("layer_comparison") or {}),
         "skipped": list(skipped or []),
     }
     write_json(data, path)

@@ -10,8 +10,9 @@ Heatmaps explain the **logit** of the named finding, for every task:
   would return the same value as a 1-element tensor (and ``(0)`` its negation, the evidence for
   "absent"). We use the first for every task so there is one code path.
 
-Faithfulness metrics (deletion/insertion, ROAD) score the **probability** instead, so that curves
-are bounded and comparable across images: :class:`ProbabilityTarget`.
+Faithfulness metrics (deletion/insertion, ROAD) score the logit too by default (a saturated
+probability does not move when evidence is removed; :mod:`chestxai.explain.faithfulness`);
+:class:`ProbabilityTarget` scores the probability when asked to.
 """
 
 from __future__ import annotations

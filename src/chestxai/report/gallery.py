@@ -94,23 +94,134 @@ def gallery_section(run: RunDir, metrics: dict | None, per_outcome: int = 8) -> 
 
 
 def localization_section(run: RunDir) -> str:
+    """What ``chestxai explain`` measured, each figure beside its random control: warnings first
+    (what not to trust), localization with the sanity verdict beside it, the sanity check,
+    faithfulness with a plain sentence wherever a method does not beat the control, border /
+    outside-lung energy, and the layer comparison with its recommendation."""
     path = run.explain_metrics
     if not path.exists():
         return paragraph("No explain_metrics.json (localization is measured by `chestxai explain`).", "note")
     data = read_json(path)
     if "localization_table" not in data:  # an older or foreign file: show whatever it holds
         return json_tables(data, "Localization and faithfulness (explain_metrics.json)")
-    out = paragraph(
-        "Each figure sits beside the random-map control (<code>*_random</code>) computed on the same images; "
-        "a method that does not beat its control does not localize."
+    methods = data.get("methods") or {}
+    out = (
+        "<p>Each figure sits beside the random-map control (columns ending in <code>_random</code>) "
+        "computed on the same images at the same layer; a method that does not beat its control has not "
+        "shown that it localizes or that its map is faithful.</p>"
     )
-    out += json_tables(
-        data["localization_table"], "Localization against ground truth, per method and finding"
-    )
+    out += _warnings_list(data)
+    if data["localization_table"]:
+        rows = [{**r, "sanity": _sanity_word(methods, r)} for r in data["localization_table"]]
+        out += json_tables(rows, "Localization against ground truth, per method and finding")
+    else:
+        out += paragraph(
+            "Localization against ground truth: none measured. The explained images have no ground-truth "
+            "boxes or masks for the explained findings, so pointing game, IoU/IoBB and energy are not computed; "
+            "pass --boxes or --masks to `chestxai explain` (or explain a dataset that has them).",
+            "note",
+        )
+    out += _sanity_part(data)
     if data.get("faithfulness_table"):
         out += json_tables(data["faithfulness_table"], "Faithfulness (deletion/insertion AUC, ROAD)")
+        out += paragraph(
+            "Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. Scores are the model's "
+            "logits unless the score column says otherwise (a saturated probability does not move when "
+            "evidence is removed). *_beats_random: the paired difference to the control over the same items "
+            "exceeds two standard errors."
+        )
+        out += _not_beaten(methods)
+    if data.get("anatomy_table"):
+        out += json_tables(data["anatomy_table"], "Heatmap mass on the image border and outside the lungs")
+        first = data["anatomy_table"][0]
+        out += paragraph(
+            f"border_energy: share of the heatmap mass within border_px of the image edge (1/16 of the map's "
+            f"side; {first['border_px']} px here), where a uniform map puts border_area_share; a warning is "
+            "raised at twice that share. outside_lungs: share of the mass outside the lung masks, where the "
+            "data has them (warning at 50%)."
+        )
+    out += _layers_part(data)
     if data.get("skipped"):
         out += json_tables(data["skipped"], "Skipped items")
+    return out
+
+
+def _sanity_word(methods: dict, row: dict) -> str:
+    key = (
+        row["method"]
+        if row.get("split", PRIMARY_SPLIT) == PRIMARY_SPLIT
+        else f"{row['method']}@{row['split']}"
+    )
+    sanity = (methods.get(key) or {}).get("sanity")
+    if row["method"] == "random":
+        return "control"
+    if not sanity:
+        return "not run (--sanity)"
+    return "passed" if sanity.get("passed") else "FAILED"
+
+
+def _warnings_list(data: dict) -> str:
+    items = [(k, w) for k, ws in (data.get("warnings") or {}).items() for w in ws]
+    if not items:
+        return ""
+    lis = "".join(f"<li>{esc(w)}</li>" for _, w in items)
+    return f'<div class="warning"><p><strong>Warnings ({len(items)})</strong></p><ul>{lis}</ul></div>'
+
+
+def _sanity_part(data: dict) -> str:
+    rows = data.get("sanity_table") or []
+    if not rows:
+        return paragraph(
+            "Sanity check (model parameter randomisation, Adebayo et al. 2018): not run; "
+            "`chestxai explain RUN --sanity` adds it.",
+            "note",
+        )
+    out = json_tables(rows, "Sanity check: similarity of maps after re-initialising every block (cascading)")
+    for key, entry in sorted((data.get("methods") or {}).items()):
+        sanity = entry.get("sanity")
+        if not sanity:
+            continue
+        out += paragraph(f"{key}: {sanity['verdict']}.", None if sanity.get("passed") else "warning")
+        steps = [
+            {"mode": mode, **{k: r[k] for k in ("randomised", "spearman", "ssim", "n_constant")}}
+            for mode in ("cascading", "independent")
+            for r in sanity.get(mode) or []
+        ]
+        if steps:
+            out += json_tables(
+                steps,
+                f"{key} at {sanity.get('layer')}: mean |Spearman| and SSIM to the trained maps, "
+                f"{sanity.get('n_images')} images, after re-initialising the named block "
+                "(cascading: and every block above it)",
+            )
+    return out
+
+
+def _not_beaten(methods: dict) -> str:
+    out = ""
+    for key, entry in sorted(methods.items()):
+        vs = entry.get("vs_control") or {}
+        lost = [k for k, v in vs.items() if isinstance(v, dict) and v.get("beats") is False]
+        if lost:
+            out += paragraph(
+                f"{key} does not beat the random control on {', '.join(lost)}: on these figures its maps "
+                "are no better than noise. Possible reasons, in the warnings above where measured: empty or "
+                "coarse maps, a diffuse finding that no compact region carries, or a decision that does not "
+                "rest where the map points (compare layers and methods: `chestxai explain RUN "
+                "--compare-layers` / `--compare-methods`).",
+                "warning",
+            )
+    return out
+
+
+def _layers_part(data: dict) -> str:
+    out = ""
+    for key, comp in sorted((data.get("layer_comparison") or {}).items()):
+        out += json_tables(comp.get("table") or [], f"Target layers of {key} compared ({comp.get('images')})")
+        if comp.get("recommended"):
+            out += paragraph(f"Recommended layer for {key}: {comp['recommended']} ({comp.get('reason')}).")
+        else:
+            out += paragraph(f"No layer recommended for {key}: {comp.get('reason')}.", "note")
     return out
 
 
