@@ -18,7 +18,8 @@ from chestxai.rundir.thresholds import operating_thresholds, write_thresholds
 ARTEFACTS = {
     "config.yaml", "checkpoint.pt", "last.pt", "history.csv", "splits.csv", "predictions.csv",
     "metrics.json", "thresholds.json", "ensemble.json", "explain_metrics.json", "explain_compare.csv",
-    "explain_compare.md", "report.html", "synth_metrics.json", "study.json", "best.yaml", "model.onnx",
+    "explain_compare.md", "report.html", "synth_metrics.json", "study.json", "best.yaml", "model.onnx", "bench.json",
+    "uncertainty.json",
 }  # fmt: skip
 
 

@@ -11,11 +11,22 @@ the checkpoint's config (or the ensemble's ``config.yaml``).
 
 from chestxai.rundir.layout import (
     PRIMARY_SPLIT,
+    BenchDir,
     RunDir,
+    UncertaintyDir,
     explain_key,
     prob_column,
     safe_name,
     target_column,
 )
 
-__all__ = ["PRIMARY_SPLIT", "RunDir", "explain_key", "prob_column", "safe_name", "target_column"]
+__all__ = [
+    "PRIMARY_SPLIT",
+    "BenchDir",
+    "RunDir",
+    "UncertaintyDir",
+    "explain_key",
+    "prob_column",
+    "safe_name",
+    "target_column",
+]

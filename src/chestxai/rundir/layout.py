@@ -18,6 +18,7 @@
     cams/<method>@<split>/ the same for another split (``@files``: images given with --images)
     explain_metrics.json   explanation metrics, one entry per method and split
     explain_compare.csv/.md  methods ranked
+    explain_layers.csv/.md   target layers of one method ranked (``explain --compare-layers``)
     report.html
     uncertainty/<method>/  synth_metrics.json  export/model.onnx  study.json  best.yaml   (phase 2)
 
@@ -129,6 +130,14 @@ class RunDir:
     def explain_compare_md(self) -> Path:
         return self.root / "explain_compare.md"
 
+    @property
+    def explain_layers_csv(self) -> Path:
+        return self.root / "explain_layers.csv"
+
+    @property
+    def explain_layers_md(self) -> Path:
+        return self.root / "explain_layers.md"
+
     # --- report and the phase 2 stages ---------------------------------------------------
     @property
     def report(self) -> Path:
@@ -136,6 +145,10 @@ class RunDir:
 
     def uncertainty(self, method: str) -> Path:
         return self.root / "uncertainty" / safe_name(method)
+
+    def uncertainty_dir(self, method: str) -> UncertaintyDir:
+        """The files of ``chestxai uncertainty --method <method>`` (see :class:`UncertaintyDir`)."""
+        return UncertaintyDir(self.uncertainty(method))
 
     @property
     def synth_metrics(self) -> Path:
@@ -169,6 +182,86 @@ class RunDir:
             )
             raise FileNotFoundError(f"{self.root} has no checkpoint.pt: {hint}")
         return self.checkpoint
+
+
+@dataclass(frozen=True)
+class BenchDir:
+    """``chestxai bench lesions --out DIR``: the benchmark's task cache, its runs and its results.
+
+    ``DIR/bench.json`` (figures), ``DIR/report.html``, ``DIR/task/`` (the prepared cache of the
+    semi-synthetic task), ``DIR/task-clean/`` (shortcut runs: the test images without the cue), ``DIR/run/`` (the
+    trained run directory), ``DIR/figures/``.
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def bench_json(self) -> Path:
+        return self.root / "bench.json"
+
+    @property
+    def report(self) -> Path:
+        return RunDir(self.root).report
+
+    @property
+    def task(self) -> Path:
+        return self.root / "task"
+
+    @property
+    def run(self) -> RunDir:
+        return RunDir(self.root / "run")
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def examples(self) -> Path:
+        """Heatmaps of the best method at every layer on a few test lesions (the report draws them)."""
+        return self.figures / "examples.npz"
+
+    @property
+    def examples_figure(self) -> Path:
+        return self.figures / "examples.png"
+
+    @property
+    def clean_task(self) -> Path:
+        """The shortcut experiment's test images without the cue (a second prepared cache)."""
+        return self.root / "task-clean"
+
+
+@dataclass(frozen=True)
+class UncertaintyDir:
+    """``RUN/uncertainty/<method>/``: ``predictions.csv`` (val + evaluated split: mean probability,
+    std, entropy, mutual information, decision per label), ``uncertainty.json`` (referral,
+    risk-coverage, calibration, gallery), ``figures/`` and ``heatmaps/`` (one PNG per selected case)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "uncertainty.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def heatmaps(self) -> Path:
+        return self.root / "heatmaps"
+
+    def heatmap(self, image_id: str, label: str) -> Path:
+        return self.heatmaps / f"{safe_name(image_id)}_{safe_name(label)}.png"
 
 
 def explain_key(method: str, split: str = PRIMARY_SPLIT) -> str:

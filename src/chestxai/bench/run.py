@@ -1,0 +1,331 @@
+"""``run_bench``: build the lesion task, train on it, explain at several layers, write ``bench.json``.
+
+Order, and why: every input is checked first (methods, layers on an untrained copy of the model,
+the output folder, the task settings) so a typo fails in a second, not after ten minutes of
+training. Then backgrounds -> task cache (:mod:`.task`) -> ``chestxai.train.loop.train`` with a
+:class:`~chestxai.config.RunConfig` built here (a normal run directory, ``DIR/run``) -> items of
+the test split with the lesion masks as ground truth (the ``explain`` stage's own selection) ->
+every (method, layer) and the random control (:mod:`.measure`). A shortcut task also scores the
+model on the same test images without the cue and reports the AUC drop and the heatmap energy on
+the cue vs on the lesion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chestxai.atomic import write_text
+from chestxai.bench.measure import best_layers, cue_shares, faithfulness_at, layer_grid, measure_layers
+from chestxai.bench.task import CUE, FINDING, TaskSpec, build_task, read_backgrounds, write_task
+from chestxai.rundir import BenchDir
+from chestxai.rundir.guard import check_output_dir
+
+log = logging.getLogger(__name__)
+
+#: methods run by default: every registered one that works at any layer and costs one batched
+#: forward/backward (ScoreCAM, one forward per channel, and PCAM, which needs a PCAM head, on request)
+DEFAULT_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "eigencam", "cam")
+RESNET_LAYERS = ("layer2", "layer3", "layer4")
+
+
+@dataclass
+class BenchConfig:
+    """Everything ``chestxai bench lesions`` takes; ``tolerance`` None = ``size / 32`` px (4 at 128)."""
+
+    source: str
+    root: str
+    out: str
+    size: int = 128
+    options: dict[str, Any] = field(default_factory=dict)
+    backgrounds: int = 450
+    task: TaskSpec | None = None
+    methods: Sequence[str] = DEFAULT_METHODS
+    layers: Sequence[str] = ()
+    model: str = "resnet18"
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 3e-3
+    tolerance: float | None = None
+    explain_limit: int = 200
+    faithfulness: int = 16
+    sanity: int = 8
+    cache: str = ""
+    device: str = "auto"
+    threads: int = 0
+    seed: int = 0
+    force: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.task = self.task or TaskSpec(size=self.size, seed=self.seed)
+        if self.task.size != self.size:
+            raise ValueError(f"task size {self.task.size} differs from --size {self.size}")
+        if self.backgrounds < 20:
+            raise ValueError(f"--backgrounds must be at least 20, got {self.backgrounds}")
+        if self.tolerance is None:
+            self.tolerance = self.size / 32
+        if self.tolerance < 0:
+            raise ValueError(f"--tolerance is a distance in pixels (>= 0), got {self.tolerance}")
+        for name, value in (("--explain", self.explain_limit), ("--faithfulness", self.faithfulness),
+                            ("--sanity", self.sanity)):  # fmt: skip
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def default_layers(model: str) -> tuple[str, ...]:
+    return RESNET_LAYERS if model.startswith("resnet") else ()
+
+
+def check_inputs(cfg: BenchConfig) -> list[str]:
+    """Every check that needs no data, before any work; returns the layers to measure."""
+    from chestxai.config import TrainConfig
+    from chestxai.explain.layers import resolve_layer, trace_layers
+    from chestxai.explain.methods import get_method
+    from chestxai.models import create_model
+
+    for name in cfg.methods:
+        get_method(name)  # unknown -> KeyError listing the methods
+    TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device, seed=cfg.seed)
+    check_output_dir(cfg.out, cfg.force)
+    probe = create_model(cfg.model, num_labels=1, task="binary", input_size=cfg.size)
+    layers = list(cfg.layers) or list(default_layers(cfg.model)) or [trace_layers(probe).default]
+    for layer in layers:
+        resolve_layer(probe, layer)  # unknown -> error listing the spatial layers
+    return layers
+
+
+def _train(cfg: BenchConfig, bench: BenchDir, cache: Path) -> tuple[Path, float]:
+    from chestxai.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from chestxai.train.loop import train
+
+    config = RunConfig(
+        name="bench",
+        run_dir=str(bench.run.root),
+        data=DataConfig(source=f"bench-{cfg.source}", cache_dir=str(cache), size=cfg.size),
+        model=ModelConfig(name=cfg.model),
+        train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
+                          seed=cfg.seed, threads=cfg.threads, warmup_epochs=0.0),
+    )  # fmt: skip
+    started = time.perf_counter()
+    train(config, progress=cfg.progress)
+    return bench.run.root, time.perf_counter() - started
+
+
+def _auc(model, images: np.ndarray, labels: np.ndarray, preprocess: dict) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    from chestxai.models.predict import predict_probs
+
+    device = next(model.parameters()).device
+    probs = predict_probs(model, images, preprocess, device=device)[:, 0]
+    return float(roc_auc_score(labels, probs))
+
+
+def _cue_masks(cache) -> dict[str, np.ndarray]:
+    idx = cache.mask_index
+    return {
+        str(r.image_id): np.asarray(cache.masks[i]) for i, r in enumerate(idx.itertuples()) if r.label == CUE
+    }
+
+
+def _clean_items(clean_cache) -> list:
+    """Items of the cue-free test images: each lesion image with its mask (for the shortcut section)."""
+    from chestxai.explain.items import Item
+
+    idx = clean_cache.mask_index
+    ids = clean_cache.frame["image_id"].astype(str).to_numpy()
+    return [
+        Item(str(r.image_id), np.asarray(clean_cache.images[int(r.row)]), FINDING, 0,
+             gt_mask=np.asarray(clean_cache.masks[i]).astype(bool))
+        for i, r in enumerate(idx.itertuples()) if r.label == FINDING and ids[int(r.row)] == r.image_id
+    ]  # fmt: skip
+
+
+def _sanity(model, items, best: dict, preprocess: dict, n: int, seed: int) -> dict[str, dict]:
+    """Cascading randomisation similarity (final step) of each method at its best layer."""
+    from chestxai.explain.evaluate import model_inputs
+    from chestxai.explain.sanity import randomisation_similarity
+
+    if not n:
+        return {}
+    device = next(model.parameters()).device
+    x = model_inputs([it.image for it in items[:n]], preprocess, device)
+    out = {}
+    for method, row in best.items():
+        try:
+            res = randomisation_similarity(model, x, method, row["module"], modes=("cascading",), seed=seed)
+        except ValueError as exc:
+            out[method] = {"error": str(exc)}
+            continue
+        final = res.get("final") or {}
+        out[method] = {"spearman": final.get("spearman"), "ssim": final.get("ssim"),
+                       "passed": res.get("passed"), "n_images": res.get("n_images")}  # fmt: skip
+    return out
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    """The whole benchmark (module doc); returns what it wrote to ``DIR/bench.json``."""
+    from chestxai.data.cache import PreparedCache
+    from chestxai.explain.run import load_run, select_items
+    from chestxai.explain.settings import ExplainSettings
+    from chestxai.rundir.tables import read_history
+    from chestxai.train.distributed import pick_device
+
+    started = time.perf_counter()
+    layers = check_inputs(cfg)
+    bench = BenchDir(Path(cfg.out))
+    bg, ids = read_backgrounds(cfg.source, cfg.root, cfg.size, options=cfg.options, limit=cfg.backgrounds,
+                               cache=cfg.cache or None, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
+    bench.root.mkdir(parents=True, exist_ok=True)
+    task = build_task(bg, ids, cfg.task, progress=cfg.progress)
+    source = f"bench-{cfg.source}"
+    cache_dir = write_task(task, bench.task, source, progress=cfg.progress)
+    test_rows = np.flatnonzero(task.frame["split"].to_numpy() == "test")
+    clean_dir = (
+        write_task(task, bench.clean_task, source, clean=True, rows=test_rows, progress=cfg.progress)
+        if cfg.task.shortcut
+        else None
+    )
+    build_s = time.perf_counter() - started
+
+    run_dir, train_s = _train(cfg, bench, cache_dir)
+    run, model, ckpt = load_run(run_dir, pick_device(cfg.device))
+    preprocess = ckpt["preprocess"]
+    cache = PreparedCache(cache_dir)
+    history = read_history(run)
+    best_epoch = history[history["best"] == 1].iloc[-1] if history is not None else None
+    val_auc = float(best_epoch["val_auc"]) if best_epoch is not None else None
+    test_auc = _auc(model, cache.images[test_rows], cache.labels[test_rows, 0], preprocess)
+
+    settings = ExplainSettings(tolerance=float(cfg.tolerance), overlays=False,
+                               faithfulness_limit=cfg.faithfulness, seed=cfg.seed)  # fmt: skip
+    sel = select_items(run, model, ckpt, None, "test", limit=cfg.explain_limit or None)
+    items = [it for it in sel.items if it.finding == FINDING]
+    methods = [m for m in cfg.methods if m != "random"]
+    explain_started = time.perf_counter()
+    rows, results, not_applicable = measure_layers(model, items, methods, layers, preprocess, settings)
+    grids = {layer: layer_grid(model, layer, cfg.size) for layer in layers}
+    for row in rows:
+        row["grid"] = grids[row["layer"]]
+    best = best_layers(rows)
+    control_best = best.pop("random", None)
+    for method, row in best.items():
+        row["faithfulness"] = faithfulness_at(model, items, method, row["module"], preprocess, settings)
+    if control_best is not None:
+        control_best["faithfulness"] = faithfulness_at(
+            model, items, "random", control_best["module"], preprocess, settings
+        )
+    sanity = _sanity(model, items, best, preprocess, cfg.sanity, cfg.seed)
+    explain_s = time.perf_counter() - explain_started
+
+    ranking = sorted(best.values(), key=lambda r: -(r["pointing_game"] or 0))
+    top = ranking[0] if ranking else None
+    random_pg = control_best["pointing_game"] if control_best else None
+    out: dict[str, Any] = {
+        "source": cfg.source,
+        "root": str(cfg.root),
+        "n_backgrounds": len(bg),
+        "n_images": len(task.images),
+        "n_explained": len(items),
+        "model": cfg.model,
+        "epochs": cfg.epochs,
+        "val_auc": val_auc,
+        "test_auc": test_auc,
+        "pointing_tolerance_px": float(cfg.tolerance),
+        "lesion": cfg.task.as_dict(),
+        "methods": {m: _public(r) | {"sanity": sanity.get(m)} for m, r in best.items()},
+        "random": _public(control_best) if control_best else None,
+        "per_layer": [_public(r) for r in rows],
+        "not_applicable": not_applicable,
+        "best": {
+            "method": top["method"],
+            "layer": top["layer"],
+            "pointing_game": top["pointing_game"],
+            "vs_random": (top["pointing_game"] / random_pg) if top and random_pg else None,
+        }
+        if top
+        else None,  # fmt: skip
+        "seconds": {
+            "build": build_s,
+            "train": train_s,
+            "explain": explain_s,
+            "total": time.perf_counter() - started,
+        },  # fmt: skip
+        "run_dir": str(run_dir),
+        "task_cache": str(cache_dir),
+    }
+    if clean_dir is not None:
+        out["shortcut"] = _shortcut(cfg.task.shortcut, model, preprocess, cache, PreparedCache(clean_dir),
+                                    items, results, best, control_best, settings, test_auc)  # fmt: skip
+    _examples(bench, items, results, top, layers)
+    write_text(bench.bench_json, json.dumps(out, indent=1, default=_jsonable))
+    return out
+
+
+def _shortcut(cue, model, preprocess, cache, clean, items, results, best, control, settings, auc_cue):
+    """AUC with and without the cue; per method at its best layer, heatmap energy on the cue vs the
+    lesion (cue test images) and the pointing game on the cue-free copies."""
+    from chestxai.explain.evaluate import measure_method
+
+    auc_clean = _auc(model, clean.images, clean.labels[:, 0], preprocess)
+    cues = _cue_masks(cache)
+    clean_items = _clean_items(clean)
+    quick = replace(settings, faithfulness_limit=0)
+    per_method = {}
+    for method, row in [*best.items(), *([("random", control)] if control else [])]:
+        shares = cue_shares(results[(method, row["layer"])], items, cues)
+        clean_res = measure_method(model, clean_items, method, preprocess, quick, row["module"])
+        loc = (clean_res.localization() or {}).get("overall") or {}
+        per_method[method] = shares | {"layer": row["layer"],
+                                       "clean_pointing_game": loc.get("pointing_game")}  # fmt: skip
+    return {
+        "cue": cue,
+        "cue_in_class": FINDING,
+        "test_auc_with_cue": auc_cue,
+        "test_auc_without_cue": auc_clean,
+        "auc_drop": auc_cue - auc_clean,
+        "methods": per_method,
+    }
+
+
+def _examples(bench: BenchDir, items, results, top: dict | None, layers: Sequence[str], n: int = 6) -> None:
+    """Heatmaps of the best method at every layer for the first ``n`` items (the report shows them)."""
+    if top is None or not items:
+        return
+    bench.figures.mkdir(parents=True, exist_ok=True)
+    k = min(n, len(items))
+    maps = {
+        layer: results[(top["method"], layer)].heatmaps[:k]
+        for layer in layers
+        if (top["method"], layer) in results
+    }
+    np.savez_compressed(
+        bench.examples,
+        images=np.stack([it.image for it in items[:k]]),
+        masks=np.stack([it.gt_mask for it in items[:k]]).astype(np.uint8),
+        layers=np.array(list(maps)),
+        heatmaps=np.stack(list(maps.values())),
+        method=np.array(top["method"]),
+    )
+
+
+def _public(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    return {k: v for k, v in row.items() if k != "images_per_s"}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
