@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chestxai.atomic import write_text
 from chestxai.models.checkpoint import read_checkpoint
-from chestxai.report import gallery, sections
+from chestxai.report import gallery, sections, uncertainty
 from chestxai.report.html import GENERATOR, page, paragraph, table
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -70,6 +70,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
     if gallery.has_explanations(run):
         parts.append(("explanations", "Explanations", gallery.gallery_section(run, metrics)))
         parts.append(("localization", "Localization", gallery.localization_section(run)))
+    if uncertainty.has_uncertainty(run):
+        parts.append(("uncertainty", "Uncertainty", uncertainty.uncertainty_section(run)))
     parts.append(("disclaimer", "Intended use", sections.disclaimer()))
     html_text = page(
         f"chestxai report: {run.root.name}", parts, header=sections.summary_header(run, metrics, ckpt)

@@ -1,0 +1,111 @@
+"""``chestxai uncertainty``: MC dropout, test-time augmentation or an ensemble; referral analysis."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from chestxai.commands._common import add_common_flags
+
+EPILOG = """\
+examples:
+  chestxai uncertainty runs/pmnist-dropout                       # MC dropout, 30 passes, test split
+  chestxai uncertainty runs/resnet18 --method tta --passes 16
+  chestxai uncertainty runs/resnet18 --dropout 0.2              # dropout inserted at inference (labelled)
+  chestxai uncertainty runs/ens --method ensemble               # members of an ensemble run
+  chestxai uncertainty runs/a runs/b runs/c --method ensemble   # several runs (written under runs/a)
+
+Writes RUN/uncertainty/METHOD/predictions.csv (val and evaluated split: mean probability, std,
+entropy, mutual information, decision at the run's operating threshold per label),
+uncertainty.json (referral curves with patient-bootstrap CIs beside random, confidence and oracle
+referral; AURC/AUGRC; the share to refer for sensitivity 0.95 / specificity 0.90 chosen on val and
+applied to the split; calibration of the averaged probabilities beside the deterministic model;
+the gallery) and figures/ + heatmaps/. The run's own predictions.csv and metrics.json are never
+touched. MC dropout switches only dropout layers to train mode (batch norm stays in eval); a run
+trained without dropout needs --dropout P (inserted at inference) or another method.
+"""
+
+
+def _passes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--passes must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--passes must be >= 1, got {value}")
+    return value
+
+
+def _dropout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--dropout must be a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"--dropout must be in [0, 1), got {value}")
+    return value
+
+
+#: ``chestxai.uncertainty.api.METHODS`` (spelt here: importing that package loads torch, and the CLI
+#: starts without it; tests/uncertainty/test_stage.py checks the two agree)
+METHODS = ("mc-dropout", "tta", "ensemble")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "uncertainty",
+        help="MC dropout / TTA / ensemble uncertainty and referral analysis of a run",
+        description="Measure RUN's predictive uncertainty and which cases to refer to a radiologist.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", help="run directory (checkpoint.pt, or ensemble.json with --method ensemble)")
+    p.add_argument("more_runs", nargs="*", metavar="RUN", help="more runs: the members of --method ensemble")
+    p.add_argument("--method", choices=METHODS, default="mc-dropout", help="default mc-dropout")
+    p.add_argument("--passes", type=_passes, default=30, help="stochastic passes per image (default 30)")
+    p.add_argument(
+        "--split", default="test", help="split to analyse (default test; val picks referral cut-offs)"
+    )
+    p.add_argument(
+        "--dropout", type=_dropout, default=None, help="insert/override head dropout p at inference"
+    )
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the CIs (default 1000)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    p.add_argument("--gallery", type=int, default=4, help="cases per gallery list (default 4)")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    p.add_argument("--force", action="store_true", help="write into a folder this command did not write")
+    add_common_flags(p, seed=True, seed_help="seed of the passes and the bootstrap")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chestxai.uncertainty.stage import uncertainty_run
+
+    result = uncertainty_run(
+        args.run,
+        method=args.method,
+        passes=args.passes,
+        split=args.split,
+        dropout=args.dropout,
+        members=args.more_runs,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        n_gallery=args.gallery,
+        figures=not args.no_figures,
+        force=args.force,
+        progress=not args.no_progress,
+    )
+    lines = [f"{result['method']} on {result['split']}: {result['n_images']} images ({result['batching']})"]
+    if result.get("dropout"):
+        lines.append(f"  dropout: {result['dropout']}")
+    for name, rows in result["referral"].items():
+        cells = [
+            f"{r['fraction']:.0%}: {r['roc_auc']:.3f}" for r in rows if r["fraction"] in (0.0, 0.1, 0.2, 0.3)
+        ]
+        cells = [c for c in cells]
+        lines.append(f"  ROC-AUC retained by {name:<18} " + "  ".join(cells))
+    lines.append(f"wrote {result['run']}/uncertainty/{result['method']}/")
+    print("\n".join(lines))
+    return 0

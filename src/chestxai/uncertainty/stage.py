@@ -1,0 +1,281 @@
+"""``chestxai uncertainty``: read a run directory, write ``RUN/uncertainty/<method>/``.
+
+Order of work (everything that can fail on bad input fails before the first forward): the
+method and ``--passes``, the run and its checkpoint(s), ensemble agreement, dropout presence, the
+cache and split, the output folder (never a folder this command did not write, unless
+``--force``). Then the validation and evaluated splits are predicted with ``passes`` samples
+each (:func:`~chestxai.uncertainty.api.predict_with_uncertainty`, batched, progress bar), and the
+arrays go through the pure analysis functions (:mod:`.gallery_select`, :mod:`.referral`,
+:mod:`.risk_coverage`, calibration from :mod:`chestxai.evaluation.calibration`).
+
+Decisions use the run's operating thresholds (``RUN/thresholds.json`` via
+:func:`~chestxai.rundir.thresholds.operating_thresholds`; the temperature they were chosen
+with is applied first). The run's own ``predictions.csv`` and ``metrics.json`` are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from chestxai.evaluation.bootstrap import count_clusters, has_patient_ids
+from chestxai.evaluation.calibration import apply_temperature, calibration_summary
+from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
+from chestxai.models.checkpoint import load_model
+from chestxai.models.preprocess import to_input
+from chestxai.rundir import RunDir
+from chestxai.rundir.guard import check_not_training, has_marker
+from chestxai.rundir.jsonfile import write_json
+from chestxai.rundir.predictions import write_predictions
+from chestxai.rundir.thresholds import operating_thresholds
+from chestxai.uncertainty import figures as figs
+from chestxai.uncertainty.api import check_method, predict_with_uncertainty
+from chestxai.uncertainty.ensemble import load_member_models, read_members
+from chestxai.uncertainty.gallery_select import select_cases, write_gallery
+from chestxai.uncertainty.mc_dropout import check_dropout, dropout_in_head_only
+from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty
+from chestxai.uncertainty.outputs import uncertainty_frame
+from chestxai.uncertainty.referral import baseline_rankings, referral_analysis, referral_for_target
+from chestxai.uncertainty.risk_coverage import decision_loss, risk_coverage_curve
+
+log = logging.getLogger(__name__)
+WRITTEN_BY = "chestxai uncertainty"
+#: per-image measures each method ranks by (TTA's view disagreement is not epistemic: no MI)
+RANKINGS = {
+    "mc-dropout": ("std", "entropy", "mutual_information"),
+    "tta": ("std", "entropy"),
+    "ensemble": ("std", "entropy", "mutual_information"),
+}
+N_BINS = 10
+
+
+@dataclass
+class Sampler:
+    """What draws the samples: one model (mc-dropout, tta) or the members (ensemble)."""
+
+    method: str
+    model: object  # a ChestClassifier, or a list of them
+    preprocess: dict
+    label_names: list[str]
+    task: str
+    ckpt: dict  # the (first) checkpoint
+    weights: list[float] | None = None
+    member_preprocess: list[dict] | None = None  # ensemble: each member's own normalisation
+    dropout: float | None = None
+    members: list[str] = field(default_factory=list)
+    batching: str = ""
+
+
+def _device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _check_output(out_root: Path, summary: Path, force: bool) -> None:
+    if out_root.exists() and any(out_root.iterdir()) and not force and not has_marker(WRITTEN_BY)(summary):
+        raise FileExistsError(
+            f"{out_root} exists and was not written by `chestxai uncertainty`; move it away or pass --force"
+        )
+
+
+def build_sampler(
+    run: RunDir, method: str, dropout: float | None, members: Sequence[str | Path], device: str
+) -> Sampler:
+    """Read and check the model(s); every bad-input error of the stage is raised here."""
+    if members and method != "ensemble":
+        raise ValueError(f"extra runs {list(map(str, members))} only make sense with --method ensemble")
+    if dropout is not None and method != "mc-dropout":
+        raise ValueError(f"--dropout only applies to --method mc-dropout, not {method}")
+    if method == "ensemble":
+        m = read_members(run, members)
+        ckpt = m.checkpoints[0]
+        models = load_member_models(m, device)
+        return Sampler(
+            method, models, dict(ckpt["preprocess"]), list(ckpt["label_names"]), str(ckpt["model"]["task"]),
+            ckpt, m.weights, members=[str(r.root) for r in m.runs],
+            member_preprocess=[dict(c["preprocess"]) for c in m.checkpoints],
+            batching=f"one forward per member ({len(models)} members, {m.source})",
+        )  # fmt: skip
+    model, ckpt = load_model(run.require_checkpoint(), device=device)
+    if method == "mc-dropout":
+        check_dropout(model, dropout)
+    batching = (
+        "the N passes share one backbone forward (dropout sits only in the head)"
+        if method == "mc-dropout" and dropout_in_head_only(model)
+        else "one forward per pass"
+        + (" (dropout inside the backbone)" if method == "mc-dropout" else " (view)")
+    )
+    return Sampler(
+        method, model, dict(ckpt["preprocess"]), list(ckpt["label_names"]), str(ckpt["model"]["task"]),
+        ckpt, dropout=dropout, batching=batching,
+    )  # fmt: skip
+
+
+def predict_rows(
+    sampler: Sampler, images, rows: np.ndarray, passes: int, seed: int, batch_size: int, device: str,
+    progress: bool, desc: str,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """All measures for cache ``rows``; batch ``b`` is seeded by ``(seed, its first position)``."""
+    parts: dict[str, list] = {}
+    source = None
+    for start in tqdm(range(0, len(rows), batch_size), desc=desc, disable=not progress, leave=False):
+        x = to_input(np.asarray(images[rows[start : start + batch_size]]), sampler.preprocess).to(device)
+        out = predict_with_uncertainty(
+            sampler.model, x, sampler.method, passes, (seed * 1_000_003 + start) % 2**63, sampler.dropout,
+            preprocess=sampler.member_preprocess or sampler.preprocess, draw_offset=start,
+            weights=sampler.weights,
+        )  # fmt: skip
+        source = str(out.pop("dropout_source", "")) or source
+        out.pop("samples")
+        for k, v in out.items():
+            parts.setdefault(k, []).append(np.asarray(v))
+    n_out = len(sampler.label_names)
+    result = {k: np.concatenate(v) if v else np.zeros((0, n_out)) for k, v in parts.items()}
+    result["dropout_source"] = source  # type: ignore[assignment]
+    return result
+
+
+def uncertainty_run(
+    run_dir: str | Path,
+    method: str = "mc-dropout",
+    passes: int = 30,
+    split: str = "test",
+    dropout: float | None = None,
+    members: Sequence[str | Path] = (),
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int = 32,
+    device: str = "auto",
+    n_gallery: int = 4,
+    figures: bool = True,
+    force: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Run the stage (see the module docstring); returns what ``uncertainty.json`` holds."""
+    check_method(method, passes)
+    if int(batch_size) < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    run = RunDir(Path(run_dir))
+    run.require_dir()
+    run.predictions_for(split)  # a split that cannot name a file fails here
+    check_not_training(run, force, "measure its uncertainty")
+    out = run.uncertainty_dir(method)
+    _check_output(out.root, out.summary, force)
+    device = _device(device)
+    sampler = build_sampler(run, method, dropout, members, device)
+    facts = ModelFacts.from_checkpoint(
+        sampler.ckpt, sampler.members[0] if sampler.members else run.checkpoint
+    )
+    inputs = resolve_inputs(run, facts)
+    rows, val_rows = inputs.rows(split), inputs.optional_rows("val") if split != "val" else np.zeros(0, int)
+    cache, names, task = inputs.cache, sampler.label_names, sampler.task
+    operating = operating_thresholds(
+        run,
+        names,
+        sampler.ckpt.get("thresholds"),
+        None if run.is_ensemble or sampler.members else sampler.ckpt.get("epoch"),
+    )
+    th = None if task == "multiclass" else np.array([operating.values[n] for n in names])
+
+    def predict(r: np.ndarray, desc: str) -> dict:
+        res = predict_rows(sampler, cache.images, r, passes, seed, batch_size, device, progress, desc)
+        if operating.temperature:  # thresholds were chosen on temperature-scaled probabilities
+            for k in ("mean", "deterministic"):
+                res[k] = apply_temperature(res[k], operating.temperature, task)
+        return res
+
+    log.info("%s on %d %s images (%d val), %s", method, len(rows), split, len(val_rows), sampler.batching)
+    test = predict(rows, split)
+    val = predict(val_rows, "val") if len(val_rows) else None
+    targets, val_targets = cache.labels[rows], cache.labels[val_rows]
+    patients = cache.frame["patient_id"].astype(str).to_numpy()[rows]
+    ranked = {k: image_uncertainty(test[k], task) for k in RANKINGS[method]}
+    analysis = referral_analysis(
+        test["mean"], ranked, targets, task, th, confidence_probs=test["deterministic"],
+        patient_ids=patients, n_boot=n_boot, seed=seed,
+    )  # fmt: skip
+    target_referral = {}
+    if val is not None:
+        val_ranked = {k: image_uncertainty(val[k], task) for k in RANKINGS[method]}
+        val_ranked["confidence"] = confidence_uncertainty(val["deterministic"], th, task)
+        test_ranked = {**ranked, "confidence": confidence_uncertainty(test["deterministic"], th, task)}
+        for k, vu in val_ranked.items():
+            target_referral[k] = referral_for_target(
+                val["mean"], vu, val_targets, test["mean"], test_ranked[k], targets, task, th
+            )
+    summary = {
+        "written_by": WRITTEN_BY,
+        "format": 1,
+        "run": str(run.root),
+        "method": method,
+        "passes": passes if method != "ensemble" else len(sampler.members),
+        "split": split,
+        "seed": seed,
+        "label_names": names,
+        "task": task,
+        "n_images": len(rows),
+        "n_patients": count_clusters(patients, len(rows)),
+        "dropout": test["dropout_source"] if method == "mc-dropout" else None,
+        "members": sampler.members,
+        "member_weights": sampler.weights,
+        "batching": sampler.batching,
+        "thresholds": {
+            "values": operating.values,
+            "source": operating.source,
+            "temperature": operating.temperature,
+        },
+        "bootstrap": {
+            "n_boot": n_boot,
+            "level": 0.95,
+            "seed": seed,
+            "method": "percentile",
+            "unit": "patient" if has_patient_ids(patients) else "image",
+            "note": "replicates resample patients; the retained set is the ranking's choice on the observed data",
+        },  # fmt: skip
+        "rankings": {"method": list(RANKINGS[method]), "baselines": ["random", "confidence", "oracle"]},
+        **analysis,
+        "definitions": {
+            "aurc": "mean over k=1..n of the error rate among the k most certain cases (Geifman et al. 2018)",
+            "augrc": "mean over k=1..n of (errors among the k most certain cases) / n (Traub et al. 2024)",
+            "error": "share of an image's known labels decided wrongly at the operating thresholds",
+            "image_uncertainty": "the largest per-label value of the measure",
+            "confidence": "minus the distance of the deterministic model's p from the threshold",
+        },
+        "target_referral": target_referral,
+        "calibration": {
+            "n_bins": N_BINS,
+            "bins": "equal-width over [0, 1]",
+            "mean": calibration_summary(test["mean"], targets, task, names, N_BINS),
+            "deterministic": calibration_summary(test["deterministic"], targets, task, names, N_BINS),
+        },
+    }
+    loss = decision_loss(test["mean"], targets, task, th)
+    ids = cache.frame["image_id"].to_numpy(str)[rows]
+    cases = select_cases(test, ranked["entropy"], loss, targets, task, th, n_gallery)
+    out.root.mkdir(parents=True, exist_ok=True)
+    summary["gallery"] = write_gallery(
+        sampler, cache.images, rows, ids, names, test, targets, cases, out, passes, seed
+    )
+    parts = [("val", val_rows, val)] if val is not None else []
+    frame = uncertainty_frame(cache.frame, parts + [(split, rows, test)], names, th, task, cache.labels)
+    write_predictions(frame, out.predictions)
+    if figures:
+        curves_u = {
+            **ranked,
+            **baseline_rankings(test["mean"], targets, task, th, test["deterministic"], seed),
+        }
+        curves = {k: risk_coverage_curve(u, loss) for k, u in curves_u.items()}
+        correct = np.nan_to_num(loss, nan=0.0) == 0
+        written = figs.write_figures(summary, curves, ranked, correct, out.figures)
+        summary["figures"] = {name: str(Path(p).relative_to(out.root)) for name, p in written.items()}
+    write_json(summary, out.summary)
+    log.info("wrote %s", out.root)
+    return summary
