@@ -53,6 +53,7 @@ class BenchConfig:
     epochs: int = 8
     batch_size: int = 16
     lr: float = 3e-3
+    augment: bool = True  # the training loop's augmentation (its black fill can teach border cues)
     tolerance: float | None = None
     explain_limit: int = 200
     faithfulness: int = 16
@@ -112,7 +113,7 @@ def _train(cfg: BenchConfig, bench: BenchDir, cache: Path) -> tuple[Path, float]
         data=DataConfig(source=f"bench-{cfg.source}", cache_dir=str(cache), size=cfg.size),
         model=ModelConfig(name=cfg.model),
         train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
-                          seed=cfg.seed, threads=cfg.threads, warmup_epochs=0.0),
+                          seed=cfg.seed, threads=cfg.threads, warmup_epochs=0.0, augment=cfg.augment),
     )  # fmt: skip
     started = time.perf_counter()
     train(config, progress=cfg.progress)
@@ -237,6 +238,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         "n_explained": len(items),
         "model": cfg.model,
         "epochs": cfg.epochs,
+        "augment": cfg.augment,
         "val_auc": val_auc,
         "test_auc": test_auc,
         "pointing_tolerance_px": float(cfg.tolerance),

@@ -67,6 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", default="resnet18", help="architecture, trained from scratch (default resnet18)"
     )
     q.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    q.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the training loop's augmentation (default on; the lesions already vary per variant)",
+    )
     q.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
     q.add_argument("--lr", type=float, default=3e-3, help="learning rate (AdamW, cosine; default 3e-3)")
     q.add_argument(
@@ -106,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source, root=args.root, out=args.out, size=args.size,
         options=reader_options(args.source, args.option), backgrounds=args.backgrounds, task=spec,
         methods=tuple(args.methods or DEFAULT_METHODS), layers=tuple(args.layers or ()), model=args.model,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, tolerance=args.tolerance, explain_limit=args.explain,
+        epochs=args.epochs, augment=args.augment, batch_size=args.batch_size, lr=args.lr, tolerance=args.tolerance, explain_limit=args.explain,
         faithfulness=args.faithfulness, sanity=args.sanity, cache=args.cache, device=args.device,
         threads=args.threads, seed=args.seed, force=args.force, progress=not args.no_progress,
     )  # fmt: skip
