@@ -70,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the training loop's augmentation (default on; the lesions already vary per variant)",
+        default=False,
+        help="the training loop's augmentation (default off: the lesions already vary per variant, and "
+        "the augmentation's black fill taught border cues)",
     )
     q.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
     q.add_argument("--lr", type=float, default=3e-3, help="learning rate (AdamW, cosine; default 3e-3)")
