@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,31 @@ def make_tiny_cache(tmp_path):
         return write_tiny_cache(tmp_path / name, images, labels, label_names, task, **kw)
 
     return make
+
+
+CHROMIUM = "/usr/bin/chromium"
+#: flags for a headless Chromium on a closed network (no background connections that would fail)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright, shared by every browser test (skips with a reason)."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="pip install playwright (in the [dev] extra)"
+    )
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if not executable:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

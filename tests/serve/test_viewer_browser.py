@@ -9,38 +9,12 @@ set, else under the test's ``tmp_path``.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from serve_helpers import LABELS, dicoms, free_port, nih_images
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="pip install playwright (in the [dev] extra)"
-    )
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    if not executable:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
