@@ -31,15 +31,20 @@ from chestxai.atomic import write_text
 from chestxai.explain.checks import versus_control
 from chestxai.explain.layers import candidate_layers, resolve_layer
 from chestxai.explain.methods import CONTROL, get_method
-from chestxai.explain.run import comparison_markdown, load_run, measure_selection, run_sanity, select_items
+from chestxai.explain.run import (
+    RANK_COLUMNS_GT,
+    RANK_COLUMNS_NO_GT,
+    comparison_markdown,
+    load_run,
+    measure_selection,
+    run_sanity,
+    select_items,
+)
 from chestxai.explain.settings import ExplainSettings
 from chestxai.explain.store import update_metrics
 from chestxai.rundir import explain_key
 
 log = logging.getLogger(__name__)
-
-RANK_GT = ["pointing_game", "iobb", "energy"]
-RANK_NO_GT = ["road", "insertion_auc"]
 
 
 def _row(layer: str, res, control, check: dict | None) -> dict:
@@ -107,7 +112,7 @@ def compare_layers(
         rows.append(_row(name, res, control, check))
     table = pd.DataFrame(rows)
     has_truth = "pointing_game" in table
-    rank_by = [c for c in (RANK_GT if has_truth else RANK_NO_GT) if c in table]
+    rank_by = [c for c in (RANK_COLUMNS_GT if has_truth else RANK_COLUMNS_NO_GT) if c in table]
     if rank_by:
         table = table.sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))

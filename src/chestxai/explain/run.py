@@ -239,7 +239,9 @@ def explain_run(
     return ExplainResult(run.root, method, result.layer, result.scores, control.scores, entry, sel.skipped)
 
 
+#: how a comparison (of methods or of layers) is ranked: with ground truth, else without
 RANK_COLUMNS_GT = ["pointing_game", "iobb", "energy"]
+RANK_COLUMNS_NO_GT = ["road", "insertion_auc"]
 
 
 def _ranking_row(res: MethodResult, entry: dict | None = None) -> dict:
@@ -319,7 +321,7 @@ def compare_methods(
     if "pointing_game" in table:
         table = table.sort_values(RANK_COLUMNS_GT, ascending=False, kind="stable")
     elif "road" in table:
-        table = table.sort_values(["road", "insertion_auc"], ascending=False, kind="stable")
+        table = table.sort_values(RANK_COLUMNS_NO_GT, ascending=False, kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     for name, reason in not_applicable.items():
         table.loc[len(table)] = {"method": name, "layer": f"not applicable: {reason}"}
