@@ -45,6 +45,18 @@ def tiny_config(cache: Path, run_dir: Path, *extra: str):
     )
 
 
+def test_an_epoch_callback_sees_each_row_and_can_stop_the_run(blob_cache, tmp_path) -> None:
+    seen: list[dict] = []
+    run = train(
+        tiny_config(blob_cache, tmp_path / "run", "train.epochs=3"),
+        progress=False,
+        on_epoch=lambda row: seen.append(row) or row["epoch"] == 2,
+    )
+    assert [r["epoch"] for r in seen] == [1, 2] and "val_auc" in seen[0]
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]  # stopped after epoch 2, saved
+    assert (run / "checkpoint.pt").is_file() and (run / "last.pt").is_file()
+
+
 def test_train_writes_a_complete_run_directory(blob_cache, tmp_path) -> None:
     run = train(tiny_config(blob_cache, tmp_path / "run"), progress=False)
     for name in ("checkpoint.pt", "last.pt", "config.yaml", "history.csv", "splits.csv"):
@@ -52,6 +64,7 @@ def test_train_writes_a_complete_run_directory(blob_cache, tmp_path) -> None:
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2]
     assert {"train_loss", "val_auc", "val_loss", "epoch_time_s", "train_images_per_s"} <= set(history.columns)
+    assert (history["peak_memory_mb"] > 1).all()  # the process's peak RSS on CPU, in MiB
     # the checkpoint alone rebuilds model + preprocessing
     model, ckpt = load_model(run / "checkpoint.pt")
     assert ckpt["label_names"] == ["Blob"] and ckpt["preprocess"]["size"] == 32

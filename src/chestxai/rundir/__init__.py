@@ -19,10 +19,15 @@ from chestxai.rundir.layout import (
     safe_name,
     target_column,
 )
+from chestxai.rundir.study import StudyDir
+from chestxai.rundir.synth import GeneratedDir, SynthRunDir
 
 __all__ = [
     "PRIMARY_SPLIT",
     "BenchDir",
+    "GeneratedDir",
+    "StudyDir",
+    "SynthRunDir",
     "RunDir",
     "UncertaintyDir",
     "explain_key",

@@ -20,7 +20,9 @@
     explain_compare.csv/.md  methods ranked
     explain_layers.csv/.md   target layers of one method ranked (``explain --compare-layers``)
     report.html
-    uncertainty/<method>/  synth_metrics.json  export/model.onnx  study.json  best.yaml   (phase 2)
+    cost.json              inference speed / sizes measured by ``compare`` on a named machine
+    uncertainty/<method>/  synth_metrics.json  export/model.onnx  study.json  best.yaml   (phase 2;
+                           synthesis and study folders: chestxai.rundir.synth / chestxai.rundir.study)
 
 The *test* split keeps the short names (what every later stage reads by default); every other
 split gets its own suffixed files, so ``evaluate --split val`` never replaces the test results.
@@ -149,6 +151,11 @@ class RunDir:
     def uncertainty_dir(self, method: str) -> UncertaintyDir:
         """The files of ``chestxai uncertainty --method <method>`` (see :class:`UncertaintyDir`)."""
         return UncertaintyDir(self.uncertainty(method))
+
+    @property
+    def cost(self) -> Path:
+        """``cost.json``: inference speed and sizes measured by ``compare`` (per machine, labelled)."""
+        return self.root / "cost.json"
 
     @property
     def synth_metrics(self) -> Path:

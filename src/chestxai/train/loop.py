@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import resource
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +51,20 @@ from chestxai.train.validation import improves, pick_monitor, selection_score, v
 log = logging.getLogger(__name__)
 
 
-def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Path:
+#: called on rank 0 after each epoch is saved, with that epoch's history row; returning True stops
+#: training there (how ``chestxai tune`` prunes a trial). The run stays a complete, resumable run.
+EpochCallback = Callable[[dict], bool]
+
+
+def train(
+    config: RunConfig,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+) -> Path:
     """Train according to ``config``; returns the run directory. ``resume`` continues from last.pt
-    (or starts from scratch when the folder holds nothing resumable yet)."""
+    (or starts from scratch when the folder holds nothing resumable yet); ``on_epoch`` may stop
+    the run after any epoch (see :data:`EpochCallback`)."""
     _preflight(config)
     device = D.pick_device(config.train.device)
     dist = D.setup(device)
@@ -62,13 +76,19 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Pat
     lock = exclusive(run.root, "run directory") if dist.is_main else contextlib.nullcontext()
     with lock:
         resumable = start_run_dir(run, resume) if dist.is_main else (resume and run.last.exists())
-        _fit(config, run, dist, device, resumable, progress)
+        _fit(config, run, dist, device, resumable, progress, on_epoch)
     D.teardown(dist)
     return run.root
 
 
 def _fit(
-    config: RunConfig, run: RunDir, dist: D.DistInfo, device: torch.device, resume: bool, progress: bool
+    config: RunConfig,
+    run: RunDir,
+    dist: D.DistInfo,
+    device: torch.device,
+    resume: bool,
+    progress: bool,
+    on_epoch: EpochCallback | None = None,
 ) -> None:
     """The run itself, under the run directory's lock: data, model, epochs."""
     cfg = config.train
@@ -231,6 +251,7 @@ def _fit(
             "selected_on": state.monitor,
             "epoch_time_s": seconds,
             "train_images_per_s": total_seen / max(seconds, 1e-9),
+            "peak_memory_mb": peak_memory_mb(device),
         }
         state.history.append(row)
         if dist.is_main:
@@ -258,6 +279,10 @@ def _fit(
         if D.broadcast_flag(state.stopped_early, dist, device):
             log.info("early stopping after %d epochs without a better %s", state.bad_epochs, state.monitor)
             break
+        stop = bool(on_epoch(dict(row))) if (on_epoch is not None and dist.is_main) else False
+        if D.broadcast_flag(stop, dist, device):
+            log.info("stopped by the caller after epoch %d", state.epoch)
+            break
 
     if dist.is_main:
         tracker.log_artifact(run.history)
@@ -266,6 +291,15 @@ def _fit(
 
 
 # ---- helpers (kept below so the loop above reads straight through) ------------------------------
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far, in MiB: the CUDA allocator's peak on a GPU, else the process's peak
+    resident set size (what ``compare``'s cost columns report; labelled by device there)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
 def _preflight(config: RunConfig) -> None:
     """Errors a recipe can cause, raised before any data is prepared or a model is built."""
     from chestxai.models.registry import MODELS
