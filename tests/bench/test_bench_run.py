@@ -30,8 +30,14 @@ def test_tiny_lesion_task_pointing_game_beats_the_random_control(background_fold
     """Margin stated: the best (method, layer) pointing game is at least 0.3 above the random map's
     and at least twice it, on a task the model learnt (val AUC >= 0.9)."""
     monkeypatch.setenv("CHESTXAI_CACHE", str(tmp_path / "ucache"))
-    out = run_bench(_tiny(background_folder, tmp_path / "bench"))
+    out = run_bench(_tiny(background_folder, tmp_path / "bench", label_sanity=4))
     assert out["val_auc"] >= 0.9, out["val_auc"]
+    # label randomisation: the permuted-label model learnt nothing that generalises, and every
+    # method's maps were compared with it
+    lab = out["label_sanity"]
+    assert lab["permuted_val_auc"] < 0.85 and lab["n_images"] == 4
+    assert set(lab["methods"]) == {"gradcam", "hirescam"}
+    assert all(m["n_compared"] <= 4 and m["passed"] in (True, False, None) for m in lab["methods"].values())
     best, rnd = out["best"], out["random"]
     assert (
         best["pointing_game"] >= rnd["pointing_game"] + 0.3
@@ -48,7 +54,7 @@ def test_tiny_lesion_task_pointing_game_beats_the_random_control(background_fold
     from chestxai.report.bench import build_bench_report
 
     html = build_bench_report(tmp_path / "bench").read_text()
-    assert "Every method at every layer" in html and "random (control)" in html
+    assert "Every method at every layer" in html and "random (control)" in html and "label sanity" in html
 
 
 @pytest.mark.slow

@@ -60,6 +60,9 @@ class BenchConfig:
     explain_limit: int = 200
     faithfulness: int = 16
     sanity: int = 8
+    # label randomisation (Adebayo et al. 2018): a second model trained on permuted labels; it costs
+    # a second training, so it is off unless asked for (``--label-sanity N`` images)
+    label_sanity: int = 0
     cache: str = ""
     device: str = "auto"
     threads: int = 0
@@ -78,7 +81,7 @@ class BenchConfig:
         if self.tolerance < 0:
             raise ValueError(f"--tolerance is a distance in pixels (>= 0), got {self.tolerance}")
         for name, value in (("--explain", self.explain_limit), ("--faithfulness", self.faithfulness),
-                            ("--sanity", self.sanity)):  # fmt: skip
+                            ("--sanity", self.sanity), ("--label-sanity", self.label_sanity)):  # fmt: skip
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
 
@@ -105,13 +108,14 @@ def check_inputs(cfg: BenchConfig) -> list[str]:
     return layers
 
 
-def _train(cfg: BenchConfig, bench: BenchDir, cache: Path) -> tuple[Path, float]:
+def _train(cfg: BenchConfig, bench: BenchDir, cache: Path, run_dir: Path | None = None) -> tuple[Path, float]:
     from chestxai.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from chestxai.train.loop import train
 
+    run_dir = run_dir or bench.run.root
     config = RunConfig(
         name="bench",
-        run_dir=str(bench.run.root),
+        run_dir=str(run_dir),
         data=DataConfig(source=f"bench-{cfg.source}", cache_dir=str(cache), size=cfg.size),
         model=ModelConfig(name=cfg.model),
         train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
@@ -119,7 +123,7 @@ def _train(cfg: BenchConfig, bench: BenchDir, cache: Path) -> tuple[Path, float]
     )  # fmt: skip
     started = time.perf_counter()
     train(config, progress=cfg.progress)
-    return bench.run.root, time.perf_counter() - started
+    return run_dir, time.perf_counter() - started
 
 
 def _auc(model, images: np.ndarray, labels: np.ndarray, preprocess: dict) -> float:
@@ -171,6 +175,53 @@ def _sanity(model, items, best: dict, preprocess: dict, n: int, seed: int) -> di
         final = res.get("final") or {}
         out[method] = {"spearman": final.get("spearman"), "ssim": final.get("ssim"),
                        "passed": res.get("passed"), "n_images": res.get("n_images")}  # fmt: skip
+    return out
+
+
+def _label_sanity(
+    cfg: BenchConfig, bench: BenchDir, task, model, items, best: dict, preprocess: dict
+) -> dict:
+    """Label randomisation (Adebayo et al. 2018, the data randomisation test): train the same network
+    on the same images with the labels permuted (so nothing links lesion and label), then compare
+    each method's maps at its best layer with the trained model's on the first ``label_sanity``
+    test lesions. A method whose maps stay alike (mean |Spearman| >= the model-randomisation
+    threshold) explains the image, not what the labels taught."""
+    from chestxai.explain.evaluate import model_inputs
+    from chestxai.explain.explainer import Explainer
+    from chestxai.explain.run import load_run
+    from chestxai.explain.sanity import SANITY_THRESHOLD, map_similarity
+    from chestxai.rundir.tables import read_history
+    from chestxai.train.distributed import pick_device
+
+    rng = np.random.default_rng(cfg.seed + 7919)
+    permuted = replace(task, labels=rng.permutation(task.labels))
+    cache_dir = write_task(permuted, bench.permuted_task, f"bench-{cfg.source}", progress=cfg.progress)
+    run_dir, seconds = _train(cfg, bench, cache_dir, bench.permuted_run.root)
+    run, other, _ = load_run(run_dir, pick_device(cfg.device))
+    history = read_history(run)
+    device = next(model.parameters()).device
+    x = model_inputs([it.image for it in items[: cfg.label_sanity]], preprocess, device)
+    out: dict[str, Any] = {
+        "n_images": int(len(x)),
+        "train_seconds": seconds,
+        "permuted_val_auc": float(history["val_auc"].max()) if history is not None else None,
+        "threshold": SANITY_THRESHOLD,
+        "metric": "mean |Spearman| (and SSIM) of the permuted-label model's maps to the trained model's",
+        "methods": {},
+    }
+    for method, row in best.items():
+        maps = [Explainer(net, method, layer=row["module"], seed=cfg.seed).explain(x, [0] * len(x))
+                for net in (model, other)]  # fmt: skip
+        sim = map_similarity(maps[0], maps[1])
+        rho = sim["spearman"][~np.isnan(sim["spearman"])]
+        mean = float(rho.mean()) if len(rho) else None
+        out["methods"][method] = {
+            "layer": row["layer"],
+            "spearman": mean,
+            "ssim": None if np.isnan(sim["ssim"]).all() else float(np.nanmean(sim["ssim"])),
+            "n_compared": int(len(rho)),
+            "passed": None if mean is None else bool(mean < SANITY_THRESHOLD),
+        }
     return out
 
 
@@ -228,6 +279,9 @@ def run_bench(cfg: BenchConfig) -> dict:
         )
     sanity = _sanity(model, items, best, preprocess, cfg.sanity, cfg.seed)
     explain_s = time.perf_counter() - explain_started
+    label_sanity = (
+        _label_sanity(cfg, bench, task, model, items, best, preprocess) if cfg.label_sanity and best else None
+    )
 
     ranking = sorted(best.values(), key=lambda r: -(r["pointing_game"] or 0))
     top = ranking[0] if ranking else None
@@ -245,7 +299,12 @@ def run_bench(cfg: BenchConfig) -> dict:
         "test_auc": test_auc,
         "pointing_tolerance_px": float(cfg.tolerance),
         "lesion": cfg.task.as_dict(),
-        "methods": {m: _public(r) | {"sanity": sanity.get(m)} for m, r in best.items()},
+        "methods": {
+            m: _public(r)
+            | {"sanity": sanity.get(m), "label_sanity": (label_sanity or {}).get("methods", {}).get(m)}
+            for m, r in best.items()
+        },
+        "label_sanity": label_sanity,
         "random": _public(control_best) if control_best else None,
         "per_layer": [_public(r) for r in rows],
         "not_applicable": not_applicable,

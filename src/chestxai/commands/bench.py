@@ -86,6 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="items with deletion/insertion/ROAD at each method's best layer (default 16; 0 = off)")  # fmt: skip
     q.add_argument("--sanity", type=int, default=8, metavar="N",
                    help="images for the weight-randomisation check at the best layer (default 8; 0 = off)")  # fmt: skip
+    q.add_argument("--label-sanity", type=int, default=0, metavar="N",
+                   help="label randomisation check: train a second model on permuted labels and compare "
+                   "each method's maps on N test lesions (costs a second training; default 0 = off)")  # fmt: skip
     q.add_argument(
         "--cache", default="", help="where the backgrounds' prepared cache goes (default the user cache)"
     )
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         options=reader_options(args.source, args.option), backgrounds=args.backgrounds, task=spec,
         methods=tuple(args.methods or DEFAULT_METHODS), layers=tuple(args.layers or ()), model=args.model,
         epochs=args.epochs, augment=args.augment, batch_size=args.batch_size, lr=args.lr, tolerance=args.tolerance, explain_limit=args.explain,
-        faithfulness=args.faithfulness, sanity=args.sanity, cache=args.cache, device=args.device,
+        faithfulness=args.faithfulness, sanity=args.sanity, label_sanity=args.label_sanity, cache=args.cache, device=args.device,
         threads=args.threads, seed=args.seed, force=args.force, progress=not args.no_progress,
     )  # fmt: skip
     out = run_bench(cfg)

@@ -60,6 +60,9 @@ def _summary(b: dict) -> str:
 def _methods(b: dict) -> str:
     header = ["method", "best layer", "grid", "pointing game", "IoBB", "IoBB>0.5", "energy in mask",
               "deletion AUC", "insertion AUC", "sanity |Spearman|", "sanity"]  # fmt: skip
+    labels = b.get("label_sanity")
+    if labels:
+        header += ["label-random |Spearman|", "label sanity"]
     rows = []
     entries = sorted(b["methods"].items(), key=lambda kv: -(kv[1]["pointing_game"] or 0))
     if b.get("random"):
@@ -71,12 +74,27 @@ def _methods(b: dict) -> str:
         rows.append([name, r["layer"], "x".join(map(str, r.get("grid") or [])), _f(r["pointing_game"]),
                      _f(r["iobb"]), _f(r.get("acc_iobb_0.5")), _f(r["energy"]), _f(faith.get("deletion_auc")),
                      _f(faith.get("insertion_auc")), _f(san.get("spearman")), verdict])  # fmt: skip
+        if labels:
+            lab = r.get("label_sanity") or {}
+            passed = lab.get("passed")
+            rows[-1] += [
+                _f(lab.get("spearman")),
+                "n/a" if passed is None else ("passes" if passed else "FAILS"),
+            ]
     note = paragraph(
         "Each method at its best layer (ranked by pointing game, then IoBB, then energy). Deletion AUC: lower "
         "is better; insertion: higher (on logits, on the first items); sanity: similarity of the maps after "
         "randomising every weight (cascading, Adebayo et al. 2018); a method whose maps stay similar fails.",
         "note",
     )
+    if labels:
+        note += paragraph(
+            f"Label randomisation: a second model trained on the same images with permuted labels (best val AUC "
+            f"{_f(labels.get('permuted_val_auc'))}, {labels.get('train_seconds', 0):.0f} s); its maps compared with "
+            f"the trained model's on {labels.get('n_images')} test lesions. A method whose maps stay similar "
+            f"(|Spearman| >= {labels.get('threshold')}) fails: they do not depend on what the labels taught.",
+            "note",
+        )
     skipped = "".join(paragraph(f"{m}: {why}", "note") for m, why in b.get("not_applicable", {}).items())
     return table(header, rows) + note + skipped
 

@@ -235,6 +235,16 @@ class BenchDir:
         return self.figures / "examples.png"
 
     @property
+    def permuted_task(self) -> Path:
+        """``--label-sanity``: the same images with permuted labels (a second prepared cache)."""
+        return self.root / "task-permuted"
+
+    @property
+    def permuted_run(self) -> RunDir:
+        """``--label-sanity``: the model trained on the permuted labels."""
+        return RunDir(self.root / "run-permuted")
+
+    @property
     def clean_task(self) -> Path:
         """The shortcut experiment's test images without the cue (a second prepared cache)."""
         return self.root / "task-clean"
