@@ -131,7 +131,7 @@ def test_a_registered_method_needs_no_edit_elsewhere(model, x, monkeypatch):
 def test_cam_is_class_weights_times_features(model, x):
     """CAM by hand: W[k] . A, ReLU, min-max, bilinear resize, min-max again (the library rescales after
     resizing) - and Grad-CAM equals it on a GAP model."""
-    heat = Explainer(model, "cam").explain(x, [2, 0, 1])
+    heat = Explainer(model, "cam", align=False).explain(x, [2, 0, 1])  # the library's placement
     with torch.no_grad():
         fmap = model.features(x).numpy()
     w = model.classifier_weights().detach().numpy()
@@ -139,7 +139,16 @@ def test_cam_is_class_weights_times_features(model, x):
     expected = scale_cam_image(scale_cam_image(np.maximum(manual, 0), (32, 32)))
     np.testing.assert_allclose(heat, expected, atol=1e-5)
     # Grad-CAM's channel weights on a GAP + linear model are W / (h*w): the same map after scaling
-    np.testing.assert_allclose(Explainer(model, "gradcam").explain(x, [2, 0, 1]), heat, atol=1e-4)
+    np.testing.assert_allclose(
+        Explainer(model, "gradcam", align=False).explain(x, [2, 0, 1]), heat, atol=1e-4
+    )
+    # aligned (the default): the same maps moved by the measured receptive-field shift
+    from chestxai.explain.alignment import shift_maps
+
+    aligned = Explainer(model, "cam")
+    np.testing.assert_allclose(
+        aligned.explain(x, [2, 0, 1]), shift_maps(heat, aligned.shift_for(x)), atol=1e-5
+    )
 
 
 def test_cam_is_refused_where_the_identity_does_not_hold():
@@ -155,7 +164,7 @@ def test_cam_is_refused_where_the_identity_does_not_hold():
 def test_pcam_map_is_the_heads_probability_map(x):
     torch.manual_seed(0)
     model = tiny_model(num_labels=3, task="multilabel", head="pcam").eval()
-    heat = Explainer(model, "pcam").explain(x, [1, 1, 2])
+    heat = Explainer(model, "pcam", align=False).explain(x, [1, 1, 2])
     with torch.no_grad():
         maps = model.head.probability_maps(model.features(x)).numpy()
     expected = scale_cam_image(scale_cam_image(maps[[0, 1, 2], [1, 1, 2]], (32, 32)))
@@ -209,6 +218,7 @@ def test_one_forward_and_one_backward_per_batch(model):
         x = torch.randn(8, 1, 32, 32)
         for method in gradient_methods():
             explainer = Explainer(model, method)  # (finding the layer traces the model once)
+            explainer.shift_for(x)  # the one-off alignment probe per input shape (chestxai.explain.alignment)
             calls.update(forward=0, backward=0)
             explainer.explain(x, [0, 1, 2, 0, 1, 2, 0, 1])
             assert calls == {"forward": 1, "backward": 1}, method

@@ -45,7 +45,7 @@ class TaskSpec:
     """What the task is built from. ``shortcut``: "" (none), "tag" or "band"."""
 
     size: int = 128
-    variants: int = 4
+    variants: int = 8
     lesion: LesionSettings = field(default_factory=LesionSettings)
     shortcut: str = ""
     val_fraction: float = 0.15

@@ -50,10 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--size", type=int, default=128, help="image side in px (default 128; at least 32)")
     q.add_argument("--out", required=True, help="output folder DIR (new or empty; --force to reuse)")
     q.add_argument(
-        "--backgrounds", type=int, default=450, help="real images used (seeded subset; default 450)"
+        "--backgrounds", type=int, default=600, help="real images used (seeded subset; default 600)"
     )
     q.add_argument(
-        "--variants", type=int, default=4, help="jittered copies per image, half with a lesion (4)"
+        "--variants", type=int, default=8, help="jittered copies per image, half with a lesion (8)"
     )
     q.add_argument("--difficulty", choices=("easy", "medium", "hard"), default="easy",
                    help="lesion preset (easy: radius 9-12.5%% of the side, contrast 0.45-0.7)")  # fmt: skip
@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--model", default="resnet18", help="architecture, trained from scratch (default resnet18)"
     )
-    q.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    q.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
     q.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,

@@ -110,6 +110,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in overlays (0-1)")
     p.add_argument("--no-overlays", action="store_true", help="do not write overlay PNGs")
     p.add_argument(
+        "--no-align",
+        action="store_true",
+        help="keep pytorch-grad-cam's map placement (by default each map is moved onto the receptive-field "
+        "centres of its cells: 3.5 px up-left at a ResNet's layer2, 15.5 px at layer4)",
+    )
+    p.add_argument(
         "--faithfulness-limit",
         type=int,
         default=16,
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         faithfulness_score=args.faithfulness_score,
         sanity_limit=args.sanity_limit,
         seed=args.seed,
+        align=not args.no_align,
     )
     common = dict(
         finding=args.finding,

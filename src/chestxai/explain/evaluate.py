@@ -90,7 +90,12 @@ def measure_method(
     energy; the border energy is measured on every map (:mod:`chestxai.explain.anatomy`)."""
     settings = settings or ExplainSettings()
     explainer = Explainer(
-        model, method, layer=layer, seed=settings.seed, options=settings.options_for(method)
+        model,
+        method,
+        layer=layer,
+        seed=settings.seed,
+        options=settings.options_for(method),
+        align=settings.align,
     )
     indices = [it.index for it in items]
     start = time.perf_counter()

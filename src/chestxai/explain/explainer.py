@@ -7,6 +7,9 @@ gradients at the target layer only, so the weight gradients a training backward 
 be wasted work (and a frozen backbone would otherwise yield no gradients at all). Flags are
 restored and the library's hooks released when the call returns, even on error; nothing is left
 registered on the model between calls.
+
+Maps are then moved so that each feature-map cell sits over the pixels it sees
+(:mod:`chestxai.explain.alignment`; ``align=False`` keeps pytorch-grad-cam's placement).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from chestxai.explain.alignment import grid_shift, shift_maps
 from chestxai.explain.layers import Trace, resolve_layer, trace_layers
-from chestxai.explain.methods import UnsupportedMethodError, configure
+from chestxai.explain.methods import CONTROL, UnsupportedMethodError, configure
 from chestxai.explain.reshape import TokenGridReshape, token_reshape_for
 from chestxai.explain.targets import logit_targets
 from chestxai.models.preprocess import to_input
@@ -60,8 +64,11 @@ class Explainer:
         layer: str | None = None,
         seed: int = 0,
         options: Mapping[str, Any] | None = None,
+        align: bool = True,
     ):
         self.model = model
+        self.align = align
+        self._shifts: dict[tuple[int, ...], tuple[float, float]] = {}
         self.method = method
         self.spec = configure(method, options)
         self.seed = seed
@@ -82,6 +89,17 @@ class Explainer:
         )
         self.spec.check(model)
 
+    def shift_for(self, x: torch.Tensor) -> tuple[float, float]:
+        """The alignment shift (px) for inputs shaped like ``x``: measured once per input shape;
+        ``(0, 0)`` for ViTs, the random control and ``align=False``."""
+        if not self.align or self.reshape is not None or self.method == CONTROL:
+            return 0.0, 0.0
+        key = tuple(x.shape[1:])
+        if key not in self._shifts:
+            self._shifts[key] = grid_shift(self.model, self.layer, key, x.device)
+            log.debug("%s at %s: heatmaps shifted by %s px", self.method, self.layer_name, self._shifts[key])
+        return self._shifts[key]
+
     @property
     def trace(self) -> Trace:
         if self._trace is None:
@@ -99,6 +117,7 @@ class Explainer:
         bad = [int(i) for i in indices if n_out is not None and not 0 <= int(i) < n_out]
         if bad:
             raise ValueError(f"target indices {bad} out of range for a model with {n_out} outputs")
+        shift = self.shift_for(x)
         was_training = self.model.training
         with frozen_parameters(self.model):
             cam = self.spec.build(self.model, [self.layer], self.reshape, self.rng)
@@ -109,7 +128,7 @@ class Explainer:
                 cam.activations_and_grads.release()
                 cam.outputs = None
                 self.model.train(was_training)
-        return np.asarray(heatmaps, dtype=np.float32)
+        return shift_maps(np.asarray(heatmaps, dtype=np.float32), shift)
 
     def explain_images(
         self,

@@ -38,6 +38,9 @@ class ExplainSettings:
     sanity_limit: int = 16
     method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed: int = 0
+    # move maps onto the receptive-field centres of their cells (chestxai.explain.alignment);
+    # False = pytorch-grad-cam's placement, (s - 1) / 2 px down-right at a stride-s ResNet stage
+    align: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
