@@ -11,7 +11,7 @@ import torch
 from tiny_runs import write_tiny_run
 
 from chestxai.cli import main
-from chestxai.evaluation import compare_runs, evaluate_run
+from chestxai.evaluation import compare_runs, cost, evaluate_run
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 
@@ -27,6 +27,17 @@ def retrain_like(src, dst, seed: int, name: str = "resnet18"):
     )
     (dst / "history.csv").unlink()
     return dst
+
+
+@pytest.fixture(autouse=True)
+def quick_speed(monkeypatch):
+    """Speed: the real predict path called once, fixed numbers back (timing itself: test_cost.py)."""
+
+    def once(predict, size, device, settings=None):
+        predict(np.zeros((1, size, size), np.uint8), batch_size=1, device=device)
+        return {str(b): {"images_per_s": 10.0 * b, "latency_ms": 100.0, "repeats": 1} for b in (1, 32)}
+
+    monkeypatch.setattr(cost, "measure_speed", once)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +60,13 @@ def test_table_holds_metrics_size_speed_and_significance(three_runs, tmp_path):
     assert list(s["model"]) == ["resnet18", "mobilenetv2", "resnet18"]
     assert s.loc[0, "params"] > s.loc[1, "params"] > 0  # resnet18 is larger than mobilenetv2
     assert s.loc[0, "train_time_s"] == pytest.approx(4.5)  # sum of epoch_time_s in history.csv
-    assert s.loc[0, "images_per_s"] == pytest.approx(105.0)
+    assert s.loc[0, "train_images_per_s"] == pytest.approx(105.0)
     assert np.isnan(s.loc[1, "train_time_s"])  # no history.csv
+    for column in cost.COST_COLUMNS:  # the cost side, per run
+        assert column in s.columns
+    assert s.loc[0, "checkpoint_mb"] == pytest.approx((a / "checkpoint.pt").stat().st_size / 2**20)
+    assert list(s["infer_images_per_s_b32"]) == [320.0] * 3 and list(s["infer_latency_ms_b1"]) == [100.0] * 3
+    assert s["speed_machine"].str.startswith("cpu: ").all()
     assert (s["roc_auc_ci_low"] <= s["roc_auc"]).all() and (s["roc_auc"] <= s["roc_auc_ci_high"]).all()
     assert np.isnan(s.loc[0, "p_bootstrap_macro_auc"])  # the reference has no p-value
     assert 0 <= s.loc[1, "p_bootstrap_macro_auc"] <= 1
@@ -60,6 +76,9 @@ def test_table_holds_metrics_size_speed_and_significance(three_runs, tmp_path):
     assert (pc[pc["run"] == "same"]["p_delong_vs_first"] == 1.0).all()  # identical predictions
     md = (tmp_path / "cmp.md").read_text()
     assert "| run |" in md and "ROC-AUC per class" in md and "[" in md
+    assert "## Cost" in md and "| infer_images_per_s_b1 |" in md and "![roc](cmp_roc.png)" in md
+    for key in ("roc", "metrics", "thresholds", "confidence"):
+        assert (tmp_path / f"cmp_{key}.png").stat().st_size > 1000 and result.figures[key].exists()
     assert pd.read_csv(tmp_path / "cmp.csv").shape[0] == 3
     assert (tmp_path / "cmp_per_class.csv").exists()
 
@@ -95,6 +114,20 @@ def test_cli_compare(three_runs, tmp_path, capsys):
     assert "Run comparison" in out and (tmp_path / "x.md").exists()
 
 
+def test_cli_no_speed_writes_the_report_without_measuring(three_runs, tmp_path, capsys, monkeypatch):
+    a, b, _ = three_runs
+    monkeypatch.setattr(cost, "measure_speed", lambda *a, **k: pytest.fail("--no-speed measured"))
+    out = tmp_path / "q"
+    assert (
+        main(["compare", str(a), str(b), "--out", str(out), "--n-boot", "20", "--no-speed", "--no-progress"])
+        == 0
+    )
+    s = pd.read_csv(f"{out}.csv")
+    assert s["infer_images_per_s_b1"].isna().all() and (s["speed_note"] == "not measured (--no-speed)").all()
+    assert "not measured (--no-speed)" in capsys.readouterr().out
+    assert (tmp_path / "q.html").exists() and (tmp_path / "q_roc.png").exists()
+
+
 def test_existing_outputs_are_refused_without_force(three_runs, tmp_path, capsys):
     a, b, _ = three_runs
     notes = tmp_path / "x.md"
@@ -116,3 +149,20 @@ def test_another_split_is_compared_from_its_own_files(three_runs, tmp_path):
         evaluate_run(run, split="val", n_boot=20, figures=False)
     s = compare_runs([a, b], split="val", n_boot=20).summary
     assert list(s["n_images"]) == [16, 16]
+
+
+def test_runs_with_the_same_folder_name_are_told_apart(tmp_path):
+    from chestxai.evaluation.compare import run_labels
+    from chestxai.rundir import RunDir
+
+    runs = [RunDir(tmp_path / "a" / "run"), RunDir(tmp_path / "b" / "run"), RunDir(tmp_path / "c")]
+    assert run_labels(runs) == ["a/run", "b/run", "c"]
+
+
+def test_cli_cuda_without_cuda_is_a_one_line_error(three_runs, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    a, b, _ = three_runs
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "g"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "Traceback" not in err and not (tmp_path / "g.md").exists()

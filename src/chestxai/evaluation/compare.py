@@ -1,9 +1,12 @@
-"""``compare``: several evaluated runs side by side, with a significance test against the first.
+"""``compare``: several evaluated runs side by side, with a significance test against the first
+and what each run cost.
 
 Runs must have been evaluated on the *same* test images (checked by image id and targets):
-otherwise differences mix model and data and no paired test is valid. Reads only the run
-directories: the split's metrics and predictions, ``history.csv`` and the checkpoint (for the
-parameter count). An ensemble run counts its members' parameters and training time.
+otherwise differences mix model and data and no paired test is valid. Reads the run
+directories (the split's metrics and predictions, ``history.csv``, the checkpoint) and, for the
+inference speed, measures each model on this machine once and caches it in ``RUN/cost.json``
+(:mod:`chestxai.evaluation.cost`). With ``out`` it writes the tables and the comparison figures
+(:mod:`chestxai.evaluation.compare_plots`); the HTML report is :mod:`chestxai.report.compare`.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from chestxai.atomic import write_text
+from chestxai.evaluation.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
+from chestxai.evaluation.cost import SpeedSettings, cost_row, resolve_device
 from chestxai.evaluation.significance import paired_bootstrap_auc, per_class_delong
+from chestxai.evaluation.tasks import uses_thresholds
 from chestxai.rundir import RunDir
-from chestxai.rundir.ensemble import read_ensemble
 from chestxai.rundir.guard import check_overwrite
 from chestxai.rundir.jsonfile import as_float, read_json
 from chestxai.rundir.predictions import Predictions, read_predictions
-from chestxai.rundir.tables import read_history
 
 log = logging.getLogger(__name__)
 
@@ -39,38 +44,45 @@ SUMMARY_METRICS = (
 
 
 @dataclass
+class RunResult:
+    """One compared run: its label, metrics.json and predictions in the reference run's image order."""
+
+    name: str
+    run: RunDir
+    metrics: dict
+    predictions: Predictions
+
+
+@dataclass
 class Comparison:
-    summary: pd.DataFrame  # one row per run
+    summary: pd.DataFrame  # one row per run: metrics, cost columns, p-values
     per_class: pd.DataFrame  # one row per (run, class): AUC with CI and DeLong p vs the first run
     paths: list[Path] = field(default_factory=list)  # files written
+    split: str = "test"
+    task: str = ""
+    label_names: list[str] = field(default_factory=list)
+    runs: list[RunResult] = field(default_factory=list)
+    figures: dict[str, Path] = field(default_factory=dict)  # figure key -> PNG (compare_plots.FIGURES)
+    out: Path | None = None  # the output path prefix
+    report: Path | None = None  # OUT.html once chestxai.report.compare wrote it
+
+    def curves(self) -> list[RunCurves]:
+        """What the figures need from each run."""
+        out = []
+        for r in self.runs:
+            th = (r.metrics.get("thresholds") or {}).get("values") if uses_thresholds(self.task) else None
+            bars = {k: _metric(r.metrics, k) for k in BAR_METRICS}
+            p = r.predictions
+            out.append(RunCurves(r.name, p.probs, p.targets, th, bars))
+        return out
 
 
-def _members(run: RunDir) -> list[RunDir]:
-    return [RunDir(m) for m in read_ensemble(run).members] if run.is_ensemble else [run]
-
-
-def _model_info(run: RunDir) -> tuple[str, int | None]:
-    """Model name and parameter count (an ensemble: its members' names and summed parameters)."""
-    from chestxai.models.checkpoint import load_model  # torch: only when comparing
-
-    names, total = [], 0
-    for member in _members(run):
-        model, ckpt = load_model(member.require_checkpoint())
-        names.append(str(ckpt.get("model", {}).get("name", "?")))
-        total += int(sum(p.numel() for p in model.parameters()))
-    return (names[0] if not run.is_ensemble else "ensemble(" + "+".join(names) + ")"), total
-
-
-def _timing(run: RunDir) -> tuple[float, float]:
-    """Training seconds (summed over an ensemble's members) and mean training images/s."""
-    totals, speeds = [], []
-    for member in _members(run):
-        h = read_history(member)
-        if h is None:
-            return float("nan"), float("nan")
-        totals.append(float(h["epoch_time_s"].sum()) if "epoch_time_s" in h else float("nan"))
-        speeds.append(float(h["train_images_per_s"].mean()) if "train_images_per_s" in h else float("nan"))
-    return float(np.sum(totals)), float(np.mean(speeds))
+def run_labels(runs: list[RunDir]) -> list[str]:
+    """Each run's folder name; where two share one (``a/run``, ``b/run``), ``parent/name``."""
+    names = [r.root.name for r in runs]
+    return [
+        f"{r.root.parent.name}/{r.root.name}" if names.count(r.root.name) > 1 else r.root.name for r in runs
+    ]
 
 
 def _load(run: RunDir, split: str) -> tuple[dict, Predictions]:
@@ -151,17 +163,30 @@ def compare_runs(
     n_boot: int = 2000,
     seed: int = 0,
     force: bool = False,
+    *,
+    speed: bool = True,
+    remeasure: bool = False,
+    device: str = "auto",
+    threads: int = 0,
+    speed_settings: SpeedSettings | None = None,
+    progress: bool = False,
 ) -> Comparison:
-    """Compare evaluated runs; with ``out`` (a path prefix) write ``<out>.md``, ``<out>.csv`` and
-    ``<out>_per_class.csv`` (existing files are refused unless ``force``).
+    """Compare evaluated runs; with ``out`` (a path prefix) write ``<out>.md``, ``<out>.csv``,
+    ``<out>_per_class.csv`` and the figures ``<out>_<key>.png`` (existing files, and an existing
+    ``<out>.html`` the report would replace, are refused unless ``force``).
 
     Significance against the first run: DeLong per class (``p_delong`` in the summary for a
     single-output model, per class otherwise) and a paired, patient-clustered bootstrap of the
-    macro ROC-AUC difference (``p_bootstrap_macro_auc``).
+    macro ROC-AUC difference (``p_bootstrap_macro_auc``). Cost columns
+    (:data:`chestxai.evaluation.cost.COST_COLUMNS`): ``speed=False`` leaves the inference ones
+    empty with the reason; ``remeasure`` ignores speeds cached in ``RUN/cost.json``; ``device``
+    and ``threads`` say where they are measured.
     """
     if len(run_dirs) < 1:
         raise ValueError("give at least one run directory")
     runs = [RunDir(Path(r)) for r in run_dirs]
+    if speed:
+        device = resolve_device(device)  # a CUDA device that is not here: an error before any work
     if out is not None:
         for path in output_paths(Path(out)):
             check_overwrite(path, force, what="comparison")
@@ -169,21 +194,15 @@ def compare_runs(
     first_metrics, first = loaded[0]
     task = first_metrics["task"]
     names = first.label_names
-    rows, class_rows, md_rows = [], [], []
-    for i, (run, (metrics, preds)) in enumerate(zip(runs, loaded, strict=True)):
-        label = run.root.name
-        aligned = preds if i == 0 else _align(first, preds, (runs[0].root.name, label))
-        model_name, n_params = _model_info(run)
-        train_s, speed = _timing(run)
-        row = {
-            "run": label,
-            "model": model_name,
-            "params": n_params,
-            "train_time_s": train_s,
-            "images_per_s": speed,
-        }
-        row["n_images"] = len(aligned.frame)
-        md = dict(row)
+    labels = run_labels(runs)
+    rows, class_rows, md_rows, results = [], [], [], []
+    steps = tqdm(list(zip(runs, loaded, labels, strict=True)), desc="compare", disable=not progress)
+    for i, (run, (metrics, preds), label) in enumerate(steps):
+        aligned = preds if i == 0 else _align(first, preds, (labels[0], label))
+        results.append(RunResult(label, run, metrics, aligned))
+        model_name, cost = cost_row(run, speed, device, threads, remeasure, speed_settings)
+        row = {"run": label, "model": model_name, **cost, "n_images": len(aligned.frame)}
+        md = {"run": label, "model": model_name, "n_images": row["n_images"]}
         for key in SUMMARY_METRICS:
             v = _metric(metrics, key)
             if v is None:
@@ -224,19 +243,88 @@ def compare_runs(
             )
         rows.append(row)
         md_rows.append(md)
-    comparison = Comparison(pd.DataFrame(rows), pd.DataFrame(class_rows))
+    comparison = Comparison(
+        pd.DataFrame(rows),
+        pd.DataFrame(class_rows),
+        split=split,
+        task=task,
+        label_names=list(names),
+        runs=results,
+    )
     if out is not None:
+        comparison.out = Path(out)
+        comparison.figures = write_compare_figures(out, comparison.curves(), task, list(names))
         comparison.paths = _write(comparison, pd.DataFrame(md_rows), Path(out), split)
+        comparison.paths += list(comparison.figures.values())
     return comparison
 
 
 def output_paths(out: Path) -> list[Path]:
-    """``<out>.md``, ``<out>.csv``, ``<out>_per_class.csv``."""
-    return [Path(f"{out}.md"), Path(f"{out}.csv"), Path(f"{out}_per_class.csv")]
+    """Every file a comparison with prefix ``out`` writes: ``<out>.md``, ``<out>.csv``,
+    ``<out>_per_class.csv``, the figures ``<out>_<key>.png`` and the report ``<out>.html``."""
+    return [
+        Path(f"{out}.md"),
+        Path(f"{out}.csv"),
+        Path(f"{out}_per_class.csv"),
+        *figure_paths(out).values(),
+        html_path(out),
+    ]
+
+
+def html_path(out: str | Path) -> Path:
+    """``<out>.html``: the comparison report (:mod:`chestxai.report.compare` writes it)."""
+    return Path(f"{out}.html")
+
+
+def _num(v, digits: int = 1) -> str:
+    return "" if v is None or not np.isfinite(v) else f"{v:,.{digits}f}"
+
+
+def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The cost columns of the summary as display text (units in the column names' doc)."""
+    rows = []
+    for r in summary.to_dict("records"):
+        peak = _num(r["peak_memory_mb"])
+        rows.append(
+            {
+                "run": r["run"],
+                "params": f"{int(r['params']):,}",
+                "checkpoint_mb": _num(r["checkpoint_mb"], 2),
+                "train_time_s": _num(r["train_time_s"]),
+                "train_images_per_s": _num(r["train_images_per_s"]),
+                "peak_memory_mb": f"{peak} ({r['peak_memory_of']})" if peak else r["peak_memory_of"],
+                "infer_images_per_s_b1": _num(r["infer_images_per_s_b1"]),
+                "infer_latency_ms_b1": _num(r["infer_latency_ms_b1"], 2),
+                "infer_images_per_s_b32": _num(r["infer_images_per_s_b32"]),
+                "infer_latency_ms_b32": _num(r["infer_latency_ms_b32"], 2),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+#: what the cost columns mean (Markdown and HTML say it under the table)
+COST_NOTE = (
+    "params: every parameter (an ensemble: summed over members); checkpoint_mb: checkpoint.pt in MiB "
+    "(ensemble: sum); train_time_s: sum of epoch_time_s in history.csv, on the training machine "
+    "(ensemble: sum); train_images_per_s: mean over epochs (ensemble: 1 / sum of members' 1 / images/s); "
+    "peak_memory_mb: max over epochs in MiB, GPU allocator peak on a GPU, else the CPU process's peak "
+    "RSS (ensemble: the largest member); infer_*: images/s and median latency per call of the run's "
+    "predict path (preprocessing + model + probabilities; an ensemble runs all members) on random "
+    "images at the run's input size, at batch 1 and 32, measured on the machine named below."
+)
+
+
+def speed_lines(summary: pd.DataFrame) -> list[str]:
+    """One line per machine/note the inference columns come from."""
+    out = []
+    for r in summary.to_dict("records"):
+        where = f" on {r['speed_machine']}" if r["speed_machine"] else ""
+        out.append(f"{r['run']}: {r['speed_note']}{where}")
+    return out
 
 
 def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> list[Path]:
-    md_path, csv, per_class = output_paths(out)
+    md_path, csv, per_class = output_paths(out)[:3]
     write_text(csv, comparison.summary.to_csv(index=False))
     write_text(per_class, comparison.per_class.to_csv(index=False))
     pc = comparison.per_class.copy()
@@ -246,13 +334,21 @@ def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> l
     ]
     pc["p_delong_vs_first"] = [f"{p:.3g}" if np.isfinite(p) else "" for p in pc["p_delong_vs_first"]]
     pc = pc.drop(columns=["ci_low", "ci_high"])
+    figures = "".join(f"![{key}]({path.name})\n" for key, path in comparison.figures.items())
     text = (
         f"# Run comparison ({split} split)\n\n"
         "Macro averages with 95% bootstrap intervals; p-values test the ROC-AUC difference to the first run "
         "on the same images (DeLong per class; paired patient-level bootstrap for the macro AUC).\n\n"
         + markdown_table(md)
+        + "\n## Cost\n\n"
+        + markdown_table(cost_table(comparison.summary))
+        + "\n"
+        + COST_NOTE
+        + "\n\n"
+        + "".join(f"- {line}\n" for line in speed_lines(comparison.summary))
         + "\n## ROC-AUC per class\n\n"
         + markdown_table(pc)
+        + (f"\n## Figures\n\n{figures}" if figures else "")
     )
     write_text(md_path, text)
     log.info("wrote %s, %s, %s", md_path, csv, per_class)

@@ -16,7 +16,7 @@ import pandas as pd
 DPI = 100
 
 
-def _grid(n: int, panel: float = 3.2, max_cols: int = 4):
+def grid(n: int, panel: float = 3.2, max_cols: int = 4):
     from matplotlib.figure import Figure
 
     cols = max(1, min(n, max_cols))
@@ -37,14 +37,14 @@ def _grid(n: int, panel: float = 3.2, max_cols: int = 4):
     return fig, axes[:n]
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     return path
 
 
-def _empty(ax, name: str, why: str) -> None:
+def empty_panel(ax, name: str, why: str) -> None:
     ax.set_title(name, fontsize=9)
     ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=8, wrap=True, transform=ax.transAxes)
     ax.set_xticks([])
@@ -53,10 +53,10 @@ def _empty(ax, name: str, why: str) -> None:
 
 def plot_roc(curves: dict, path: Path, operating_points: dict | None = None) -> Path:
     """One ROC panel per class; the chosen operating point (1 - specificity, sensitivity) marked."""
-    fig, axes = _grid(len(curves))
+    fig, axes = grid(len(curves))
     for ax, (name, c) in zip(axes, curves.items(), strict=True):
         if c is None:
-            _empty(ax, name, "undefined: no positives or no negatives")
+            empty_panel(ax, name, "undefined: no positives or no negatives")
             continue
         ax.plot(c["fpr"], c["tpr"], lw=1.5, label=f"AUC {c['auc']:.3f}")
         ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
@@ -66,32 +66,32 @@ def plot_roc(curves: dict, path: Path, operating_points: dict | None = None) -> 
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="sensitivity")
         ax.set_title(name, fontsize=9)
         ax.legend(loc="lower right", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pr(curves: dict, path: Path) -> Path:
     """One precision-recall panel per class, with the prevalence (a random model) dashed."""
-    fig, axes = _grid(len(curves))
+    fig, axes = grid(len(curves))
     for ax, (name, c) in zip(axes, curves.items(), strict=True):
         if c is None:
-            _empty(ax, name, "undefined: no positives")
+            empty_panel(ax, name, "undefined: no positives")
             continue
         ax.step(c["recall"], c["precision"], where="post", lw=1.5, label=f"AP {c['ap']:.3f}")
         ax.axhline(c["prevalence"], ls="--", lw=0.8, color="grey")
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="recall", ylabel="precision")
         ax.set_title(name, fontsize=9)
         ax.legend(loc="lower left", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(matrices: dict, label_names: list[str], path: Path) -> Path:
     """A ``C x C`` matrix (multi-class) or one ``2 x 2`` matrix per class, with counts written in."""
     if "all" in matrices:
         n = len(label_names)
-        fig, axes = _grid(1, panel=max(3.5, 0.6 * n + 2))
+        fig, axes = grid(1, panel=max(3.5, 0.6 * n + 2))
         items = [("predicted vs true", matrices["all"], label_names)]
     else:
-        fig, axes = _grid(len(matrices), panel=2.6)
+        fig, axes = grid(len(matrices), panel=2.6)
         items = [(name, m, ["neg", "pos"]) for name, m in matrices.items()]
     for ax, (title, m, ticks) in zip(axes, items, strict=True):
         m = np.asarray(m)
@@ -111,13 +111,13 @@ def plot_confusion(matrices: dict, label_names: list[str], path: Path) -> Path:
         ax.set_yticks(range(len(ticks)), ticks, fontsize=7)
         ax.set(xlabel="predicted", ylabel="true")
         ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(curves: dict[str, dict], path: Path, xlabel: str = "predicted probability") -> Path:
     """Reliability diagram: observed frequency per bin against mean prediction, one line per
     curve (e.g. ``{"raw (ECE 0.08)": ..., "temperature-scaled (ECE 0.03)": ...}``)."""
-    fig, (ax,) = _grid(1, panel=4.2)
+    fig, (ax,) = grid(1, panel=4.2)
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey", label="perfect")
     for name, c in curves.items():
         x, y = np.asarray(c["mean_predicted"], float), np.asarray(c["observed_frequency"], float)
@@ -125,12 +125,12 @@ def plot_reliability(curves: dict[str, dict], path: Path, xlabel: str = "predict
         ax.plot(x[ok], y[ok], "o-", ms=4, label=name)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=xlabel, ylabel="observed frequency")
     ax.legend(loc="upper left", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_threshold_sweep(sweeps: dict, path: Path, thresholds: dict | None = None) -> Path:
     """Sensitivity, specificity and F1 against the threshold per class; the chosen one dotted."""
-    fig, axes = _grid(len(sweeps))
+    fig, axes = grid(len(sweeps))
     for ax, (name, sw) in zip(axes, sweeps.items(), strict=True):
         for key in ("sensitivity", "specificity", "f1"):
             ax.plot(sw["threshold"], sw[key], lw=1.2, label=key)
@@ -140,20 +140,20 @@ def plot_threshold_sweep(sweeps: dict, path: Path, thresholds: dict | None = Non
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="threshold")
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=6, loc="lower center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confidence_histograms(confidence: np.ndarray, correct: np.ndarray, path: Path) -> Path:
     """Histograms of decision confidence for right and wrong decisions (overconfidence shows as
     wrong decisions piling up near 1)."""
-    fig, (ax,) = _grid(1, panel=4.2)
+    fig, (ax,) = grid(1, panel=4.2)
     bins = np.linspace(0.0, 1.0, 21)
     correct = np.asarray(correct, bool)
     ax.hist(confidence[correct], bins=bins, alpha=0.6, label=f"correct (n={int(correct.sum())})")
     ax.hist(confidence[~correct], bins=bins, alpha=0.6, label=f"wrong (n={int((~correct).sum())})")
     ax.set(xlabel="confidence in the decision", ylabel="count")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def history_groups(history: pd.DataFrame) -> dict[str, list[str]]:
@@ -175,13 +175,13 @@ def plot_history(history: pd.DataFrame, path: Path) -> Path:
     """Training curves: one panel per quantity in ``history.csv``, against the epoch."""
     groups = history_groups(history)
     x = history["epoch"] if "epoch" in history.columns else pd.Series(range(1, len(history) + 1))
-    fig, axes = _grid(max(len(groups), 1))
+    fig, axes = grid(max(len(groups), 1))
     if not groups:
-        _empty(axes[0], "history", "no numeric columns")
+        empty_panel(axes[0], "history", "no numeric columns")
     for ax, (key, cols) in zip(axes, groups.items(), strict=False):
         for col in cols:
             ax.plot(x, history[col], "o-", ms=3, lw=1.2, label=col)
         ax.set(xlabel="epoch")
         ax.set_title(key, fontsize=9)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
