@@ -6,6 +6,7 @@
     checkpoint.pt          the latest generators (both directions) + what rebuilds them
     last.pt                generators, discriminators, optimisers, schedulers, pools (resume)
     history.csv            one row per epoch: the four losses (G adversarial, cycle, identity, D)
+    splits.csv             image_id, row, split, domain (a/b): the images each domain selected
     samples/epoch-NNN.png  a grid of input / translated / reconstructed per epoch
     synth_metrics.json     ``chestxai synth evaluate``: two-sample test, FID/KID, consistency, SSIM
     gallery/               input / translated / reconstructed / difference triplets (the report's)
@@ -51,6 +52,11 @@ class SynthRunDir:
     @property
     def history(self) -> Path:
         return self._run.history
+
+    @property
+    def splits(self) -> Path:
+        """``splits.csv``: image_id, row, split, domain (a/b) of every image the run selected."""
+        return self._run.splits
 
     @property
     def samples(self) -> Path:
