@@ -19,7 +19,7 @@ ARTEFACTS = {
     "config.yaml", "checkpoint.pt", "last.pt", "history.csv", "splits.csv", "predictions.csv",
     "metrics.json", "thresholds.json", "ensemble.json", "explain_metrics.json", "explain_compare.csv",
     "explain_compare.md", "report.html", "synth_metrics.json", "study.json", "best.yaml", "model.onnx", "bench.json",
-    "uncertainty.json", "cost.json", "manifest.csv", "study.journal", "space.yaml",
+    "uncertainty.json", "cost.json", "manifest.csv", "study.journal", "space.yaml", "experiment.json",
 }  # fmt: skip
 
 

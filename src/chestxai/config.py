@@ -83,6 +83,19 @@ def _check_choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) 
         raise ValueError(f"{section}.{key} must be one of {allowed}, got {value!r}")
 
 
+def _check_per_class(cfg: Any) -> None:
+    """``data.per_class``: split names and whole counts >= 1, on a task that has one class per image."""
+    for split, count in cfg.per_class.items():
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"data.per_class: {split!r} is not a split; use train, val or test")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"data.per_class.{split} must be a whole number >= 1, got {count!r}")
+    if cfg.per_class and cfg.task == "multilabel" and len(cfg.labels) != 1:
+        raise ValueError(
+            "data.per_class needs one class per image: a binary/multi-class task or one data.labels"
+        )
+
+
 @dataclass
 class DataConfig:
     source: str = "medmnist"  # reader name (chestxai data summary --help lists them)
@@ -96,6 +109,8 @@ class DataConfig:
     val_fraction: float = 0.1  # used only when the source defines no split
     test_fraction: float = 0.2
     balance: str = "none"  # "none" | "undersample" (majority class, train split only)
+    # images of every class per split, drawn instead of a fraction: {val: 60, test: 60} (data/splits.py)
+    per_class: dict[str, int] = field(default_factory=dict)
     prepare_workers: int = 0  # prepare() workers (0 = automatic)
 
     def __post_init__(self) -> None:
@@ -104,6 +119,7 @@ class DataConfig:
         if self.balance not in ("none", "undersample"):
             raise ValueError(f"data.balance must be 'none' or 'undersample', got {self.balance!r}")
         _check_numbers(self, "data")
+        _check_per_class(self)
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(
                 f"data.val_fraction + data.test_fraction must be below 1 (nothing left to train on), "

@@ -11,6 +11,13 @@ missing parts (e.g. NIH has no official val) are carved out of ``train``.
 Stratification: the class for binary/multiclass; for multi-label the *rarest* positive label of
 each row (rows without a positive form their own stratum), which spreads every label's positives
 across the splits better than any single label would. NaN labels count as negative here only.
+
+Fixed counts (``per_class``): the seeds' "balanced 5,200 / 1,000 / 1,000" or "60 images of every
+class in val and test" are *numbers of images per class*, not fractions. :func:`make_splits` then
+draws whole patients, in a seeded random order, until each class has its count (exact when every
+patient has one image; a few short when patients with several images cannot fit, logged). Rows
+with an unknown (NaN) label are never drawn for a counted split. Without a count for ``train`` it
+keeps everything left; with one, the rest of the pool is unused.
 """
 
 from __future__ import annotations
@@ -110,6 +117,9 @@ def make_splits(
     val: float = 0.1,
     test: float = 0.2,
     seed: int = 0,
+    per_class: dict[str, int] | None = None,
+    count_labels: np.ndarray | None = None,
+    class_names: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Row indices ``{"train", "val", "test"}``, patient-grouped and stratified, seeded.
 
@@ -117,6 +127,9 @@ def make_splits(
     split per row (``"train"/"val"/"test"`` or ``""``); parts it defines are kept as they are, the
     missing ``val``/``test`` are carved from its ``train`` (rows with an empty split join ``train``).
     ``val``/``test`` are fractions of all rows (approximate: whole patients, ``1/k`` folds).
+    ``per_class``: ``{split: images of every class}`` for the splits drawn by count instead (see
+    the module docstring; binary or multi-class only), over ``count_labels`` (default ``labels``: the
+    columns a run trains on may be fewer than the ones stratified on); ``class_names`` for errors.
     """
     labels = np.asarray(labels)
     n = len(labels)
@@ -136,13 +149,98 @@ def make_splits(
             out = {s: v for s, v in defined.items() if len(v) and s != "train"}
             pool = np.flatnonzero(~np.isin(official, list(out)))
             _warn_shared_patients(groups, out, pool)
+    counts = dict(per_class or {})
+    if counts:
+        counted = labels if count_labels is None else count_labels
+        classes, known, names = _count_classes(counted, task, class_names)
+        for name, offset in (("test", 0), ("val", 1)):
+            if name in counts:
+                # an official part is subsampled; a missing one is drawn from the pool
+                source = out.get(name, pool)
+                picked = _draw_per_class(
+                    classes, known, groups, source, counts[name], seed + offset, name, names
+                )
+                if name not in out:  # the chosen patients leave the pool whole (unlabelled rows too)
+                    pool = pool[~np.isin(groups[pool], groups[picked])]
+                out[name] = picked
     # fractions are of all rows; convert to fractions of the rows still in the pool
     for name, fraction, offset in (("test", test, 0), ("val", val, 1)):
         if name not in out:
             share = fraction * n / max(len(pool), 1)
             pool, out[name] = _grouped_holdout(y, groups, pool, min(share, 0.9), seed + offset)
+    if "train" in counts:
+        picked = _draw_per_class(classes, known, groups, pool, counts["train"], seed + 2, "train", names)
+        log.info(
+            "data.per_class: %d of %d remaining rows left out of train", len(pool) - len(picked), len(pool)
+        )
+        pool = picked
     out["train"] = np.sort(pool)
     return {s: np.asarray(out[s], dtype=np.int64) for s in SPLITS}
+
+
+def _count_classes(
+    labels: np.ndarray, task: str, class_names: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Class per row, whether the row's label is known, and the class names (for messages)."""
+    labels = np.asarray(labels, dtype=np.float32)
+    labels = labels[:, None] if labels.ndim == 1 else labels
+    width = labels.shape[1]
+    if task == "multilabel" and width != 1:
+        raise ValueError(
+            f"data.per_class needs a binary or multi-class task; this one is multi-label with {width} labels "
+            f"(select one with data.labels, or use val_fraction/test_fraction)"
+        )
+    known = ~np.isnan(labels).any(axis=1)
+    if task == "multiclass":
+        known &= labels.sum(axis=1) > 0  # an all-zero one-hot row has no class
+        return np.argmax(np.nan_to_num(labels), axis=1), known, list(class_names or range(width))
+    name = class_names[0] if class_names else "positive"
+    return (np.nan_to_num(labels[:, 0]) > 0.5).astype(np.int64), known, [f"not {name}", str(name)]
+
+
+def _draw_per_class(
+    classes: np.ndarray,
+    known: np.ndarray,
+    groups: np.ndarray,
+    rows: np.ndarray,
+    n: int,
+    seed: int,
+    split: str,
+    names: list,
+) -> np.ndarray:
+    """Whole patients of ``rows`` (labels known), seeded order, until every class has ``n`` images.
+
+    A patient joins only if none of its classes would pass ``n``; too few images of a class is an
+    error naming it, a count missed because patients come whole is a warning with the counts.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = rows[known[rows]]
+    k = len(names)
+    have = np.bincount(classes[rows], minlength=k)
+    short = {str(names[c]): int(have[c]) for c in range(k) if have[c] < n}
+    if short:
+        raise ValueError(
+            f"data.per_class.{split}={n}: too few images of {short} to draw from "
+            f"(labelled images left per class: {dict(zip(map(str, names), have.tolist(), strict=True))}); "
+            f"lower data.per_class.{split}"
+        )
+    g_names, g_index = np.unique(groups[rows], return_inverse=True)
+    per_group = np.zeros((len(g_names), k), np.int64)
+    np.add.at(per_group, (g_index, classes[rows]), 1)
+    need = np.full(k, n, np.int64)
+    chosen = np.zeros(len(g_names), bool)
+    for g in np.random.default_rng(seed).permutation(len(g_names)):
+        if (per_group[g] <= need).all():
+            chosen[g] = True
+            need -= per_group[g]
+            if not need.any():
+                break
+    if need.any():
+        log.warning(
+            "data.per_class.%s=%d: whole patients reach only %s images per class",
+            split, n, dict(zip(map(str, names), (n - need).tolist(), strict=True)),
+        )  # fmt: skip
+    return np.sort(rows[chosen[g_index]])
 
 
 def _warn_shared_patients(groups: np.ndarray, fixed: dict[str, np.ndarray], pool: np.ndarray) -> None:
@@ -156,16 +254,29 @@ def _warn_shared_patients(groups: np.ndarray, fixed: dict[str, np.ndarray], pool
 
 
 def splits_from_cache(
-    cache: Any, *, val: float = 0.1, test: float = 0.2, seed: int = 0
+    cache: Any,
+    *,
+    val: float = 0.1,
+    test: float = 0.2,
+    seed: int = 0,
+    per_class: dict[str, int] | None = None,
+    labels: np.ndarray | None = None,
+    label_names: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """:func:`make_splits` over a :class:`~chestxai.data.cache.PreparedCache` (its split column first)."""
+    """:func:`make_splits` over a :class:`~chestxai.data.cache.PreparedCache` (its split column first).
+
+    ``labels``/``label_names``: the columns the run trains on (``data.labels``), which ``per_class``
+    counts (default the cache's own); the fractions stay stratified on all the cache's labels.
+    """
     frame = cache.frame
     official = frame["split"].astype(str).to_numpy() if "split" in frame else None
     groups = frame["patient_id"].astype(str).to_numpy()
     groups = np.where(groups == "", frame["image_id"].astype(str).to_numpy(), groups)  # no id: own group
+    names = cache.label_names if label_names is None else label_names
     return make_splits(
-        cache.labels, groups, task=cache.task, official=official, val=val, test=test, seed=seed
-    )
+        cache.labels, groups, task=cache.task, official=official, val=val, test=test, seed=seed,
+        per_class=per_class, count_labels=labels, class_names=names,
+    )  # fmt: skip
 
 
 # --- balancing ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ training process. The prepared cache a run was trained on is ``config["data"]["c
 the checkpoint's config (or the ensemble's ``config.yaml``).
 """
 
+from chestxai.rundir.experiment import ExperimentDir
 from chestxai.rundir.layout import (
     PRIMARY_SPLIT,
     BenchDir,
@@ -25,6 +26,7 @@ from chestxai.rundir.synth import GeneratedDir, SynthRunDir
 __all__ = [
     "PRIMARY_SPLIT",
     "BenchDir",
+    "ExperimentDir",
     "GeneratedDir",
     "StudyDir",
     "SynthRunDir",

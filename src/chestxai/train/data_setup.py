@@ -97,7 +97,10 @@ def setup_data(cfg: DataConfig, seed: int, progress: bool = True) -> TrainingDat
     cache = PreparedCache(ensure_cache(cfg, progress))
     names, cols, task = select_labels(cache, cfg)
     labels = cache.labels[:, cols]
-    splits = splits_from_cache(cache, val=cfg.val_fraction, test=cfg.test_fraction, seed=seed)
+    splits = splits_from_cache(
+        cache, val=cfg.val_fraction, test=cfg.test_fraction, seed=seed,
+        per_class=cfg.per_class, labels=labels, label_names=names,
+    )  # fmt: skip
     for name in ("train", "val"):
         if len(splits[name]) == 0:
             raise ValueError(

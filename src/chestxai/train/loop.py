@@ -65,7 +65,7 @@ def train(
     """Train according to ``config``; returns the run directory. ``resume`` continues from last.pt
     (or starts from scratch when the folder holds nothing resumable yet); ``on_epoch`` may stop
     the run after any epoch (see :data:`EpochCallback`)."""
-    _preflight(config)
+    preflight(config)
     device = D.pick_device(config.train.device)
     dist = D.setup(device)
     if dist.enabled and device.type == "cuda":
@@ -300,8 +300,9 @@ def peak_memory_mb(device: torch.device) -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def _preflight(config: RunConfig) -> None:
-    """Errors a recipe can cause, raised before any data is prepared or a model is built."""
+def preflight(config: RunConfig) -> None:
+    """Errors a recipe can cause, raised before any data is prepared or a model is built (public:
+    ``chestxai tune`` runs it once before its first trial)."""
     from chestxai.models.registry import MODELS
 
     MODELS.get(config.model.name)  # unknown name -> error listing the valid ones
