@@ -26,6 +26,17 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.report import build_report
+    from chestxai.rundir import RunDir, StudyDir
+
+    if StudyDir(args.run).summary.is_file() and not RunDir(args.run).checkpoint.exists():
+        if args.out:
+            raise ValueError(
+                f"{args.run} is a study (chestxai tune); its report is always STUDY/report.html, drop --out"
+            )
+        from chestxai.report.tune import build_tune_report
+
+        print(f"wrote {build_tune_report(args.run, force=args.force)}")
+        return 0
 
     print(f"wrote {build_report(args.run, out=args.out, force=args.force)}")
     return 0

@@ -7,8 +7,10 @@
     study.journal          Optuna's journal file storage (the default ``--storage``): resumable, shared
     space.yaml             the search space the study was started with (a re-run must match it)
     trial-0007/            each trial: an ordinary run directory
-    figures/               optimisation history and parameter importances
+    figures/               optimisation history, per-epoch values and parameter importances
     report.html
+    .study.lock            held briefly while a process asks for, claims or fails trials
+    .claims/trial-0007/    locked by the process running trial 7 for as long as it runs
 """
 
 from __future__ import annotations
@@ -48,6 +50,27 @@ class StudyDir:
     @property
     def figures(self) -> Path:
         return self.root / "figures"
+
+    @property
+    def history_figure(self) -> Path:
+        return self.figures / "optimisation_history.png"
+
+    @property
+    def intermediate_figure(self) -> Path:
+        return self.figures / "intermediate_values.png"
+
+    @property
+    def importance_figure(self) -> Path:
+        return self.figures / "param_importances.png"
+
+    @property
+    def lock(self) -> Path:
+        """A short-lived mutex: asking for a trial number and claiming it happen under it."""
+        return self.root / ".study.lock"
+
+    def claim(self, number: int) -> Path:
+        """The folder whose lock shows that trial ``number`` is still running somewhere."""
+        return self.root / ".claims" / f"trial-{int(number):04d}"
 
     @property
     def report(self) -> Path:

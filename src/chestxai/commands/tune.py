@@ -1,0 +1,142 @@
+"""``chestxai tune``: hyper-parameter search over a recipe (Optuna: TPE + pruning on val AUC)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from chestxai.commands._common import add_common_flags
+from chestxai.commands.train import run_name
+
+EPILOG = """\
+examples:
+  chestxai tune --config pneumoniamnist_resnet18 --space pneumoniamnist_quick --trials 24 --name pmnist-tpe
+  chestxai tune --config configs/nih_densenet121.yaml --space my_space.yaml --trials 40 --name nih-tpe \\
+      --set data.root=/data/ChestX-ray14 --pruner halving --timeout 36000
+  chestxai train --config runs/pmnist-tpe/best.yaml           # the best trial's recipe, trained again
+
+The space is a YAML file over recipe keys (configs/spaces/ holds shipped ones):
+  train.lr: {log_uniform: [1e-5, 1e-2]}
+  train.batch_size: {choice: [64, 128]}
+  model.dropout: {uniform: [0, 0.5]}
+  train.epochs: {int: [5, 20]}            # int also takes step: N or log: true
+It is checked against the recipe before any trial. Every trial is a run directory
+runs/NAME/trial-NNNN/, selected on val only; runs/NAME/study.json lists every trial,
+runs/NAME/best.yaml is the best trial's recipe, runs/NAME/report.html the study report. When the
+study is complete the best trial alone is evaluated on test (like `chestxai evaluate`).
+
+Resume: re-run the same command; the study continues up to --trials in total, and a trial whose
+process died is marked failed and its parameters re-queued. Share one study between processes
+or machines: run the same command in each, on one study folder (e.g. on a shared file system;
+the journal runs/NAME/study.journal is the default storage), or give them one database with
+--storage sqlite:///study.db / postgresql://user@host/db.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "tune",
+        help="hyper-parameter search over a recipe (Optuna TPE, pruning on val AUC)",
+        description="Search a recipe's hyper-parameters with Optuna: TPE sampling, median or successive-"
+        "halving pruning on the per-epoch validation AUC, one run directory per trial.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", required=True, help="recipe: a YAML path or a shipped name (configs/)")
+    p.add_argument("--space", required=True, help="search space YAML, or a shipped name (configs/spaces/)")
+    p.add_argument(
+        "--trials", type=int, required=True, help="trials in the study in total (a re-run continues)"
+    )
+    p.add_argument("--name", type=run_name, required=True, help="study name (and folder runs/<name>/)")
+    p.add_argument("--run-dir", help="study folder (default runs/<name>)")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: a journal file (default RUN_DIR/study.journal) or a database URL "
+        "(sqlite:///study.db, postgresql://...)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key for every trial, e.g. --set data.root=/data (repeatable)",
+    )
+    p.add_argument(
+        "--pruner",
+        choices=("median", "halving", "none"),
+        default="median",
+        help="median: stop a trial whose val AUC at an epoch is below the median of earlier trials at that "
+        "epoch; halving: successive halving; none (default median)",
+    )
+    p.add_argument(
+        "--startup-trials",
+        type=int,
+        default=5,
+        help="trials drawn at random and never pruned before TPE and the median rule start (default 5)",
+    )
+    p.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
+    p.add_argument(
+        "--n-boot", type=int, default=1000, help="bootstrap replicates for the test CI (default 1000)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace study.json/best.yaml/report.html not written by tune"
+    )
+    add_common_flags(p, seed=True, device_default=None, seed_help="sampler (TPE) seed")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    try:
+        import optuna
+    except ImportError:
+        raise ValueError("chestxai tune needs Optuna: pip install 'chestxai[tune]'") from None
+    from tqdm.auto import tqdm
+
+    from chestxai.report.tune import build_tune_report
+    from chestxai.rundir import StudyDir
+    from chestxai.tune import TuneSettings, run_study
+
+    optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from us
+    settings = TuneSettings(
+        name=args.name,
+        recipe=args.config,
+        space=args.space,
+        trials=args.trials,
+        storage=args.storage,
+        overrides=list(args.set),
+        values={"train.device": args.device},
+        pruner=args.pruner,
+        startup_trials=args.startup_trials,
+        timeout=args.timeout,
+        seed=args.seed,
+        run_dir=args.run_dir,
+        progress=not args.no_progress,
+        force=args.force,
+        n_boot=args.n_boot,
+    )
+    result = run_study(settings, tqdm.write)  # tqdm.write: lines above any progress bar
+    summary, folder = result["summary"], result["folder"]
+    report = build_tune_report(folder, force=args.force)
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["counts"].items()))
+    retried = (
+        f"; trials {summary['retried']} died with their process and were re-run" if summary["retried"] else ""
+    )
+    lines = [
+        f"study {summary['name']}: {result['finished']} of {settings.trials} trials finished ({counts}{retried})"
+    ]
+    if result["stopped"] == "timeout":
+        lines.append(
+            f"stopped by --timeout; {result['remaining']} trial(s) left: re-run the command to continue"
+        )
+    best = summary["best"]
+    if best:
+        shown = " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()
+        )
+        lines.append(f"best trial {best['number']}: val AUC {best['value']:.4f}  {shown}")
+        lines.append(f"best recipe: chestxai train --config {StudyDir(folder).best_config}")
+    lines.append(f"report: {report}")
+    print("\n".join(lines))
+    return 0
