@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from chestxai.commands._common import add_common_flags
+from chestxai.commands._sharded import add_dist_timeout, run_sharded
 from chestxai.rundir import RunDir
 
 EPILOG = """\
@@ -15,6 +16,7 @@ examples:
   chestxai evaluate runs/resnet18 --split val
   chestxai evaluate runs/resnet18 --calibrated
   chestxai evaluate runs/resnet18 --data cache/other-224px-ab12cd34ef --out results/external
+  torchrun --standalone --nproc_per_node 4 -m chestxai evaluate runs/nih-d121
 
 Predicts the validation and the evaluated split, chooses operating thresholds on validation
 (written to RUN/thresholds.json, with the policy and the checkpoint epoch; the checkpoint is never
@@ -23,6 +25,9 @@ RUN/metrics.json and RUN/figures/ for the test split; any other split gets its o
 predictions-SPLIT.csv, metrics-SPLIT.json and figures-SPLIT/. --data scores another cache into
 --out DIR and leaves the run's own files alone. Confidence intervals resample patients
 (clustered bootstrap) when the cache has patient ids. A run that is still training is refused.
+Under torchrun each rank predicts a block of whole batches (its own GPU with --device auto), rank 0
+gathers them and alone writes the same files as one process; a rank that dies or does not arrive
+within --dist-timeout seconds fails the job instead of hanging it.
 """
 
 
@@ -66,14 +71,30 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="evaluate a run that is still training; write into a non-empty --out",
     )
+    add_dist_timeout(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from chestxai.evaluation.evaluate import evaluate_run
     from chestxai.evaluation.thresholds import parse_policy
 
     parse_policy(args.threshold_policy)  # fail on a bad flag before loading anything
+    return run_sharded(args, "evaluate", lambda info, device: _run(args, info, device))
+
+
+def _run(args: argparse.Namespace, info, device: str) -> int:
+    from chestxai.evaluation.evaluate import evaluate_run
+
+    shards = None
+    if info is not None:
+        from chestxai.evaluation.shards import Shards
+        from chestxai.train.distributed import gather_to_main
+
+        timeout = args.dist_timeout
+        shards = Shards(
+            info.rank, info.world_size, lambda obj: gather_to_main(obj, info, timeout, "evaluate")
+        )
+
     result = evaluate_run(
         args.run,
         split=args.split,
@@ -85,11 +106,14 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         seed=args.seed,
         batch_size=args.batch_size,
-        device=args.device,
+        device=device,
         figures=not args.no_figures,
         store_thresholds=not args.keep_thresholds,
-        progress=not args.no_progress,
+        progress=not args.no_progress and (shards is None or shards.is_main),
+        shards=shards,
     )
+    if result is None:  # a rank other than 0: rank 0 reports
+        return 0
     m = result["metrics"]
     lines = [f"{result['split']}: {result['n_images']} images, {result['n_patients']} patients"]
     for key in ("roc_auc", "average_precision", "f1", "recall", "specificity"):

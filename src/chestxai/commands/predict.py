@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from chestxai.commands._common import add_common_flags
+from chestxai.commands._sharded import add_dist_timeout, run_sharded
 
 EPILOG = """\
 examples:
@@ -14,14 +14,16 @@ examples:
   chestxai predict runs/nih-d121 --images a.png b.dcm --out preds.csv --explain gradcam --label Mass
   chestxai predict runs/nih-d121 --csv manifest.csv --csv-column path --out preds.csv --uncertainty mc-dropout
   chestxai predict --onnx runs/quickstart/export/model.onnx --folder new_xrays/ --out preds.csv
-  torchrun --nproc_per_node 4 -m chestxai predict runs/nih-d121 --folder /data/big --out preds.csv
+  torchrun --standalone --nproc_per_node 4 -m chestxai predict runs/nih-d121 --folder /data/big --out preds.csv
 
 Files are decoded and resized exactly as `prepare` does for training, then preprocessed as the
 checkpoint says. OUT.csv: one row per good image (path, p_LABEL, decision_LABEL at the run's
 operating thresholds; mean_/std_LABEL with --uncertainty; overlay PNG and boxes with --explain,
 the PNGs in OUT-METHOD/). Bad files are listed on screen and in OUT.skipped.csv with the reason.
 --onnx runs with onnxruntime only (no torch needed); heatmaps and MC dropout need the run.
-Under torchrun each rank takes a shard of the files and rank 0 writes the merged OUT.csv.
+Under torchrun each rank takes a shard of the files (its own GPU with --device auto) and rank 0
+writes the merged OUT.csv, the same rows in the same order as one process; a rank that dies or does
+not arrive within --dist-timeout seconds fails the job with a message instead of hanging it.
 """
 
 
@@ -53,14 +55,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per forward (default 64)")
     p.add_argument("--force", action="store_true", help="replace an OUT.csv this command did not write")
     add_common_flags(p, seed=True, seed_help="MC-dropout / TTA seed")
+    add_dist_timeout(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _one_device(name: str) -> str:
+    from chestxai.train.distributed import pick_device
 
+    return str(pick_device(name))
+
+
+def run(args: argparse.Namespace) -> int:
     from chestxai.serve.inputs import list_inputs
-    from chestxai.serve.predict_files import PredictOptions, predict_files
+    from chestxai.serve.predict_files import PredictOptions
 
     if (args.run is None) == (args.onnx is None):
         raise ValueError("give either RUN (a run directory) or --onnx MODEL.onnx, not both or neither")
@@ -77,32 +84,30 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.no_progress,
     )
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return run_sharded(args, "predict", lambda info, device: _run(args, paths, options, info, device))
+
+
+def _run(args: argparse.Namespace, paths: list, options, info, device: str) -> int:
+    from pathlib import Path
+
+    from chestxai.serve.predict_files import predict_files
+
     if args.onnx is not None:
         from chestxai.export.runtime import OnnxModel
 
         scorer = OnnxModel(args.onnx)
     else:
         from chestxai.serve.models import load_served
-        from chestxai.train.distributed import pick_device
 
-        scorer = load_served(args.run, device=str(pick_device(args.device)))
-    info = None
-    if world > 1:
-        import torch
+        scorer = load_served(args.run, device=device if info is not None else _one_device(device))
+    if info is not None:
+        from chestxai.train.distributed import wait_for_all
 
-        from chestxai.train.distributed import barrier, setup
-
-        info = setup(torch.device("cpu") if args.onnx else torch.device(scorer.device))
+        timeout = args.dist_timeout
         options.rank, options.world_size = info.rank, info.world_size
-        options.barrier = lambda: barrier(info)
-    try:
-        result = predict_files(scorer, paths, Path(args.out), options)
-    finally:
-        if info is not None:
-            from chestxai.train.distributed import teardown
-
-            teardown(info)
+        options.progress = options.progress and info.is_main
+        options.barrier = lambda: wait_for_all(info, timeout, "predict")
+    result = predict_files(scorer, paths, Path(args.out), options)
     if options.rank != 0:
         return 0
     lines = [f"predicted {result['n_images']} image(s) with {scorer.description} -> {result['out']}"]

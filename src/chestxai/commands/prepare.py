@@ -15,10 +15,19 @@ examples:
   chestxai prepare --source folder --root ./xrays --size 256 --out cache/ --strict
   chestxai prepare --source nih --root /data/nih --size 224 --out cache/ --option bbox_size=1024
 
+  # on a cluster: 8 array jobs, then one merge (same flags each time; shards count from 1)
+  chestxai prepare --source nih --root /data/nih --size 224 --out cache/ --shard 3/8
+  chestxai prepare --source nih --root /data/nih --size 224 --out cache/ --merge-shards 8
+
 The cache directory is <out>/<source>-<size>px-<hash>; the hash covers the source, root, reader
 options, file sizes/mtimes, size and decode settings, so an identical re-run reuses it and an
 interrupted run resumes where it stopped. Images that cannot be decoded are skipped and listed
 with their reason in <cache>/prepare_report.json (--strict makes that an error).
+
+--shard K/N decodes only the K-th of N contiguous blocks of the rows (K = 1..N) into
+<cache>.shards/shard-K-of-N/ (resumable, locked while written); --merge-shards N, run once all N are
+done, merges them into the one cache a single run writes (same key and bytes) and lists every
+shard's skipped images in its report. A missing or unfinished shard is an error naming it.
 """
 
 
@@ -52,6 +61,20 @@ def register(subparsers: Any) -> None:
         help="refuse images larger than this many pixels (decompression-bomb guard; default 80 million, "
         "at most Pillow's own limit, about 179 million)",
     )
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--shard",
+        metavar="K/N",
+        default=None,
+        help="prepare only shard K of N (K counts from 1), e.g. one per array job; then --merge-shards N",
+    )
+    scale.add_argument(
+        "--merge-shards",
+        type=int,
+        metavar="N",
+        default=None,
+        help="merge the N finished shards into the cache (same flags as the shards otherwise)",
+    )
     p.add_argument("--no-voi", action="store_true", help="ignore DICOM VOI LUT / window (min-max instead)")
     p.add_argument(
         "--option",
@@ -65,9 +88,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chestxai.data.cache import META
     from chestxai.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
     from chestxai.data.prepare import prepare, summary
+    from chestxai.data.shards import parse_shard, shard_summary
 
+    shard = parse_shard(args.shard) if args.shard is not None else None  # bad K/N: fail before reading
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
     settings = DecodeSettings(max_pixels=max_pixels, voi=not args.no_voi)
     path = prepare(
@@ -81,7 +107,14 @@ def run(args: argparse.Namespace) -> int:
         decode=settings,
         force=args.force,
         progress=not args.no_progress,
+        shard=shard,
+        merge_shards=args.merge_shards,
     )
     print(path)
+    if shard is not None and not (path / META).exists():  # the shard's folder, not the finished cache
+        print(shard_summary(path))
+        return 0
+    if shard is not None:
+        print(f"the cache is already merged and complete; shard {shard[0]}/{shard[1]} had nothing to do")
     print(summary(path))
     return 0

@@ -19,6 +19,9 @@ How, in order (one module per concept):
    skipped and listed, never fatal; workers die with a killed parent.
 6. The writer (:mod:`.cache_writer`) writes the report, the pixels, the tables and ``meta.json``
    last and atomically: a cache with a ``meta.json`` is whole.
+
+Scale-out (:mod:`.shards`): ``shard=(K, N)`` runs steps 4-5 for one share only (an array job
+each), and ``merge_shards=N`` gathers the N shares into step 6's state: the same bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +72,53 @@ class PrepareError(ValueError):
     """Preparation failed as a whole (strict mode with skipped images, nothing decoded, no rows)."""
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one preparation is about: the table, its key and the cache directory it lands in."""
+
+    table: ImageTable
+    root: Path | None  # the root given (recorded in meta.json), not necessarily table.root
+    size: int
+    decode: DecodeSettings
+    options: dict[str, Any]
+    key: str
+    target: Path
+
+    @property
+    def groups(self) -> list:
+        return mask_groups(self.table)
+
+    @property
+    def base(self) -> Path | None:
+        """What relative paths in the table are relative to (the folder its reader reports)."""
+        return self.table.root if self.table.root is not None else self.root
+
+
+def plan(
+    source: str | ImageTable,
+    root: str | Path | None,
+    size: int,
+    out: str | Path | None,
+    options: dict[str, Any] | None,
+    decode: DecodeSettings | None,
+) -> Plan:
+    """Read the table and work out the cache key and directory (no file is written)."""
+    if int(size) < 8:
+        raise ValueError(f"size={size} is too small; use e.g. --size 224")
+    size = int(size)
+    options = dict(options or {})
+    decode = decode or DecodeSettings()
+    table = _read(source, root, options)
+    root_path = Path(root).expanduser() if root is not None else table.root
+    if out is None:
+        from chestxai.paths import cache_root
+
+        out = cache_root() / "prepared"
+    key = cache_key(table, root_path, options, size, decode)
+    target = Path(out).expanduser() / cache_dir_name(table.source, size, key)
+    return Plan(table, root_path, size, decode, options, key, target)
+
+
 def prepare(
     source: str | ImageTable,
     root: str | Path | None = None,
@@ -81,6 +132,8 @@ def prepare(
     force: bool = False,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    shard: tuple[int, int] | str | None = None,
+    merge_shards: int | None = None,
 ) -> Path:
     """Prepare (or reuse) the cache of ``source`` at ``size`` px and return its directory.
 
@@ -90,32 +143,35 @@ def prepare(
     ``strict`` fails (:class:`PrepareError`) when any image is skipped, also on a reused cache.
     ``on_progress(done, total)`` is called after each item (progress UIs; tests use it to interrupt).
     Raises :class:`~chestxai.locks.LockedError` when another process is writing the same cache.
-    """
-    if int(size) < 8:
-        raise ValueError(f"size={size} is too small; use e.g. --size 224")
-    size = int(size)
-    options = dict(options or {})
-    decode = decode or DecodeSettings()
-    table = _read(source, root, options)
-    root_path = Path(root).expanduser() if root is not None else table.root
-    if out is None:
-        from chestxai.paths import cache_root
 
-        out = cache_root() / "prepared"
+    ``shard=(K, N)`` (or ``"K/N"``, K counting from 1) decodes only shard K's share into the
+    shard area beside the cache and returns the shard's folder; ``merge_shards=N`` then merges
+    the N finished shards into the cache, byte-identical to a one-process run (:mod:`.shards`).
+    """
+    if shard is not None or merge_shards is not None:
+        from chestxai.data.shards import merge, parse_shard, prepare_shard
+
+        if shard is not None and merge_shards is not None:
+            raise ValueError("--shard and --merge-shards exclude each other: run the shards, then merge")
+        shard = parse_shard(shard) if shard is not None else None  # a bad K/N fails before any reading
+        p = plan(source, root, size, out, options, decode)
+        if shard is not None:
+            return prepare_shard(
+                p, shard, workers=workers, force=force, progress=progress, on_progress=on_progress
+            )
+        return merge(p, merge_shards, strict=strict, force=force, progress=progress)
     started = time.perf_counter()
-    key = cache_key(table, root_path, options, size, decode)
-    target = Path(out).expanduser() / cache_dir_name(table.source, size, key)
-    if not force and _finished(target, key):
-        return _reuse(target, key, strict)
+    p = plan(source, root, size, out, options, decode)
+    target, key = p.target, p.key
+    if not force and finished(target, key):
+        return reuse(target, key, strict)
     try:
         with exclusive(target, "prepared cache"):
-            if not force and _finished(target, key):  # another process finished it meanwhile
-                return _reuse(target, key, strict, locked=True)
+            if not force and finished(target, key):  # another process finished it meanwhile
+                return reuse(target, key, strict, locked=True)
             if force:
-                _clear(target)
-            _build(
-                table, root_path, size, decode, target, key, options, strict, workers, progress, on_progress
-            )
+                clear(target)
+            _build(p, strict, workers, progress, on_progress)
     except LockedError as exc:
         raise LockedError(
             f"{exc}. It is preparing the same inputs: re-run this command when it is done to reuse its cache"
@@ -170,7 +226,7 @@ def _read(source: str | ImageTable, root: str | Path | None, options: dict[str, 
     return table
 
 
-def _finished(target: Path, key: str) -> bool:
+def finished(target: Path, key: str) -> bool:
     meta = target / C.META
     if not meta.exists():
         return False
@@ -178,7 +234,7 @@ def _finished(target: Path, key: str) -> bool:
     return bool(m.get("complete")) and m.get("key") == key
 
 
-def _reuse(target: Path, key: str, strict: bool, locked: bool = False) -> Path:
+def reuse(target: Path, key: str, strict: bool, locked: bool = False) -> Path:
     """A finished cache of the same inputs: check ``strict`` against its report, tidy, return it.
 
     Reuse takes no lock (many runs may read one cache at once); only removing a leftover work
@@ -200,7 +256,7 @@ def _reuse(target: Path, key: str, strict: bool, locked: bool = False) -> Path:
     return target
 
 
-def _clear(target: Path) -> None:
+def clear(target: Path) -> None:
     """Empty ``target`` for a forced rebuild, keeping the lock file this process holds."""
     for p in target.iterdir():
         if p.name == LOCK_NAME:
@@ -212,28 +268,33 @@ def _clear(target: Path) -> None:
 
 
 def _build(
-    table: ImageTable,
-    given_root: Path | None,
-    size: int,
-    decode: DecodeSettings,
-    target: Path,
-    key: str,
-    options: dict[str, Any],
+    p: Plan,
     strict: bool,
     workers: int | None,
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
     started = time.perf_counter()
-    groups = mask_groups(table)
-    # relative paths in a table are relative to the folder its reader reports (table.root)
-    base = table.root if table.root is not None else given_root
-    state = WorkState(target, key, len(table), len(groups), size)
-    n_workers = _default_workers(table) if workers is None else int(workers)
-    _decode_all(
-        state, _items(table, groups, base), n_workers, size, decode, table.source, progress, on_progress
+    groups = p.groups
+    state = WorkState(p.target, p.key, len(p.table), len(groups), p.size)
+    n_workers = default_workers(p.table) if workers is None else int(workers)
+    decode_all(
+        state,
+        items(p.table, groups, p.base),
+        n_workers,
+        p.size,
+        p.decode,
+        p.table.source,
+        progress,
+        on_progress,
     )
-    report = write_report(state, table, groups, decode, time.perf_counter() - started)
+    finish(p, state, groups, strict, time.perf_counter() - started)
+
+
+def finish(p: Plan, state: WorkState, groups: list, strict: bool, seconds: float) -> None:
+    """Every item of the whole ``state`` is decoded: write the report, check it, write the cache."""
+    table, target = p.table, p.target
+    report = write_report(state, table, groups, p.decode, seconds)
     skipped = report["skipped"]
     if skipped:
         log.warning(
@@ -247,10 +308,10 @@ def _build(
     if strict and (skipped or report["skipped_folders"]):
         everything = skipped + report["skipped_folders"]
         raise PrepareError(_strict_message(everything, table.source, target, reused=False))
-    write_cache(state, table, groups, root=given_root, options=options, decode=decode)
+    write_cache(state, table, groups, root=p.root, options=p.options, decode=p.decode)
 
 
-def _decode_all(
+def decode_all(
     state: WorkState,
     items: Callable[[np.ndarray], Iterator[tuple]],
     workers: int,
@@ -263,7 +324,7 @@ def _decode_all(
     """Decode every pending item into ``state``; an interruption keeps every row done so far."""
     from tqdm.auto import tqdm
 
-    total = state.n + state.m
+    total = state.n_items
     todo = state.pending()
     if not len(todo):
         return
@@ -292,7 +353,7 @@ def _decode_all(
         state.flush()
 
 
-def _items(table: ImageTable, groups: list, root: Path | None) -> Callable[[np.ndarray], Iterator[tuple]]:
+def items(table: ImageTable, groups: list, root: Path | None) -> Callable[[np.ndarray], Iterator[tuple]]:
     """``todo`` -> the work items of :func:`chestxai.data.worker_pool.work` for those indices."""
     n = len(table)
     paths = None if table.arrays is not None else table.frame["path"].astype(str).tolist()
@@ -320,7 +381,7 @@ def _strict_message(skipped: list[dict], source: str, target: Path, reused: bool
     )
 
 
-def _default_workers(table: ImageTable | None = None) -> int:
+def default_workers(table: ImageTable | None = None) -> int:
     # in-memory sources (MedMNIST arrays) only resize: worker processes would cost more in
     # pickling than they save, and spawning them breaks scripts without a __main__ guard
     if table is not None and table.arrays is not None:

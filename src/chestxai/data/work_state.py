@@ -6,6 +6,10 @@ final size, ``status.u8`` (one byte per item, written *after* the item's pixels,
 means the row is there) and ``reasons.jsonl`` (why an item was skipped). A re-run with the same
 inputs opens the same maps and decodes only the items still ``PENDING``; rows are deterministic,
 so a resumed cache equals a fresh one byte for byte.
+
+A shard of ``prepare --shard K/N`` (:mod:`.shards`) holds the same state for its share only: a
+:class:`Span` of image rows and one of mask rows, so N shards on N machines store the dataset
+once between them, not N times.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +39,46 @@ _IMAGES, _MASKS, _STATUS, _STATE, _REASONS = (
 )
 
 
-class WorkState:
-    """The ``.work`` folder of ``target``: ``n`` image rows and ``m`` mask rows of ``size`` px."""
+@dataclass(frozen=True)
+class Span:
+    """Image rows ``[images[0], images[1])`` and mask rows ``[masks[0], masks[1])`` of a work state."""
 
-    def __init__(self, target: Path, key: str, n: int, m: int, size: int):
+    images: tuple[int, int]
+    masks: tuple[int, int]
+
+    @classmethod
+    def whole(cls, n: int, m: int) -> Span:
+        return cls((0, n), (0, m))
+
+    @property
+    def n_images(self) -> int:
+        return self.images[1] - self.images[0]
+
+    @property
+    def n_masks(self) -> int:
+        return self.masks[1] - self.masks[0]
+
+    def as_dict(self) -> dict:
+        return {"images": list(self.images), "masks": list(self.masks)}
+
+
+class WorkState:
+    """The ``.work`` folder of ``target``: ``n`` image rows and ``m`` mask rows of ``size`` px.
+
+    Items are numbered ``0..n-1`` (images) then ``n..n+m-1`` (masks) whatever the ``span``; a
+    state over a part (``span``) stores only that part's rows and status bytes.
+    """
+
+    def __init__(self, target: Path, key: str, n: int, m: int, size: int, span: Span | None = None):
         self.target, self.key, self.n, self.m, self.size = target, key, n, m, size
+        self.span = span or Span.whole(n, m)
         self.work = target / WORK
         self.reasons_path = self.work / _REASONS
         state = self.work / _STATE
-        if state.exists() and json.loads(state.read_text()).get("key") != key:
+        record = {"key": key, "n": n, "m": m, "size": size}
+        if self.span != Span.whole(n, m):
+            record["span"] = self.span.as_dict()
+        if state.exists() and json.loads(state.read_text()) != record:
             log.warning("%s holds work of other inputs; starting over", self.work)
             shutil.rmtree(self.work)
         fresh = not state.exists()
@@ -50,18 +86,32 @@ class WorkState:
         stale_meta = target / C.META
         if stale_meta.exists():  # a finished cache of other inputs, or a forced rebuild: no longer valid
             stale_meta.unlink()
-        if not fresh:
+        if not fresh and self.is_whole:
             self._take_back_renamed_maps()
-        s = size
-        self.images = _memmap(self.work / _IMAGES, (n, s, s), fresh)
-        self.masks = _memmap(self.work / _MASKS, (m, s, s), fresh)
-        self.status = _memmap(self.work / _STATUS, (n + m,), fresh)
+        s, ni, nm = size, self.span.n_images, self.span.n_masks
+        self.images = _memmap(self.work / _IMAGES, (ni, s, s), fresh)
+        self.masks = _memmap(self.work / _MASKS, (nm, s, s), fresh)
+        self.status = _memmap(self.work / _STATUS, (ni + nm,), fresh)
         if fresh:
             self.reasons_path.write_text("")
-            write_text(state, json.dumps({"key": key, "n": n, "m": m, "size": s}, indent=1))
-        elif n + m:
+            write_text(state, json.dumps(record, indent=1))
+        elif ni + nm:
             done = int(np.count_nonzero(self.status))
-            log.info("resuming %s: %d of %d items already done", target, done, n + m)
+            log.info("resuming %s: %d of %d items already done", target, done, ni + nm)
+
+    @property
+    def is_whole(self) -> bool:
+        return self.span == Span.whole(self.n, self.m)
+
+    def item_indices(self) -> np.ndarray:
+        """The (global) item number of every local status byte, in order."""
+        (a0, a1), (b0, b1) = self.span.images, self.span.masks
+        return np.concatenate([np.arange(a0, a1), self.n + np.arange(b0, b1)]).astype(np.int64)
+
+    def _local(self, index: int) -> int:
+        if index < self.n:
+            return index - self.span.images[0]
+        return self.span.n_images + index - self.n - self.span.masks[0]
 
     def _take_back_renamed_maps(self) -> None:
         """A crash inside finalize may have renamed a full work map to its final name: take it back."""
@@ -80,18 +130,53 @@ class WorkState:
         return self.work / _MASKS
 
     def pending(self) -> np.ndarray:
-        return np.flatnonzero(np.asarray(self.status) == PENDING)
+        """Item numbers (global) still to decode."""
+        return self.item_indices()[np.asarray(self.status) == PENDING]
 
     def put(self, index: int, status: int, value: object, reasons) -> None:
         """Store one result: pixels first, then the status byte (the order makes resuming safe)."""
+        local = self._local(index)
         if status == OK:
             if index < self.n:
-                self.images[index] = value
+                self.images[local] = value
             else:
-                self.masks[index - self.n] = value
+                self.masks[local - self.span.n_images] = value
         else:
             reasons.write(json.dumps({"index": index, "status": status, "reason": value}) + "\n")
-        self.status[index] = status
+            reasons.flush()  # before the status byte: a kill must not leave a skip without its reason
+        self.status[local] = status
+
+    @property
+    def n_items(self) -> int:
+        """Items this state holds (all ``n + m`` for a whole one, its share for a shard)."""
+        return self.span.n_images + self.span.n_masks
+
+    def absorb(self, part: WorkState, chunk: int = 512) -> None:
+        """Copy a finished part (a shard's state over a span) into this whole state: rows first,
+        then the reasons, then the status bytes, the same order as :meth:`put` keeps."""
+        if (
+            not self.is_whole
+            or part.key != self.key
+            or (part.n, part.m, part.size) != (self.n, self.m, self.size)
+        ):
+            raise ValueError(f"{part.work} is not a part of {self.work} (other inputs)")
+        (a0, a1), (b0, b1) = part.span.images, part.span.masks
+        for dst, src, lo, rows in (
+            (self.images, part.images, a0, a1 - a0),
+            (self.masks, part.masks, b0, b1 - b0),
+        ):
+            for start in range(0, rows, chunk):
+                stop = min(start + chunk, rows)
+                dst[lo + start : lo + stop] = src[start:stop]
+        status = np.asarray(part.status)
+        with open(self.reasons_path, "a") as fh:
+            for index, reason in part.reasons().items():
+                local = part._local(index)
+                fh.write(json.dumps({"index": index, "status": int(status[local]), "reason": reason}) + "\n")
+        self.flush()
+        ni = part.span.n_images
+        self.status[a0:a1] = status[:ni]
+        self.status[self.n + b0 : self.n + b1] = status[ni:]
 
     def flush(self) -> None:
         for mm in (self.images, self.masks, self.status):

@@ -4,7 +4,9 @@ and write predictions, metrics, figures and the operating thresholds (names per 
 
 Order matters for honest numbers: thresholds and the calibration temperature are fitted on the
 *validation* split and only then applied to the evaluated split. Confidence intervals resample
-patients (see :mod:`chestxai.evaluation.bootstrap`).
+patients (see :mod:`chestxai.evaluation.bootstrap`). Under torchrun every rank predicts a block
+of the rows and rank 0 alone goes on (:mod:`chestxai.evaluation.shards`): the same files as one
+process.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from chestxai.evaluation.calibration import apply_temperature, calibration_summa
 from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
 from chestxai.evaluation.metrics import classification_metrics
 from chestxai.evaluation.outputs import SplitScores, write_split_outputs
+from chestxai.evaluation.shards import Shards, predict_sharded
 from chestxai.evaluation.tasks import check_arrays, uses_thresholds
 from chestxai.evaluation.thresholds import choose_thresholds, parse_policy
 from chestxai.rundir import RunDir
@@ -174,7 +177,8 @@ def evaluate_run(
     figures: bool = True,
     store_thresholds: bool = True,
     progress: bool = False,
-) -> dict[str, Any]:
+    shards: Shards | None = None,
+) -> dict[str, Any] | None:
     """Evaluate ``run_dir`` (a trained or an ensemble run) on ``split``; write its predictions,
     metrics and figures under the split's names, and the thresholds to ``RUN/thresholds.json``.
 
@@ -183,6 +187,9 @@ def evaluate_run(
     outputs, so the run's own results stay its own. A run that is still training is refused
     (``force`` scores its current checkpoint). Returns the metrics dict, exactly as written
     (undefined values are ``None``).
+
+    ``shards`` (torchrun): this rank predicts its block of the rows and hands it to rank 0, which
+    writes everything and returns the metrics; the other ranks write nothing and return ``None``.
     """
     from chestxai.models.scorer import load_scorer
 
@@ -217,8 +224,15 @@ def evaluate_run(
 
     rows = inputs.rows(split)
     val_rows = inputs.optional_rows("val")
-    probs = predict(rows)
-    val_probs = probs if split == "val" else (predict(val_rows) if len(val_rows) else None)
+    row_sets = [rows] if split == "val" or not len(val_rows) else [rows, val_rows]
+    if shards is not None and shards.world_size > 1:
+        predicted = predict_sharded(predict, row_sets, batch_size, shards)
+        if predicted is None:  # not rank 0: rank 0 has our probabilities and writes the outputs
+            return None
+    else:
+        predicted = [predict(r) for r in row_sets]
+    probs = predicted[0]
+    val_probs = probs if split == "val" else (predicted[1] if len(predicted) > 1 else None)
     val_targets = cache.labels[val_rows] if val_probs is not None else None
     applied = None
     if calibrated:
