@@ -2,8 +2,8 @@
 
 Batched: files are decoded a batch at a time (memory stays flat on a large folder) and each batch
 is one forward. A file that fails to decode is listed on screen and in ``OUT.skipped.csv`` with
-its reason and never stops the run. Under ``torchrun --nproc_per_node N`` rank ``r`` takes files
-``r, r + N, ...``, writes its rows to a part file beside ``OUT`` and rank 0 merges them back into
+its reason and never stops the run. Under ``torchrun --nproc_per_node N`` rank ``r`` takes the
+``r``-th contiguous block of whole batches of the files, writes its rows to a part file beside ``OUT`` and rank 0 merges them back into
 input order once every rank is done (the output equals a one-process run's, row for row). Ranks
 must share the filesystem ``OUT`` lives on.
 
@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from chestxai.atomic import atomic_path
+from chestxai.evaluation.shards import batch_block
 from chestxai.rundir import prob_column, safe_name
 from chestxai.rundir.guard import check_overwrite
 from chestxai.serve.inputs import load_files
@@ -115,7 +116,10 @@ def predict_files(scorer: Any, paths: list[Path], out: str | Path, options: Pred
     out = Path(out)
     onnx = not hasattr(scorer, "explain")
     check_request(scorer, out, options, onnx)
-    mine = list(range(options.rank, len(paths), options.world_size))
+    # a contiguous block of whole batches: the batches are the one-process run's, so the numbers are too
+    mine = list(range(len(paths)))[
+        batch_block(len(paths), options.batch_size, options.rank, options.world_size)
+    ]
     rows: list[dict] = []
     skipped: list[dict] = []
     bar = tqdm(total=len(mine), desc="predict", unit="img", disable=not options.progress)
