@@ -96,7 +96,8 @@ def test_an_ensemble_is_a_complete_run_directory(ensemble) -> None:
 
 def test_compare_and_report_read_an_ensemble(ensemble, tmp_path) -> None:
     a, b, out, _ = ensemble
-    s = compare_runs([a, out], n_boot=50, speed=False).summary  # once impossible: an ensemble has no checkpoint
+    # once impossible: an ensemble has no checkpoint
+    s = compare_runs([a, out], n_boot=50, speed=False).summary
     assert s.loc[1, "model"] == "ensemble(resnet18+mobilenetv2)"
     params = [
         sum(p.numel() for p in create_model(n, 1, "binary", input_size=32).parameters())

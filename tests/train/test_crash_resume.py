@@ -20,7 +20,8 @@ from chestxai.testing import blob_dataset, write_tiny_cache
 from chestxai.train.loop import train
 
 EPOCHS = 3
-TIMING = ["epoch_time_s", "train_images_per_s", "peak_memory_mb"]  # measured, not computed: differ per process
+# measured, not computed: they differ between processes
+TIMING = ["epoch_time_s", "train_images_per_s", "peak_memory_mb"]
 # the subprocess: the real loop, without MLflow (tracking is beside the point here, and slow to start)
 DRIVER = """
 import sys
