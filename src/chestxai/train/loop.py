@@ -158,6 +158,8 @@ def _fit(
         crash_point("train:after-splits")
         tracker.log_params(config.to_dict())
 
+    if device.type == "cuda":  # peak_memory_mb is this run's, not an earlier run's in the same process
+        torch.cuda.reset_peak_memory_stats(device)
     # ---- epochs -----------------------------------------------------------------------------
     for epoch in range(state.epoch, cfg.epochs):
         if state.stopped_early:
