@@ -21,6 +21,7 @@ def mlflow_callback(uri: str) -> Callable[[Any, Any], None] | None:
     """Optuna's MLflowCallback on ``uri``, or None when mlflow / optuna-integration is missing."""
     try:
         import mlflow  # noqa: F401
+        import mlflow.utils.validation  # noqa: F401  (the callback reads it; a bare `import mlflow` may not load it)
         from optuna_integration import MLflowCallback
     except ImportError:
         log.info("mlflow or optuna-integration not installed: the study is not logged to MLflow")
