@@ -29,8 +29,12 @@ model.dropout: {uniform: [0, 0.5]}
 
 
 @pytest.fixture(autouse=True)
-def no_mlflow(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)
+def no_mlflow(request, monkeypatch):
+    """Hide MLflow, except from tests marked ``real_mlflow``. Those keep whatever ``mlflow`` is
+    already imported: deleting it and importing again would make a second ``mlflow`` module
+    whose submodules (``mlflow.utils`` ...) stay cached from the first and are not its attributes."""
+    if request.node.get_closest_marker("real_mlflow") is None:
+        monkeypatch.setitem(sys.modules, "mlflow", None)
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,14 @@ in an experiment named after the study (Optuna's MLflowCallback), in the store b
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from .conftest import run_here, tune_args
 
 
 @pytest.mark.slow
-def test_trials_are_logged_to_mlflow(tiny, tmp_path, monkeypatch):
-    monkeypatch.delitem(sys.modules, "mlflow", raising=False)  # undo the autouse no_mlflow
+@pytest.mark.real_mlflow
+def test_trials_are_logged_to_mlflow(tiny, tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="pip install 'chestxai[track]'")
     study = tmp_path / "runs" / "logged"
     assert run_here(tune_args(tiny, study, 2)) == 0
