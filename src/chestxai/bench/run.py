@@ -191,7 +191,7 @@ def _label_sanity(
     from chestxai.explain.evaluate import model_inputs
     from chestxai.explain.explainer import Explainer
     from chestxai.explain.run import load_run
-    from chestxai.explain.sanity import SANITY_THRESHOLD, map_similarity
+    from chestxai.explain.sanity import SANITY_THRESHOLD, map_similarity, summarise_similarity
     from chestxai.rundir.tables import read_history
     from chestxai.train.distributed import pick_device
 
@@ -214,16 +214,10 @@ def _label_sanity(
     for method, row in best.items():
         maps = [Explainer(net, method, layer=row["module"], seed=cfg.seed).explain(x, [0] * len(x))
                 for net in (model, other)]  # fmt: skip
-        sim = map_similarity(maps[0], maps[1])
-        rho = sim["spearman"][~np.isnan(sim["spearman"])]
-        mean = float(rho.mean()) if len(rho) else None
-        out["methods"][method] = {
-            "layer": row["layer"],
-            "spearman": mean,
-            "ssim": None if np.isnan(sim["ssim"]).all() else float(np.nanmean(sim["ssim"])),
-            "n_compared": int(len(rho)),
-            "passed": None if mean is None else bool(mean < SANITY_THRESHOLD),
-        }
+        summary = summarise_similarity(map_similarity(maps[0], maps[1]))
+        mean = summary["spearman"]
+        passed = None if mean is None else bool(mean < SANITY_THRESHOLD)
+        out["methods"][method] = {"layer": row["layer"]} | summary | {"passed": passed}
     return out
 
 

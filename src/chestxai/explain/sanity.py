@@ -126,18 +126,22 @@ def map_similarity(reference: np.ndarray, other: np.ndarray) -> dict[str, np.nda
     return {"spearman": rho, "ssim": ssim, "constant": constant, "undefined": undefined}
 
 
-def _row(randomised: str, blocks: list[str], sim: dict[str, np.ndarray]) -> dict[str, Any]:
+def summarise_similarity(sim: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The means of :func:`map_similarity`'s per-image figures (undefined images left out), with
+    how many images were compared: what every randomisation check (model or label) reports."""
     rho, ssim = sim["spearman"], sim["ssim"]
     defined = ~np.isnan(rho)
     return {
-        "randomised": randomised,
-        "blocks": blocks,
         "spearman": float(rho[defined].mean()) if defined.any() else None,
         "spearman_std": float(rho[defined].std()) if defined.any() else None,
         "ssim": None if np.isnan(ssim).all() else float(np.nanmean(ssim)),
         "n_compared": int(defined.sum()),
         "n_constant": int(sim["constant"].sum()),
     }
+
+
+def _row(randomised: str, blocks: list[str], sim: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {"randomised": randomised, "blocks": blocks} | summarise_similarity(sim)
 
 
 def randomisation_similarity(
