@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from chestxai.evaluation.delong import auc_covariance, delong_test
-from chestxai.evaluation.significance import paired_bootstrap_auc, per_class_delong
+from chestxai.evaluation.significance import format_p, paired_bootstrap_auc, per_class_delong
 
 
 def textbook_covariance(y, a, b):
@@ -82,3 +82,15 @@ def test_per_class_delong_skips_undefined_classes():
 def test_too_few_cases_is_an_error():
     with pytest.raises(ValueError, match="at least two positive"):
         delong_test(np.array([1, 0, 0.0]), np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.2, 0.1]))
+
+
+def test_a_bootstrap_p_value_is_never_zero_and_prints_as_a_bound():
+    y, _, _ = two_predictors(2, n=300)
+    rng = np.random.default_rng(5)
+    good, bad = y + rng.normal(0, 0.1, len(y)), y + rng.normal(0, 3.0, len(y))
+    sig = lambda s: 1 / (1 + np.exp(-s))  # noqa: E731
+    pb = paired_bootstrap_auc(y[:, None], sig(good)[:, None], sig(bad)[:, None], "binary", n_boot=500)
+    assert pb.diff > 0.2
+    assert pb.p_value == pytest.approx(2 / 501)  # no replicate crossed zero: (1 + 0) / (1 + n), two-sided
+    assert format_p(pb.p_value) == "0.00399" and format_p(2e-17) == "< 0.001" and format_p(0.5) == "0.5"
+    assert format_p(float("nan")) == "n/a"

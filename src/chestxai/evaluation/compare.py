@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from chestxai.atomic import write_text
 from chestxai.evaluation.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
 from chestxai.evaluation.cost import SpeedSettings, cost_row, resolve_device
-from chestxai.evaluation.significance import paired_bootstrap_auc, per_class_delong
+from chestxai.evaluation.significance import format_p, paired_bootstrap_auc, per_class_delong
 from chestxai.evaluation.tasks import uses_thresholds
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_overwrite
@@ -136,8 +136,8 @@ def _fmt(v: dict | None) -> str:
 
 
 def _p_text(row: dict) -> str:
-    boot = f"bootstrap (macro AUC) {row['p_bootstrap_macro_auc']:.3g}"
-    return f"DeLong {row['p_delong']:.3g}; {boot}" if np.isfinite(row["p_delong"]) else boot
+    boot = f"bootstrap (macro AUC) {format_p(row['p_bootstrap_macro_auc'])}"
+    return f"DeLong {format_p(row['p_delong'])}; {boot}" if np.isfinite(row["p_delong"]) else boot
 
 
 def _metric(metrics: dict, key: str) -> dict | None:
@@ -332,7 +332,7 @@ def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> l
         f"{r.roc_auc:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.roc_auc) else "n/a"
         for r in pc.itertuples()
     ]
-    pc["p_delong_vs_first"] = [f"{p:.3g}" if np.isfinite(p) else "" for p in pc["p_delong_vs_first"]]
+    pc["p_delong_vs_first"] = [format_p(p) if np.isfinite(p) else "" for p in pc["p_delong_vs_first"]]
     pc = pc.drop(columns=["ci_low", "ci_high"])
     figures = "".join(f"![{key}]({path.name})\n" for key, path in comparison.figures.items())
     text = (

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class PairedBootstrapResult:
     diff: float  # macro AUC(a) - macro AUC(b) on the full sample
     ci: tuple[float, float]
-    p_value: float  # two-sided, from the share of replicates on either side of zero
+    p_value: float  # two-sided, from the replicates on either side of zero, (1 + k) / (1 + n)
     n_boot: int
 
 
@@ -86,6 +86,15 @@ def paired_bootstrap_auc(
     lo, hi = np.percentile(d, [tail, 100.0 - tail])
     if np.all(d == 0):
         p = 1.0
-    else:
-        p = float(min(1.0, 2.0 * min((d <= 0).mean(), (d >= 0).mean())))
+    else:  # (1 + count) / (1 + n): a Monte Carlo p-value is never 0, at most 2 / (n + 1) apart
+        tail_count = min(int((d <= 0).sum()), int((d >= 0).sum()))
+        p = float(min(1.0, 2.0 * (1 + tail_count) / (1 + d.size)))
     return PairedBootstrapResult(diff, (float(lo), float(hi)), p, n_boot)
+
+
+def format_p(p: float) -> str:
+    """A p-value for a table: three significant digits, ``< 0.001`` below that (a bootstrap or an
+    asymptotic p that small says only "far beyond chance"; printing 0 or 1e-17 says more)."""
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 1e-3 else f"{p:.3g}"

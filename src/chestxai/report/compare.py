@@ -25,6 +25,7 @@ from chestxai.evaluation.compare import (
     speed_lines,
 )
 from chestxai.evaluation.compare_plots import FIGURES, write_compare_figures
+from chestxai.evaluation.significance import format_p
 from chestxai.report.html import GENERATOR, esc, figure, page, paragraph, table
 from chestxai.report.sections import METRIC_TITLES, disclaimer, fmt_ci
 from chestxai.rundir.guard import check_overwrite, has_marker
@@ -47,8 +48,8 @@ def _p(row: dict) -> str:
     if boot is None or not np.isfinite(boot):
         return "reference"
     delong = row.get("p_delong")
-    text = f"bootstrap {boot:.3g} (macro AUC {row['delta_macro_auc']:+.3f})"
-    return f"DeLong {delong:.3g}; {text}" if delong is not None and np.isfinite(delong) else text
+    text = f"bootstrap {format_p(boot)} (macro AUC {row['delta_macro_auc']:+.3f})"
+    return f"DeLong {format_p(delong)}; {text}" if delong is not None and np.isfinite(delong) else text
 
 
 def title_for(comparison: Comparison) -> str:
@@ -103,7 +104,7 @@ def per_class_section(comparison: Comparison) -> str:
                 fmt_ci({"value": r.roc_auc, "ci": [r.ci_low, r.ci_high]}) if np.isfinite(r.roc_auc) else "n/a"
             )
             if np.isfinite(r.p_delong_vs_first):
-                text += f" (p {r.p_delong_vs_first:.3g})"
+                text += f" (p {format_p(r.p_delong_vs_first)})"
             cells.append(text)
         body.append(cells)
     return table(["label", *names], body, "ROC-AUC per class [95% CI] (DeLong p against the first run)")
