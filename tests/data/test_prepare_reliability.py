@@ -112,8 +112,8 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_work_done(tmp_path, tag):
     out = tmp_path / "out"
     code = (
         "def cb(done, total):\n"
-        "    if done == 10:\n"
-        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    if done == 10:  # to this thread: os.kill may land on a pool thread and be handled late\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
         f"prepare('folder', {str(root)!r}, size={SIZE}, out={str(out)!r}, workers=2, progress=False, "
         "on_progress=cb)\n"
     )
