@@ -111,6 +111,9 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_work_done(tmp_path, tag):
     root = image_folder(tmp_path / "imgs")
     out = tmp_path / "out"
     code = (
+        # a terminal's Ctrl-C: a test run started in the background (`cmd &`, as CI may be) inherits
+        # SIGINT ignored, and Python then installs no KeyboardInterrupt handler in the child
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "def cb(done, total):\n"
         "    if done == 10:  # to this thread: os.kill may land on a pool thread and be handled late\n"
         "        signal.raise_signal(signal.SIGINT)\n"
