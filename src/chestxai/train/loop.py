@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import resource
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +41,7 @@ from chestxai.train import distributed as D
 from chestxai.train.batches import epoch_order, iterate_batches
 from chestxai.train.data_setup import TrainingData, setup_data, splits_frame
 from chestxai.train.losses import task_loss
+from chestxai.train.memory import peak_memory_mb, reset_peak_memory
 from chestxai.train.resume import LoopState, restore, save_epoch, start_run_dir, train_state
 from chestxai.train.schedule import make_optimizer, make_scheduler
 from chestxai.train.tracking import Tracker
@@ -158,8 +157,8 @@ def _fit(
         crash_point("train:after-splits")
         tracker.log_params(config.to_dict())
 
-    if device.type == "cuda":  # peak_memory_mb is this run's, not an earlier run's in the same process
-        torch.cuda.reset_peak_memory_stats(device)
+    if not reset_peak_memory(device):  # peak_memory_mb is this run's, not an earlier run's in the process
+        log.debug("peak memory: only the process's lifetime peak is readable here")
     # ---- epochs -----------------------------------------------------------------------------
     for epoch in range(state.epoch, cfg.epochs):
         if state.stopped_early:
@@ -293,15 +292,6 @@ def _fit(
 
 
 # ---- helpers (kept below so the loop above reads straight through) ------------------------------
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory so far, in MiB: the CUDA allocator's peak on a GPU, else the process's peak
-    resident set size (what ``compare``'s cost columns report; labelled by device there)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
 def preflight(config: RunConfig) -> None:
     """Errors a recipe can cause, raised before any data is prepared or a model is built (public:
     ``chestxai tune`` runs it once before its first trial)."""
