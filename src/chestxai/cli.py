@@ -11,6 +11,7 @@ Ctrl-C ends with one line and 130, the shell's code for SIGINT.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pickle
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"{prefix}: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.verbose >= 2 or exc.errno != errno.ENOSPC:
+            raise
+        print(f"{prefix}: error: {exc if exc.filename else exc.strerror}", file=sys.stderr)  # disk full
         return 2
     except (pickle.UnpicklingError, RuntimeError) as exc:
         if args.verbose >= 2 or not _refused_pickle(exc):

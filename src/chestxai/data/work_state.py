@@ -14,6 +14,7 @@ once between them, not N times.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -204,6 +205,34 @@ def _memmap(path: Path, shape: tuple[int, ...], fresh: bool) -> np.ndarray:
     """A uint8 memory map of ``shape`` (zero-length shapes get a plain array: mmap cannot be empty)."""
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, np.uint8)
-    if fresh or not path.exists() or path.stat().st_size != int(np.prod(shape)):
-        return np.memmap(path, dtype=np.uint8, mode="w+", shape=shape)
+    nbytes = int(np.prod(shape))
+    if fresh or not path.exists() or path.stat().st_size != nbytes:
+        path.unlink(missing_ok=True)  # a fresh map is all zeros
+    reserve(path, nbytes)  # then r+, not w+: w+ would truncate the reserved file back to a sparse one
     return np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
+
+
+def reserve(path: Path, nbytes: int) -> None:
+    """Allocate ``nbytes`` of disk for ``path`` now (existing bytes kept), so that a full disk is one
+    clear error here instead of a SIGBUS ("Bus error") at whichever image first writes to a page
+    the disk cannot hold. Filesystems without ``posix_fallocate`` keep a sparse file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:  # EOPNOTSUPP, EINVAL ...: no reservation, as before
+                    os.ftruncate(fd, max(nbytes, os.fstat(fd).st_size))
+                    return
+                free = shutil.disk_usage(path.parent).free
+                raise OSError(
+                    errno.ENOSPC,
+                    f"not enough disk space for the prepared cache: {path.name} needs {nbytes / 2**30:.2f} GiB, "
+                    f"{free / 2**30:.2f} GiB free under {path.parent}; free some space or put the cache "
+                    "elsewhere ($CHESTXAI_CACHE, or the command's --out / --cache)",
+                ) from None
+        else:
+            os.ftruncate(fd, max(nbytes, os.fstat(fd).st_size))
+    finally:
+        os.close(fd)
