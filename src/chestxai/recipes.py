@@ -12,15 +12,22 @@ def list_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPES.glob("*.yaml"))
 
 
-def recipe_path(path_or_name: str | Path) -> Path:
-    """A recipe file: a path, or the name of a shipped recipe (``pneumoniamnist_resnet18``)."""
+def shipped_or_path(path_or_name: str | Path, folder: Path, what: str, listing: str) -> Path:
+    """``path_or_name`` when it is a file, else the shipped ``folder/<name>.yaml`` of that bare name;
+    neither: FileNotFoundError naming ``what`` was asked for and listing ``folder``'s names
+    (``listing`` says where they are, e.g. "the shipped recipes in configs/")."""
     path = Path(path_or_name)
     if path.is_file():
         return path
-    shipped = RECIPES / f"{path.stem}.yaml"
+    shipped = folder / f"{path.stem}.yaml"
     if path.parent == Path(".") and shipped.is_file():
         return shipped
+    names = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
     raise FileNotFoundError(
-        f"config file {path} does not exist; give a YAML path or one of the shipped recipes in configs/: "
-        f"{', '.join(list_recipes())}"
+        f"{what} {path} does not exist; give a YAML path or one of{' ' + listing if listing else ''}: {names}"
     )
+
+
+def recipe_path(path_or_name: str | Path) -> Path:
+    """A recipe file: a path, or the name of a shipped recipe (``pneumoniamnist_resnet18``)."""
+    return shipped_or_path(path_or_name, RECIPES, "config file", "the shipped recipes in configs/")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chestxai.commands._common import add_common_flags
+from chestxai.recipes import RECIPES, shipped_or_path
 from chestxai.rundir import ExperimentDir
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ delete its folder. Exit code 1 when a run or the comparison failed (they are lis
 """
 
 #: shipped experiment files (package data: configs/experiments/*.yaml)
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+EXPERIMENTS = RECIPES / "experiments"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,14 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def experiment_path(text: str) -> Path:
     """A file path, or the stem of a shipped experiment file."""
-    path = Path(text)
-    if path.is_file():
-        return path
-    shipped = EXPERIMENTS / f"{path.stem}.yaml"
-    if path.parent == Path(".") and shipped.is_file():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")))
-    raise FileNotFoundError(f"experiment file {path} does not exist; give a YAML path or one of: {names}")
+    return shipped_or_path(text, EXPERIMENTS, "experiment file", "")
 
 
 # ---- state: what each run came to ---------------------------------------------------------------

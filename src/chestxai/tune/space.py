@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from chestxai.config import SECTIONS, apply_values, config_from_dict, field_type, parse_text
-from chestxai.recipes import RECIPES
+from chestxai.recipes import RECIPES, shipped_or_path
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text
 
 SPACES = RECIPES / "spaces"
@@ -114,16 +114,7 @@ class Space:
 
 def space_path(path_or_name: str | Path) -> Path:
     """A space file: a path, or the name of a shipped space (``configs/spaces/<name>.yaml``)."""
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    shipped = SPACES / f"{path.stem}.yaml"
-    if path.parent == Path(".") and shipped.is_file():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in SPACES.glob("*.yaml")))
-    raise FileNotFoundError(
-        f"--space {path} does not exist; give a YAML path or one of the shipped spaces in configs/spaces/: {names}"
-    )
+    return shipped_or_path(path_or_name, SPACES, "--space", "the shipped spaces in configs/spaces/")
 
 
 def load_space(path_or_name: str | Path, base: dict[str, Any], overrides: list[str] | None = None) -> Space:
