@@ -64,18 +64,24 @@ RULES: dict[str, dict[str, Rule]] = {
 }
 
 
-def _check_numbers(obj: Any, section: str) -> None:
-    """ValueError naming ``section.key``, the value and the valid range for the first bad number."""
+def check_numbers(obj: Any, rules: dict[str, tuple[Any, str, str]]) -> None:
+    """ValueError for the first bad number of dataclass ``obj``: ``rules`` maps a field to (check,
+    valid range as text, the name the user knows it by: ``train.lr`` in a recipe, ``--lr`` on a
+    command line), and the error names it, the value and the valid range."""
     types = {f.name: str(f.type) for f in fields(obj)}
-    for key, (ok, valid) in RULES[section].items():
+    for key, (ok, valid, shown) in rules.items():
         value = getattr(obj, key)
         kind = types[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{section}.{key} must be a number ({kind}), got {value!r}")
+            raise ValueError(f"{shown} must be a number ({kind}), got {value!r}")
         if kind == "int" and isinstance(value, float):
-            raise ValueError(f"{section}.{key} must be a whole number, got {value!r}")
+            raise ValueError(f"{shown} must be a whole number, got {value!r}")
         if not math.isfinite(value) or not ok(value):
-            raise ValueError(f"{section}.{key} must be {valid}, got {value!r}")
+            raise ValueError(f"{shown} must be {valid}, got {value!r}")
+
+
+def _check_numbers(obj: Any, section: str) -> None:
+    check_numbers(obj, {key: (ok, valid, f"{section}.{key}") for key, (ok, valid) in RULES[section].items()})
 
 
 def _check_choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> None:

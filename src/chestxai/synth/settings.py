@@ -13,12 +13,11 @@ CPU run or a test affordable. Every number is range-checked here, with the flag 
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from chestxai.config import MAX_SIZE, MAX_WORKERS, check_device, check_run_name
+from chestxai.config import MAX_SIZE, MAX_WORKERS, check_device, check_numbers, check_run_name
 from chestxai.synth.domains import parse_domain
 from chestxai.synth.networks import blocks_for_size, check_size
 
@@ -107,15 +106,7 @@ class SynthSettings:
 
     def __post_init__(self) -> None:
         check_run_name(self.name)
-        for key, (ok, valid, flag) in RULES.items():
-            value = getattr(self, key)
-            kind = {f.name: str(f.type) for f in fields(self)}[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{flag} must be a number ({kind}), got {value!r}")
-            if kind == "int" and isinstance(value, float):
-                raise ValueError(f"{flag} must be a whole number, got {value!r}")
-            if not math.isfinite(value) or not ok(value):
-                raise ValueError(f"{flag} must be {valid}, got {value!r}")
+        check_numbers(self, RULES)
         if self.size:
             check_size(self.size)
         if self.amp not in AMP_CHOICES:
