@@ -277,18 +277,25 @@ def _build(
     started = time.perf_counter()
     groups = p.groups
     state = WorkState(p.target, p.key, len(p.table), len(groups), p.size)
+    decode_plan(p, state, groups, workers, p.table.source, progress, on_progress)
+    finish(p, state, groups, strict, time.perf_counter() - started)
+
+
+def decode_plan(
+    p: Plan,
+    state: WorkState,
+    groups: list,
+    workers: int | None,
+    label: str,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Decode ``state``'s pending items of ``p`` (the whole cache or one shard's span) with
+    ``workers`` processes (None: :func:`default_workers`); ``label`` names it on the progress bar."""
     n_workers = default_workers(p.table) if workers is None else int(workers)
     decode_all(
-        state,
-        items(p.table, groups, p.base),
-        n_workers,
-        p.size,
-        p.decode,
-        p.table.source,
-        progress,
-        on_progress,
+        state, items(p.table, groups, p.base), n_workers, p.size, p.decode, label, progress, on_progress
     )
-    finish(p, state, groups, strict, time.perf_counter() - started)
 
 
 def finish(p: Plan, state: WorkState, groups: list, strict: bool, seconds: float) -> None:

@@ -41,11 +41,9 @@ from chestxai.data.prepare import (
     Plan,
     PrepareError,
     clear,
-    decode_all,
-    default_workers,
+    decode_plan,
     finish,
     finished,
-    items,
     reuse,
 )
 from chestxai.data.work_state import OK, Span, WorkState
@@ -126,18 +124,7 @@ def prepare_shard(
                 return folder
             started = time.perf_counter()
             state = WorkState(folder, p.key, len(p.table), len(groups), p.size, span)
-            n_workers = default_workers(p.table) if workers is None else int(workers)
-            label = f"{p.table.source} shard {k}/{n}"
-            decode_all(
-                state,
-                items(p.table, groups, p.base),
-                n_workers,
-                p.size,
-                p.decode,
-                label,
-                progress,
-                on_progress,
-            )
+            decode_plan(p, state, groups, workers, f"{p.table.source} shard {k}/{n}", progress, on_progress)
             _write_done(folder, p, state, groups, (k, n), time.perf_counter() - started)
             state.close()
     except LockedError as exc:
