@@ -216,23 +216,23 @@ def reserve(path: Path, nbytes: int) -> None:
     """Allocate ``nbytes`` of disk for ``path`` now (existing bytes kept), so that a full disk is one
     clear error here instead of a SIGBUS ("Bus error") at whichever image first writes to a page
     the disk cannot hold. Filesystems without ``posix_fallocate`` keep a sparse file."""
+    allocate = getattr(os, "posix_fallocate", None)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if hasattr(os, "posix_fallocate"):
+        if allocate is not None:
             try:
-                os.posix_fallocate(fd, 0, nbytes)
+                allocate(fd, 0, nbytes)
+                return
             except OSError as exc:
-                if exc.errno != errno.ENOSPC:  # EOPNOTSUPP, EINVAL ...: no reservation, as before
-                    os.ftruncate(fd, max(nbytes, os.fstat(fd).st_size))
-                    return
-                free = shutil.disk_usage(path.parent).free
-                raise OSError(
-                    errno.ENOSPC,
-                    f"not enough disk space for the prepared cache: {path.name} needs {nbytes / 2**30:.2f} GiB, "
-                    f"{free / 2**30:.2f} GiB free under {path.parent}; free some space or put the cache "
-                    "elsewhere ($CHESTXAI_CACHE, or the command's --out / --cache)",
-                ) from None
-        else:
-            os.ftruncate(fd, max(nbytes, os.fstat(fd).st_size))
+                if exc.errno == errno.ENOSPC:
+                    free = shutil.disk_usage(path.parent).free
+                    raise OSError(
+                        errno.ENOSPC,
+                        f"not enough disk space for the prepared cache: {path.name} needs "
+                        f"{nbytes / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free under {path.parent}; free some "
+                        "space or put the cache elsewhere ($CHESTXAI_CACHE, or the command's --out / --cache)",
+                    ) from None
+                # EOPNOTSUPP, EINVAL ...: this filesystem cannot reserve; a sparse file, as before
+        os.ftruncate(fd, max(nbytes, os.fstat(fd).st_size))
     finally:
         os.close(fd)
