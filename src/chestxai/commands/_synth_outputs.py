@@ -62,14 +62,6 @@ def _positive(flag: str):
     return parse
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def register_generate(sub: Any) -> None:
     p = sub.add_parser(
         "generate",
@@ -92,6 +84,7 @@ def register_generate(sub: Any) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     from chestxai.synth.generate import generate
+    from chestxai.train.distributed import pick_device
 
     g = generate(
         args.run,
@@ -102,7 +95,7 @@ def run_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         force=args.force,
-        device=_device(args.device),
+        device=str(pick_device(args.device)),
         progress=not args.no_progress,
     )
     print(f"wrote {g.n} images ({g.source_domain} -> {g.target_domain}) and {g.out.manifest}")
@@ -145,8 +138,10 @@ def register_evaluate(sub: Any) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from chestxai.evaluation.significance import format_p
     from chestxai.report.synth import build_synth_report
     from chestxai.synth.realism import evaluate_synth
+    from chestxai.train.distributed import pick_device
 
     m = evaluate_synth(
         args.run,
@@ -159,7 +154,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         gallery=args.gallery,
         c2st_epochs=args.c2st_epochs,
         batch_size=args.batch_size,
-        device=_device(args.device),
+        device=str(pick_device(args.device)),
         force=args.force,
         progress=not args.no_progress,
     )
@@ -167,7 +162,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         fid = (m.get("fid") or {}).get(d)
         lc = (m.get("label_consistency") or {}).get(d)
         print(
-            f"{d}: two-sample accuracy {r['accuracy']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] p={r['p_value']:.3g} "
+            f"{d}: two-sample accuracy {r['accuracy']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] p {format_p(r['p_value'])} "
             f"(n={r['n_test']}); cycle SSIM {m['cycle_ssim'][d]['mean']:.3f}"
             + (f"; FID {fid['value']:.2f}" if fid else "")
             + (f"; label consistency {lc['share']:.3f}" if lc and lc.get("share") is not None else "")

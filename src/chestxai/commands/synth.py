@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from chestxai.commands._common import add_common_flags
 from chestxai.commands._options import HELP as OPTION_HELP
-
-OUTPUTS_MODULE = "chestxai.commands._synth_outputs"  # generate / evaluate (registered when present)
+from chestxai.commands._synth_outputs import register_evaluate, register_generate
 
 TRAIN_EPILOG = """\
 examples:
@@ -78,10 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     inner = p.add_subparsers(dest="synth_command", metavar="<subcommand>")
     _register_train(inner)
-    if importlib.util.find_spec(OUTPUTS_MODULE) is not None:  # generate/evaluate, once they exist
-        outputs = importlib.import_module(OUTPUTS_MODULE)
-        outputs.register_generate(inner)
-        outputs.register_evaluate(inner)
+    register_generate(inner)
+    register_evaluate(inner)
     p.set_defaults(func=lambda args: _no_subcommand(p))
 
 

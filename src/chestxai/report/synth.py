@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from chestxai.atomic import write_text
+from chestxai.evaluation.significance import format_p
 from chestxai.report.html import GENERATOR, esc, figure, page, paragraph, table
 from chestxai.rundir import SynthRunDir
 from chestxai.rundir.guard import check_overwrite, has_marker
@@ -33,18 +34,12 @@ def _f(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def _p(p) -> str:
-    if p is None:
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def two_sample_verdict(direction: str, r: dict, source: str, target: str) -> str:
     """One plain sentence per direction: easy to detect, or not distinguishable by this test."""
     acc, (lo, hi) = r["accuracy"], r["ci"]
     head = (
         f"{direction} ({source} -> {target}): a small CNN separates real {target} images from translated ones "
-        f"with held-out accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}] on {r['n_test']} images (p {_p(r['p_value'])} vs 0.5)"
+        f"with held-out accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}] on {r['n_test']} images (p {format_p(r['p_value'])} vs 0.5)"
     )
     if r["p_value"] < 0.05:
         tail = "the translations are easy to detect."
@@ -80,7 +75,7 @@ def _ref(ts: dict) -> str:
     ref = ts.get("real_vs_real")
     if not ref:
         return "n/a"
-    return f"{ref['accuracy']:.3f} [{ref['ci'][0]:.3f}, {ref['ci'][1]:.3f}] (p {_p(ref['p_value'])}, n {ref['n_test']})"
+    return f"{ref['accuracy']:.3f} [{ref['ci'][0]:.3f}, {ref['ci'][1]:.3f}] (p {format_p(ref['p_value'])}, n {ref['n_test']})"
 
 
 def realism_table(m: dict) -> str:
@@ -93,7 +88,7 @@ def realism_table(m: dict) -> str:
         lc = (m.get("label_consistency") or {}).get(d) or {}
         pair = f"{s['source']} -> {s['target']}"
         realism.append([
-            d, pair, f"{ts['accuracy']:.3f} [{ts['ci'][0]:.3f}, {ts['ci'][1]:.3f}]", _p(ts["p_value"]), ts["n_test"],
+            d, pair, f"{ts['accuracy']:.3f} [{ts['ci'][0]:.3f}, {ts['ci'][1]:.3f}]", format_p(ts["p_value"]), ts["n_test"],
             _ref(ts), _f(fid["value"], 2) if fid else "n/a", f"{kid['mean']:.4f} ± {kid['std']:.4f}" if kid else "n/a",
         ])  # fmt: skip
         faithful.append([
