@@ -14,7 +14,7 @@ import yaml
 from chestxai.cli import main
 from chestxai.commands._experiment_spec import load_experiment
 from chestxai.commands.experiment import experiment_path
-from chestxai.testing import blob_dataset, write_tiny_cache
+from chestxai.testing import blob_cache
 
 FAST = {"train.epochs": 1, "train.max_steps_per_epoch": 1, "train.threads": 1, "train.batch_size": 16}
 
@@ -26,11 +26,7 @@ def no_mlflow(monkeypatch):
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
-    images, labels, _ = blob_dataset(96, size=32, seed=1)
-    split = ["train"] * 48 + ["val"] * 24 + ["test"] * 24
-    return write_tiny_cache(
-        tmp_path_factory.mktemp("cache") / "c", images, labels, ["Blob"], "binary", split=split
-    )
+    return blob_cache(tmp_path_factory.mktemp("cache") / "c", (48, 24, 24), size=32, seed=1)
 
 
 def write_experiment(path: Path, cache: Path, dropout_b: float = 0.2, broken: bool = True) -> Path:

@@ -94,6 +94,15 @@ def blob_dataset(n: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.
 SPLIT_CYCLE = ("train", "val", "test", "test")
 
 
+def blob_cache(path: Path, counts: tuple[int, int, int], size: int = 32, seed: int = 0) -> Path:
+    """A binary ``Blob`` cache at ``path`` of :func:`blob_dataset` images: the first ``counts[0]``
+    rows train, the next ``counts[1]`` val, the last ``counts[2]`` test (what training tests need)."""
+    n_train, n_val, n_test = counts
+    images, labels, _ = blob_dataset(n_train + n_val + n_test, size=size, seed=seed)
+    split = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+    return write_tiny_cache(path, images, labels, ["Blob"], "binary", split=split)
+
+
 def tiny_labels(task: str, n: int, n_labels: int, rng: np.random.Generator) -> np.ndarray:
     if task == "binary":
         return (rng.random((n, 1)) < 0.4).astype(np.float32)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from bench_helpers import write_background_folder
+
+from chestxai.evaluation.cost import torch_threads
 
 
 @pytest.fixture
@@ -17,7 +18,5 @@ def background_folder(tmp_path) -> Path:
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """One intra-op thread (the shared 2-core machine; also keeps seeded results identical)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield

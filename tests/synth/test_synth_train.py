@@ -18,7 +18,7 @@ from chestxai.crashpoints import ENV
 from chestxai.synth.checkpoint import load_synth, read_synth
 from chestxai.synth.loop import train_synth
 from chestxai.synth.settings import SynthSettings
-from chestxai.testing import blob_dataset, write_tiny_cache, write_tiny_run
+from chestxai.testing import blob_cache, write_tiny_run
 
 EPOCHS = 3
 STEPS = 2
@@ -34,11 +34,7 @@ train_synth(SynthSettings(cache_dir=sys.argv[1], run_dir=sys.argv[2], **SETTINGS
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
-    images, labels, _ = blob_dataset(40, size=32, seed=3)
-    split = ["train"] * 24 + ["val"] * 8 + ["test"] * 8
-    return write_tiny_cache(
-        tmp_path_factory.mktemp("c") / "blobs", images, labels, ["Blob"], "binary", split=split
-    )
+    return blob_cache(tmp_path_factory.mktemp("c") / "blobs", (24, 8, 8), size=32, seed=3)
 
 
 KW = dict(

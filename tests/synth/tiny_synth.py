@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from chestxai.evaluation.cost import torch_threads
 from chestxai.synth.loop import train_synth
 from chestxai.synth.settings import SynthSettings
 from chestxai.testing import write_tiny_cache, write_tiny_run
@@ -44,7 +44,5 @@ def tiny_classifier(root: Path, size: int = 32) -> Path:
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One torch thread in these tests (the suite shares two cores; restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield

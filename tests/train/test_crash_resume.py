@@ -16,7 +16,7 @@ import torch
 from chestxai.config import load_config
 from chestxai.crashpoints import ENV
 from chestxai.models.checkpoint import read_checkpoint
-from chestxai.testing import blob_dataset, write_tiny_cache
+from chestxai.testing import blob_cache
 from chestxai.train.loop import train
 
 EPOCHS = 3
@@ -39,11 +39,7 @@ def no_mlflow(monkeypatch):
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
-    images, labels, _ = blob_dataset(64, size=16, seed=3)
-    split = ["train"] * 40 + ["val"] * 12 + ["test"] * 12
-    return write_tiny_cache(
-        tmp_path_factory.mktemp("c") / "blobs", images, labels, ["Blob"], "binary", split=split
-    )
+    return blob_cache(tmp_path_factory.mktemp("c") / "blobs", (40, 12, 12), size=16, seed=3)
 
 
 def overrides(cache: Path, run_dir: Path) -> list[str]:

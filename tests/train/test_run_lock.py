@@ -11,15 +11,13 @@ import pytest
 
 from chestxai.config import load_config
 from chestxai.locks import LockedError, exclusive, is_locked
-from chestxai.testing import blob_dataset, write_tiny_cache
+from chestxai.testing import blob_cache
 from chestxai.train import loop
 
 
 @pytest.fixture
 def cache(tmp_path) -> Path:
-    images, labels, _ = blob_dataset(48, size=16, seed=0)
-    split = ["train"] * 32 + ["val"] * 8 + ["test"] * 8
-    return write_tiny_cache(tmp_path / "cache", images, labels, ["Blob"], "binary", split=split)
+    return blob_cache(tmp_path / "cache", (32, 8, 8), size=16, seed=0)
 
 
 def args(cache: Path, run_dir: Path) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chestxai.cli import main
-from chestxai.testing import blob_dataset, write_tiny_cache
+from chestxai.testing import blob_cache
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 #: the subprocess: the real CLI, without MLflow
@@ -42,9 +42,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     """``{"cache", "recipe", "space"}``: 64 blob images at 32 px (40 train / 12 val / 12 test), a
     recipe training resnet18 on it for 2 short epochs, and a 3-key space."""
     root = tmp_path_factory.mktemp("tune")
-    images, labels, _ = blob_dataset(64, size=32, seed=3)
-    split = ["train"] * 40 + ["val"] * 12 + ["test"] * 12
-    cache = write_tiny_cache(root / "cache", images, labels, ["Blob"], "binary", split=split)
+    cache = blob_cache(root / "cache", (40, 12, 12), size=32, seed=3)
     recipe = root / "recipe.yaml"
     recipe.write_text(
         "name: tiny\n"
