@@ -340,17 +340,19 @@ def apply_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- building and validating ---------------------------------------------------------------------
-def _check_keys(given: dict[str, Any], cls: type, where: str) -> None:
-    valid = [f.name for f in fields(cls)]
+def check_keys(given: Any, valid: Any, where: str) -> None:
+    """ValueError for the first key of ``given`` not among ``valid`` (names, or a dataclass whose
+    fields they are), with the closest valid key as a hint and the full list."""
+    names = [f.name for f in fields(valid)] if isinstance(valid, type) else [str(v) for v in valid]
     for key in given:
-        if key not in valid:
-            close = difflib.get_close_matches(str(key), valid, n=1)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: unknown key {key!r}{hint} Valid keys: {', '.join(valid)}")
+            raise ValueError(f"{where}: unknown key {key!r}{hint} Valid keys: {', '.join(names)}")
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    _check_keys(values, cls, where)
+    check_keys(values, cls, where)
     types = {f.name: str(f.type) for f in fields(cls)}
     coerced = {k: _coerce(v, types[k], f"{where} {k}") for k, v in values.items()}
     try:
@@ -363,7 +365,7 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
     """Build and validate a RunConfig; ``where`` names the source (file) in error messages."""
     raw = dict(raw or {})
     raw.pop(ENVIRONMENT_KEY, None)  # recorded by save_config; describes a past run, sets nothing
-    _check_keys(raw, RunConfig, where)
+    check_keys(raw, RunConfig, where)
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in SECTIONS:

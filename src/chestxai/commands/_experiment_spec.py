@@ -34,6 +34,7 @@ from chestxai.config import (
     RunConfig,
     apply_overrides,
     apply_values,
+    check_keys,
     check_run_name,
     config_from_dict,
     recipe_path,
@@ -90,14 +91,6 @@ class Experiment:
         return next(r for r in self.runs if r.name == name)
 
 
-def _unknown(given: dict, valid: tuple | dict, where: str) -> None:
-    for key in given:
-        if key not in valid:
-            close = difflib.get_close_matches(str(key), list(valid), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: unknown key {key!r}{hint} Valid keys: {', '.join(valid)}")
-
-
 def _overrides(raw: Any, where: str) -> Layer:
     """``set`` as a mapping (typed YAML values) or a list of ``"section.key=value"`` strings."""
     if raw is None:
@@ -116,7 +109,7 @@ def _options(raw: Any, kinds: dict[str, type], where: str) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be a mapping with keys {', '.join(kinds)}")
-    _unknown(raw, kinds, where)
+    check_keys(raw, kinds, where)
     for key, value in raw.items():
         kind = kinds[key]
         if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
@@ -166,7 +159,7 @@ def load_experiment(
     where = str(path)
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: an experiment file is a mapping with a 'runs' list")
-    _unknown(raw, TOP_KEYS, where)
+    check_keys(raw, TOP_KEYS, where)
     name = check_run_name(str(raw.get("name") or path.stem))
     entries = raw.get("runs")
     if not isinstance(entries, list) or not entries:
@@ -180,7 +173,7 @@ def load_experiment(
         at = f"{where} runs[{i}]"
         if not isinstance(entry, dict):
             raise ValueError(f"{at}: each run is a mapping with 'name' and 'recipe' (or 'ensemble')")
-        _unknown(entry, RUN_KEYS, at)
+        check_keys(entry, RUN_KEYS, at)
         if "name" not in entry:
             raise ValueError(f"{at}: a run needs a 'name' (its folder under the experiment's output)")
         try:

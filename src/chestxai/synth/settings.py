@@ -12,12 +12,11 @@ CPU run or a test affordable. Every number is range-checked here, with the flag 
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chestxai.config import MAX_SIZE, MAX_WORKERS, check_device, check_numbers, check_run_name
+from chestxai.config import MAX_SIZE, MAX_WORKERS, check_device, check_keys, check_numbers, check_run_name
 from chestxai.synth.domains import parse_domain
 from chestxai.synth.networks import blocks_for_size, check_size
 
@@ -159,12 +158,7 @@ class SynthSettings:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "synthesis config") -> SynthSettings:
         raw = {k: v for k, v in dict(raw or {}).items() if k not in ("kind", "environment")}
-        valid = [f.name for f in fields(cls)]
-        for key in raw:
-            if key not in valid:
-                close = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"{where}: unknown key {key!r}{hint}")
+        check_keys(raw, cls, where)
         try:
             return cls(**raw)
         except (TypeError, ValueError) as exc:
