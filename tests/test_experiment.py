@@ -157,7 +157,7 @@ RUN = {"name": "a", "recipe": "pneumoniamnist_resnet18"}
 @pytest.mark.parametrize(
     "doc,error,match",
     [
-        ({"rnus": [RUN]}, ValueError, r"unknown key 'rnus'; did you mean 'runs'\?"),
+        ({"rnus": [RUN]}, ValueError, r"unknown key 'rnus' \(did you mean 'runs'\?\)"),
         ({"runs": []}, ValueError, "non-empty list"),
         ({"runs": [{"name": "a", "recipie": "x"}]}, ValueError, r"did you mean 'recipe'\?"),
         (
@@ -172,7 +172,7 @@ RUN = {"name": "a", "recipe": "pneumoniamnist_resnet18"}
         (
             {"runs": [{**RUN, "set": {"model.nmae": "x"}}]},
             ValueError,
-            r"run 'a'.*unknown key 'nmae'; did you mean 'name'",
+            r"run 'a'.*unknown key 'nmae' \(did you mean 'name'",
         ),
         ({"runs": [{**RUN, "set": ["train.lr=fast"]}]}, ValueError, "run 'a'.*not a valid float"),
         ({"runs": [{**RUN, "ensemble": ["a", "b"]}]}, ValueError, "either 'recipe'.*or 'ensemble'"),

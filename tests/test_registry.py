@@ -16,7 +16,7 @@ def test_register_lookup_and_errors():
     reg.register("alpha")(1)
     reg.add("beta", 2)
     assert reg.get("alpha") == 1 and reg.names() == ["alpha", "beta"] and "beta" in reg and len(reg) == 2
-    with pytest.raises(UnknownNameError, match="Did you mean 'alpha'.*Valid widgets: alpha, beta"):
+    with pytest.raises(UnknownNameError, match="did you mean 'alpha'.*Valid widgets: alpha, beta"):
         reg.get("alpah")
     with pytest.raises(ValueError, match="registered twice"):
         reg.add("alpha", 3)
@@ -68,3 +68,10 @@ def test_a_broken_plugin_fails_every_lookup_not_only_the_first(tmp_path, monkeyp
     finally:
         for mod in [m for m in sys.modules if m == "brokenpkg" or m.startswith("brokenpkg.")]:
             del sys.modules[mod]
+
+
+def test_did_you_mean_names_the_closest_choice_or_nothing():
+    from chestxai.registry import did_you_mean
+
+    assert did_you_mean("resnt18", ["resnet18", "densenet121"]) == " (did you mean 'resnet18'?)"
+    assert did_you_mean("zzz", ["resnet18", "densenet121"]) == ""

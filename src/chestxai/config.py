@@ -14,7 +14,6 @@ loader that refuses anchors and aliases, so a small file cannot expand into giga
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import re
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
+from chestxai.registry import did_you_mean
 from chestxai.tasks import TASKS
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text  # also the way other modules read user YAML
 
@@ -346,9 +346,9 @@ def check_keys(given: Any, valid: Any, where: str) -> None:
     names = [f.name for f in fields(valid)] if isinstance(valid, type) else [str(v) for v in valid]
     for key in given:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: unknown key {key!r}{hint} Valid keys: {', '.join(names)}")
+            raise ValueError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, names)}. Valid keys: {', '.join(names)}"
+            )
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -14,10 +14,18 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``name``, or ``""``: the one hint
+    every unknown-name error in chestxai (registries, config keys, tune kinds, domain labels,
+    experiment members) appends, so a misspelling reads the same wherever it is made."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class UnknownNameError(KeyError):
@@ -73,10 +81,8 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._items, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(sorted(self._items))}"
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}. Valid {self.kind}s: {', '.join(sorted(self._items))}"
             ) from None
 
     def names(self) -> list[str]:

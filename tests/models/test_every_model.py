@@ -62,7 +62,7 @@ def test_model_trains_one_step(name: str, head: str, task: str) -> None:
 def test_unknown_model_lists_valid_names() -> None:
     with pytest.raises(KeyError, match="resnet18") as info:
         create_model("resnet19", 1, "binary")
-    assert "Did you mean 'resnet18'" in str(info.value)
+    assert "did you mean 'resnet18'" in str(info.value)
 
 
 def test_binary_needs_one_output() -> None:
@@ -91,7 +91,7 @@ def test_pcam_probability_maps_shape() -> None:
 
 def test_heads_are_a_registry_with_helpful_errors() -> None:
     assert {"pooled", "pcam"} <= set(list_heads())
-    with pytest.raises(KeyError, match="Did you mean 'pcam'") as info:
+    with pytest.raises(KeyError, match="did you mean 'pcam'") as info:
         create_model("resnet18", 1, "binary", head="pcamm")
     assert "pooled" in str(info.value)
     with pytest.raises(ValueError, match="head='pooled'"):

@@ -39,14 +39,14 @@ def test_a_valid_space_suggests_each_kind(tmp_path):
     [
         (
             "train.lrr: {log_uniform: [1e-5, 1e-2]}",
-            r"space.yaml \[train\]: unknown key 'lrr'; did you mean 'lr'\?",
+            r"space.yaml \[train\]: unknown key 'lrr' \(did you mean 'lr'\?\)",
         ),
-        ("modle.dropout: {uniform: [0, 0.5]}", r"unknown key 'modle'; did you mean 'model'\?"),
+        ("modle.dropout: {uniform: [0, 0.5]}", r"unknown key 'modle' \(did you mean 'model'\?\)"),
         ("name: {choice: [a, b]}", "cannot be searched"),
         ("train.lr: {uniform: [0.01, 0.01]}", r"train.lr: the range \[0.01, 0.01\] is empty"),
         ("train.lr: {uniform: [0.1, 0.01]}", "is reversed; write"),
         ("train.lr: {log_uniform: [0, 0.01]}", "a log scale needs low > 0"),
-        ("train.lr: {loguniform: [1e-5, 1e-2]}", "unknown kind 'loguniform'; did you mean 'log_uniform'"),
+        ("train.lr: {loguniform: [1e-5, 1e-2]}", r"unknown kind 'loguniform' \(did you mean 'log_uniform'"),
         ("train.lr: [1e-5, 1e-2]", "must be a mapping like"),
         (
             "train.epochs: {uniform: [1, 5]}",

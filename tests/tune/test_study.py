@@ -106,7 +106,7 @@ def test_rerun_continues_to_the_new_total_and_refuses_another_space(study, tiny,
 def test_space_errors_come_before_any_trial(tiny, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     for text, message in [
-        ("train.lrr: {log_uniform: [1e-4, 1e-1]}\n", "unknown key 'lrr'; did you mean 'lr'?"),
+        ("train.lrr: {log_uniform: [1e-4, 1e-1]}\n", "unknown key 'lrr' (did you mean 'lr'?)"),
         ("model.dropout: {uniform: [0.5, 0.5]}\n", "is empty"),
         ("train.lr: {gauss: [0.1, 0.2]}\n", "unknown kind 'gauss'"),
     ]:

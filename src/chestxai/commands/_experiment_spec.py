@@ -25,7 +25,6 @@ recipe < experiment ``set`` < run ``set`` < command-line ``--set``.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from chestxai.config import (
     config_from_dict,
     recipe_path,
 )
+from chestxai.registry import did_you_mean
 from chestxai.yamlsafe import load_yaml_file
 
 TOP_KEYS = ("name", "description", "set", "evaluate", "compare", "runs")
@@ -217,8 +217,7 @@ def _members(raw: Any, earlier: list[RunSpec], where: str) -> list[str]:
     known = {r.name: r for r in earlier}
     for member in raw:
         if member not in known:
-            close = difflib.get_close_matches(member, list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(member, known)
             raise ValueError(
                 f"{where}: ensemble member {member!r} is not an earlier run{hint}; "
                 f"earlier runs: {', '.join(known) or 'none'}"

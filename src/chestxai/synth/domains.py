@@ -18,12 +18,12 @@ Rows with an unknown (NaN) label never enter a domain: an unlabelled image is ne
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 import numpy as np
 
 from chestxai.labels import NO_FINDING, is_normal_name
+from chestxai.registry import did_you_mean
 
 ABSENT_PREFIX = "not:"
 
@@ -62,8 +62,7 @@ def parse_domain(text: str) -> DomainSpec:
 
 
 def _unknown_label(label: str, names: list[str], where: str) -> ValueError:
-    close = difflib.get_close_matches(label, names, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(label, names)
     return ValueError(
         f"domain label {label!r} is not a label of {where}{hint}; its labels are: {', '.join(names)} "
         f"(or use 'No Finding' / not:LABEL)"

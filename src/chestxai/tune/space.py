@@ -18,7 +18,6 @@ failed trial). A key also fixed with ``--set`` is refused: one of the two would 
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import yaml
 
 from chestxai.config import SECTIONS, apply_values, config_from_dict, field_type, parse_text
 from chestxai.recipes import RECIPES, shipped_or_path
+from chestxai.registry import did_you_mean
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text
 
 SPACES = RECIPES / "spaces"
@@ -153,7 +153,7 @@ def _check_key(key: str, where: str) -> str:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = None
-        config_from_dict(nested, where)  # raises "unknown key ...; did you mean ...? Valid keys: ..."
+        config_from_dict(nested, where)  # raises "unknown key ... (did you mean ...?). Valid keys: ..."
         raise ValueError(f"{where}: {key!r} is not a recipe key (it has no sub-keys)")
     if parts[0] not in SECTIONS:
         raise ValueError(
@@ -173,10 +173,8 @@ def _kind(key: str, spec: Any, where: str) -> str:
     unknown = [str(k) for k in spec if k not in KINDS and k not in ("step", "log")]
     if unknown or not kinds:
         bad = unknown[0] if unknown else None
-        close = difflib.get_close_matches(bad, KINDS, n=1) if bad else []
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        what = f"unknown kind {bad!r}{hint}" if bad else "no kind given"
-        raise ValueError(f"{where}: {key}: {what} Kinds: {', '.join(KINDS)}, e.g. {example}")
+        what = f"unknown kind {bad!r}{did_you_mean(bad, KINDS)}" if bad else "no kind given"
+        raise ValueError(f"{where}: {key}: {what}. Kinds: {', '.join(KINDS)}, e.g. {example}")
     kind = kinds[0]
     for option in ("step", "log"):
         if option in spec and option not in OPTIONS[kind]:
