@@ -150,6 +150,31 @@ def test_xrv_name_is_found_in_the_torchxrayvision_cache_without_network(
     assert offline_guard == []
 
 
+def test_single_dataset_weights_keep_only_the_findings_they_learnt(tmp_path, monkeypatch) -> None:
+    """torchxrayvision's RSNA DenseNet learnt 2 of its 18 outputs: the classifier has those 2, with
+    their published operating points, whether named or given as a local copy of the file."""
+    torch.manual_seed(0)
+    reference = DenseNet().eval()
+    reference.op_threshs = None  # as published: the operating points are the package's, not the file's
+    _randomise_batchnorm(reference)
+    entry = X.CATALOGUE["densenet121-res224-rsna"]
+    _save_as_torchxrayvision(reference, tmp_path / entry.filename)
+    monkeypatch.setenv("TORCHXRAYVISION_CACHE_DIR", str(tmp_path))
+    images = np.random.default_rng(0).integers(0, 256, (2, 224, 224), dtype=np.uint8)
+    for spelling in ("xrv:densenet121-res224-rsna", f"xrv:{tmp_path / entry.filename}"):
+        model, names, preprocess, thresholds = X.xrv_classifier(spelling)
+        assert names == ["Pneumonia", "Lung Opacity"] and model.num_labels == 2
+        assert thresholds == {
+            "Pneumonia": pytest.approx(0.13486601),
+            "Lung Opacity": pytest.approx(0.13511065),
+        }
+        raw = torch.as_tensor(images, dtype=torch.float32)[:, None] / 255 * 2048 - 1024
+        with torch.no_grad():
+            torch.testing.assert_close(
+                model(to_input(images, preprocess)), reference(raw)[:, [8, 16]], rtol=1e-4, atol=1e-4
+            )
+
+
 def test_xrv_name_offline_miss_says_where_to_put_the_file(tmp_path, monkeypatch, offline_guard) -> None:
     monkeypatch.setenv("TORCHXRAYVISION_CACHE_DIR", str(tmp_path / "xrv"))
     monkeypatch.setenv("CHESTXAI_OFFLINE", "1")

@@ -17,7 +17,8 @@ keys (``norm.1`` -> ``norm1``). The weights expect their own input: pixels scale
 stores in the checkpoint so that evaluation, explanation and serving feed the model the same.
 
 As a backbone to fine-tune, ``create_model(..., weights="xrv:...")`` loads it under a new head;
-to use the published classifier as it is (18 findings), :func:`xrv_classifier` / :func:`xrv_checkpoint`.
+to use the published classifier as it is (the findings those weights learnt, with their operating
+points), :func:`xrv_classifier` / :func:`xrv_checkpoint`.
 """
 
 from __future__ import annotations
@@ -52,12 +53,16 @@ _NAN = math.nan
 class XrvWeights:
     """One published weights file: our architecture, its URL, and the operating points
     (``op_threshs``: torchxrayvision calibrates each output so that this probability maps to 0.5;
-    NaN = the output was not trained for that weights set)."""
+    NaN = the output was not trained for that weights set, and torchxrayvision leaves its label
+    empty). Values as torchxrayvision 1.5.7's ``models.model_urls`` publishes them
+    (``tests/models/test_xrv_reference.py`` compares every entry with the package's)."""
 
     name: str
     model: str
     filename: str
     op_threshs: tuple[float, ...] = ()
+    #: output i's finding, ``""`` where these weights never learnt it (torchxrayvision's ``targets``)
+    labels: tuple[str, ...] = PATHOLOGIES
 
     @property
     def url(self) -> str:
@@ -68,29 +73,50 @@ class XrvWeights:
         return NATIVE_SIZE[self.model]
 
 
-def _dn(tag: str) -> str:
-    return f"{tag}-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt"
+def _dn(name: str, tag: str, *ops: float) -> XrvWeights:
+    """A DenseNet-121 entry; its labels are the findings with an operating point (the package's
+    labels are empty exactly where its op_threshs are NaN)."""
+    labels = tuple("" if math.isnan(o) else p for p, o in zip(PATHOLOGIES, ops, strict=True))
+    filename = f"{tag}-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt"
+    return XrvWeights(name, "densenet121", filename, tuple(ops), labels)
 
 
 #: the published names (torchxrayvision ``model_urls``) with their operating points
 CATALOGUE = {
     w.name: w
     for w in (
-        XrvWeights("densenet121-res224-all", "densenet121", _dn("nih-pc-chex-mimic_ch-google-openi-kaggle"), (
+        _dn("densenet121-res224-all", "nih-pc-chex-mimic_ch-google-openi-kaggle",
             0.07422872, 0.038290843, 0.09814756, 0.0098118475, 0.023601074, 0.0022490358, 0.010060724,
             0.103246614, 0.056810737, 0.026791653, 0.050318155, 0.023985857, 0.01939503, 0.042889766,
-            0.053369623, 0.035975814, 0.20204692, 0.05015312)),
-        XrvWeights("densenet121-res224-nih", "densenet121", _dn("nih")),
-        XrvWeights("densenet121-res224-pc", "densenet121", _dn("pc")),
-        XrvWeights("densenet121-res224-chex", "densenet121", _dn("chex")),
-        XrvWeights("densenet121-res224-rsna", "densenet121", _dn("kaggle")),
-        XrvWeights("densenet121-res224-mimic_nb", "densenet121", _dn("mimic_nb")),
-        XrvWeights("densenet121-res224-mimic_ch", "densenet121", _dn("mimic_ch")),
+            0.053369623, 0.035975814, 0.20204692, 0.05015312),
+        _dn("densenet121-res224-nih", "nih",
+            0.039117552, 0.0034529066, 0.11396341, 0.0057298196, 0.00045666535, 0.0018880932, 0.012037827,
+            0.038744126, 0.0037213727, 0.014730946, 0.016149804, 0.054241467, 0.037198864, 0.0004403434,
+            _NAN, _NAN, _NAN, _NAN),
+        _dn("densenet121-res224-pc", "pc",
+            0.031012505, 0.013347598, 0.081435576, 0.001262615, 0.002587246, 0.0035944257, 0.0023071,
+            0.055412333, 0.044385884, 0.042766232, 0.043258056, 0.037629247, 0.005658899, 0.0091741895,
+            _NAN, 0.026507627, _NAN, _NAN),
+        _dn("densenet121-res224-chex", "chex",
+            0.1988969, 0.05710573, _NAN, 0.0531293, 0.1435217, _NAN, _NAN, 0.27212676, 0.07749717, _NAN,
+            0.19712369, _NAN, _NAN, _NAN, 0.09932402, 0.09273402, 0.3270967, 0.10888247),
+        _dn("densenet121-res224-rsna", "kaggle",
+            _NAN, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN, 0.13486601, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN,
+            _NAN, 0.13511065, _NAN),
+        _dn("densenet121-res224-mimic_nb", "mimic_nb",
+            0.08558747, 0.011884617, _NAN, 0.0040595434, 0.010733786, _NAN, _NAN, 0.118761964, 0.022924708,
+            _NAN, 0.06358637, _NAN, _NAN, _NAN, 0.022143636, 0.017476924, 0.1258702, 0.014020768),
+        _dn("densenet121-res224-mimic_ch", "mimic_ch",
+            0.09121389, 0.010573786, _NAN, 0.005023008, 0.003698257, _NAN, _NAN, 0.08001232, 0.037242252,
+            _NAN, 0.05006329, _NAN, _NAN, _NAN, 0.019866971, 0.03823637, 0.11303808, 0.0069147074),
+        # all 18 labelled, two without an operating point (torchxrayvision's op_norm gives them 0.5)
         XrvWeights("resnet50-res512-all", "resnet50", "pc-nih-rsna-siim-vin-resnet50-test512-e400-state.pt", (
             0.51570356, 0.50444704, 0.53787947, 0.50723547, 0.5025118, 0.5035252, 0.5038076, 0.51862943,
             0.5078151, 0.50724894, 0.5056339, 0.510706, 0.5053923, 0.5020846, _NAN, 0.5080557, 0.5138526, _NAN)),
     )
 }  # fmt: skip
+#: a local copy of a published file is recognised by its name (its labels and operating points apply)
+BY_FILENAME = {w.filename: w for w in CATALOGUE.values()}
 
 
 def is_xrv(weights: str | Path | None) -> bool:
@@ -208,6 +234,11 @@ class XrvState:
         key = "classifier" if self.arch == "densenet121" else "fc"
         return self.state[f"{key}.weight"], self.state[f"{key}.bias"]
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Each output's finding, ``""`` where never learnt (a file of unknown origin: all 18)."""
+        return self.entry.labels if self.entry is not None else PATHOLOGIES
+
 
 def read_xrv_state(weights: str, model_name: str | None = None) -> XrvState:
     """Resolve and read an ``xrv:`` file once; ``model_name`` must be its architecture when given."""
@@ -221,39 +252,45 @@ def read_xrv_state(weights: str, model_name: str | None = None) -> XrvState:
         )
     ops = entry.op_threshs if entry is not None else ()
     if not ops and "op_threshs" in raw and raw["op_threshs"].numel() == len(PATHOLOGIES):
-        ops = tuple(float(t) for t in raw["op_threshs"])
+        ops = tuple(float(t) for t in raw["op_threshs"])  # a local file's own operating points
+    if entry is None and file.name in BY_FILENAME:  # a local copy of a published file
+        entry = BY_FILENAME[file.name]
+        ops = ops or entry.op_threshs
     return XrvState(to_timm_keys(raw), file, arch, entry, ops)
 
 
 def xrv_classifier(weights: str, input_size: int = 0):
     """The published classifier as it is: (model, label names, preprocess, thresholds).
 
-    Our model returns logits; torchxrayvision's ``op_norm`` maps each output's operating point to
-    0.5, which is the same decision as thresholding our sigmoid at ``op_threshs`` (returned as the
-    thresholds; 0.5 where the weights state none, e.g. outputs a single-dataset model never learned).
-    The file is read once.
+    Only the outputs these weights learnt are kept (torchxrayvision's non-empty ``targets``: 18
+    for the ``all`` models, e.g. 2 for ``densenet121-res224-rsna``), so an untrained output never
+    reaches metrics or heatmaps. Our model returns logits; torchxrayvision's ``op_norm`` maps each
+    output's operating point to 0.5, which is the same decision as thresholding our sigmoid at
+    ``op_threshs`` (returned as the thresholds; 0.5 where the weights state none). The file is
+    read once.
     """
     import torch
 
     from chestxai.models.factory import build_classifier
 
     xs = read_xrv_state(weights)
+    keep = [i for i, name in enumerate(xs.labels) if name]
     size = input_size or NATIVE_SIZE[xs.arch]
     preprocess = {"size": int(size), "mean": MEAN, "std": STD}
     model = build_classifier(
-        xs.arch, len(PATHOLOGIES), "multilabel", input_size=size, state=xs.state, source=xs.file
+        xs.arch, len(keep), "multilabel", input_size=size, state=xs.state, source=xs.file
     )
     weight, bias = xs.classifier
     with torch.no_grad():
-        model.head.fc.weight.copy_(weight)
-        model.head.fc.bias.copy_(bias)
+        model.head.fc.weight.copy_(weight[keep])
+        model.head.fc.bias.copy_(bias[keep])
     model.eval()
     ops = xs.op_threshs
+    names = [xs.labels[i] for i in keep]
     thresholds = {
-        name: float(ops[i]) if i < len(ops) and not math.isnan(ops[i]) else 0.5
-        for i, name in enumerate(PATHOLOGIES)
+        xs.labels[i]: float(ops[i]) if i < len(ops) and not math.isnan(ops[i]) else 0.5 for i in keep
     }
-    return model, list(PATHOLOGIES), preprocess, thresholds
+    return model, names, preprocess, thresholds
 
 
 def xrv_checkpoint(weights: str, input_size: int = 0) -> dict:
