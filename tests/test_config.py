@@ -76,7 +76,7 @@ NUMERIC_CASES = [
     ("model", "dropout", 1.0, 0.0),
     ("model", "input_size", 4, 0),
     ("model", "aux_weight", -0.5, 0.0),
-    ("train", "epochs", 0, 1),
+    ("train", "epochs", -1, 0),
     ("train", "batch_size", 0, 1),
     ("train", "lr", float("inf"), 10.0),
     ("train", "weight_decay", -1e-4, 0.0),

@@ -49,7 +49,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "aux_weight": (lambda v: 0 <= v <= 100, "in [0, 100]"),
     },
     "train": {
-        "epochs": (lambda v: 1 <= v <= 100_000, "in [1, 100000]"),
+        "epochs": (lambda v: 0 <= v <= 100_000, "in [0, 100000] (0 = score the initial model, no training)"),
         "batch_size": (lambda v: 1 <= v <= 1_000_000, "in [1, 1000000]"),
         "lr": (lambda v: 0 < v <= 10, "in (0, 10]"),
         "weight_decay": (lambda v: 0 <= v <= 10, "in [0, 10]"),
@@ -144,6 +144,9 @@ class ModelConfig:
     input_size: int = 0  # 0 = data.size
     aux: str = ""  # auxiliary task: a cache index column (e.g. "view") predicted by a second head
     aux_weight: float = 0.3
+    # xrv weights: their classifier for the run's findings instead of a new head (with train.epochs: 0,
+    # torchxrayvision's model as it is, to evaluate and explain)
+    published_head: bool = False
 
     def __post_init__(self) -> None:
         _check_numbers(self, "model")
@@ -151,7 +154,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 10  # 0 = no training: the initial model is scored once on val and saved
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -175,7 +178,7 @@ class TrainConfig:
         _check_choice("train", "schedule", self.schedule, ("cosine", "onecycle", "constant"))
         _check_choice("train", "sampler", self.sampler, ("shuffle", "weighted"))
         _check_numbers(self, "train")
-        if self.warmup_epochs and self.warmup_epochs >= self.epochs:
+        if self.warmup_epochs and self.epochs and self.warmup_epochs >= self.epochs:  # 0 epochs: no schedule
             raise ValueError(
                 f"train.warmup_epochs must be below train.epochs ({self.epochs}), got {self.warmup_epochs}"
             )

@@ -60,13 +60,17 @@ def _save_as_torchxrayvision(model: nn.Module, path, legacy: bool = False) -> No
     package.models = module
     module.DenseNet = DenseNet
     old = DenseNet.__module__, DenseNet.__qualname__
+    names = ("torchxrayvision", "torchxrayvision.models")
+    real = {name: sys.modules[name] for name in names if name in sys.modules}  # the package, if installed
     DenseNet.__module__ = "torchxrayvision.models"
     sys.modules.update({"torchxrayvision": package, "torchxrayvision.models": module})
     try:
         torch.save(model, path, _use_new_zipfile_serialization=not legacy)
     finally:
         DenseNet.__module__, DenseNet.__qualname__ = old
-        del sys.modules["torchxrayvision"], sys.modules["torchxrayvision.models"]
+        for name in names:
+            sys.modules.pop(name)
+        sys.modules.update(real)
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +96,12 @@ def offline_guard(monkeypatch):
     return probes
 
 
-def test_pickled_densenet_is_read_without_running_or_importing_its_code(xrv_densenet) -> None:
+def test_pickled_densenet_is_read_without_running_or_importing_its_code(xrv_densenet, monkeypatch) -> None:
     from chestxai.models.xrv_file import read_xrv_file
 
     path, reference = xrv_densenet
+    for name in ("torchxrayvision", "torchxrayvision.models"):  # the package may be installed and imported
+        monkeypatch.delitem(sys.modules, name, raising=False)
     RAN.clear()
     state = read_xrv_file(path)
     assert RAN == [] and "torchxrayvision" not in sys.modules

@@ -21,6 +21,7 @@ FLAG_KEYS = {
     "head": "model.head",
     "weights": "model.weights",
     "pretrained": "model.pretrained",
+    "published_head": "model.published_head",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
     "lr": "train.lr",
@@ -60,7 +61,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ImageNet weights: the local hub/torch cache, else downloaded when online "
         "(HF_HUB_OFFLINE=1 or CHESTXAI_OFFLINE=1: never downloaded)",
     )
-    p.add_argument("--epochs", type=int)
+    p.add_argument(
+        "--published-head",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --weights xrv:...: start from torchxrayvision's own classifier for the dataset's findings "
+        "(matched by name) instead of a new head; with --epochs 0 the published model as it is",
+    )
+    p.add_argument(
+        "--epochs", type=int, help="training epochs (0 = no training: score and save the initial model)"
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision")

@@ -17,6 +17,7 @@ Only images that decoded are in the cache; the skipped ones are listed in the re
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cached_property
 from pathlib import Path
@@ -116,6 +117,21 @@ class PreparedCache:
         return json.loads(p.read_text()) if p.exists() else {}
 
     # --- helpers ----------------------------------------------------------------------------
+    def with_labels(self, names: list[str]) -> PreparedCache:
+        """The same cache seen through some of its label columns, in the order given: what a run
+        trained with ``data.labels`` (e.g. NIH's 8 boxed findings of 14) is evaluated and explained
+        on. Images, index and boxes are shared; ``names`` must be labels of this cache."""
+        unknown = [n for n in names if n not in self.label_names]
+        if unknown:
+            raise ValueError(
+                f"labels {unknown} are not in the cache {self.path}; its labels are {self.label_names}"
+            )
+        cols = [self.label_names.index(n) for n in names]
+        view = copy.copy(self)
+        view.meta = {**self.meta, "label_names": list(names)}
+        view.__dict__["labels"] = self.labels[:, cols]
+        return view
+
     def split_rows(self, split: str) -> np.ndarray:
         """Row positions whose ``split`` column equals ``split``."""
         rows = np.flatnonzero(self.frame["split"].astype(str).to_numpy() == split)

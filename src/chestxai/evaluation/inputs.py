@@ -88,8 +88,13 @@ def resolve_cache_path(facts: ModelFacts, data: str | Path | None) -> tuple[Path
     return Path(trained_on), True
 
 
-def check_compatible(cache: PreparedCache, facts: ModelFacts) -> None:
-    """The cache must carry the model's labels, in the same order, for the same task."""
+def check_compatible(cache: PreparedCache, facts: ModelFacts) -> PreparedCache:
+    """The cache must carry the model's labels for the same task; returned seen through exactly the
+    model's label columns (a multi-label run trained on some findings, ``data.labels``, is scored
+    on those)."""
+    subset = cache.task == "multilabel" and set(facts.label_names) <= set(cache.label_names)
+    if subset and cache.label_names != facts.label_names:
+        cache = cache.with_labels(facts.label_names)
     if cache.label_names != facts.label_names:
         raise ValueError(
             f"label names differ: cache {cache.path} has {cache.label_names} but the model in "
@@ -99,6 +104,7 @@ def check_compatible(cache: PreparedCache, facts: ModelFacts) -> None:
         raise ValueError(
             f"cache {cache.path} is a {cache.task} task but the model in {facts.source} is {facts.task}"
         )
+    return cache
 
 
 def _splits_from_run(run: RunDir, table: pd.DataFrame, cache: PreparedCache) -> dict[str, np.ndarray]:
@@ -145,8 +151,7 @@ def open_cache(facts: ModelFacts, data: str | Path | None = None) -> tuple[Prepa
     except FileNotFoundError as exc:
         where = "--data" if data is not None else f"config.data.cache_dir of {facts.source} (or pass --data)"
         raise FileNotFoundError(f"{exc} [cache from {where}]") from exc
-    check_compatible(cache, facts)
-    return cache, own
+    return check_compatible(cache, facts), own
 
 
 def resolve_inputs(run: RunDir, facts: ModelFacts, data: str | Path | None = None) -> RunInputs:

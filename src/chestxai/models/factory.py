@@ -31,6 +31,8 @@ def create_model(
     weights: str | Path | None = None,
     freeze_backbone: bool = False,
     in_chans: int = 1,
+    published_head: bool = False,
+    label_names: list[str] | None = None,
 ) -> ChestClassifier:
     """Build a classifier for ``num_labels`` outputs (1 for binary) on ``in_chans``-channel images.
 
@@ -40,19 +42,33 @@ def create_model(
     under a new head; a failure is an error, never a silent random init. The file is read once:
     the same state dict is checked for fit and loaded.
     ``freeze_backbone`` trains only the head (feature extraction, as in the MobileNetV2 setup).
+    ``published_head`` (xrv weights only) starts the head from torchxrayvision's classifier for
+    ``label_names`` instead of a new one (:func:`chestxai.models.xrv.copy_published_head`).
     """
     spec = MODELS.get(name)
     _check_args(name, spec, task, head, num_labels, input_size)
+    if published_head and not xrv.is_xrv(weights):
+        raise ValueError(published_head_error(weights))
     if xrv.is_xrv(weights):
         loaded = xrv.read_xrv_state(str(weights), name)
         state, file, source_chans = loaded.state, loaded.file, 1
     else:
         file = weights_file(name, spec.timm_name, pretrained, weights)
         state, source_chans = (read_state_dict(file) if file is not None else None), 3
-    return build_classifier(
+    model = build_classifier(
         name, num_labels, task, head, dropout, aux_outputs, input_size, freeze_backbone, in_chans,
         state=state, source=file, source_chans=source_chans,
     )  # fmt: skip
+    if published_head:
+        xrv.copy_published_head(model, loaded, label_names or [], task)
+    return model
+
+
+def published_head_error(weights: object) -> str:
+    return (
+        f"model.published_head needs torchxrayvision weights (model.weights: xrv:NAME or xrv:PATH), "
+        f"got {weights or 'none'!r}"
+    )
 
 
 def locate_weights(name: str, pretrained: bool, weights: str | Path | None) -> Path | None:

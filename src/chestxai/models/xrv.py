@@ -259,6 +259,51 @@ def read_xrv_state(weights: str, model_name: str | None = None) -> XrvState:
     return XrvState(to_timm_keys(raw), file, arch, entry, ops)
 
 
+#: dataset spellings of a torchxrayvision finding (compared lower-case, letters only)
+_SYNONYMS = {"infiltrate": "infiltration", "pleuraleffusion": "effusion", "lungnodule": "nodule"}
+
+
+def _finding_key(name: str) -> str:
+    key = re.sub(r"[^a-z]", "", name.lower())
+    return _SYNONYMS.get(key, key)
+
+
+def published_rows(xs: XrvState, label_names: list[str] | tuple[str, ...], task: str) -> list[int]:
+    """The published classifier's output for each of a run's labels, matched by name (case, spaces
+    and underscores ignored; NIH's ``Infiltrate`` is ``Infiltration``). Only binary and
+    multi-label tasks have one sigmoid output per finding as torchxrayvision does; a label the
+    weights never learnt is an error naming the findings they did."""
+    if task not in ("binary", "multilabel"):
+        raise ValueError(
+            f"model.published_head: a {task} task has no per-finding outputs to take from {xs.file.name}; "
+            "use it for binary or multi-label tasks, or drop published_head to train a new head"
+        )
+    learnt = {_finding_key(name): i for i, name in enumerate(xs.labels) if name}
+    missing = [name for name in label_names if _finding_key(name) not in learnt]
+    if missing:
+        raise ValueError(
+            f"model.published_head: {xs.file.name} has no output for {', '.join(map(repr, missing))}; "
+            f"its findings: {', '.join(n for n in xs.labels if n)}. Drop published_head to train a new head"
+        )
+    return [learnt[_finding_key(name)] for name in label_names]
+
+
+def copy_published_head(model, xs: XrvState, label_names, task: str) -> None:
+    """Start ``model``'s pooled head from the published classifier's rows for ``label_names``:
+    torchxrayvision's model as it is, for the run's findings (to evaluate or explain it directly
+    with ``train.epochs: 0``, or to fine-tune from it)."""
+    import torch
+
+    rows = published_rows(xs, label_names, task)
+    fc = getattr(model.head, "fc", None)
+    if not isinstance(fc, torch.nn.Linear) or fc.out_features != len(rows):
+        raise ValueError("model.published_head needs the pooled head (model.head: pooled)")
+    weight, bias = xs.classifier
+    with torch.no_grad():
+        fc.weight.copy_(weight[rows])
+        fc.bias.copy_(bias[rows])
+
+
 def xrv_classifier(weights: str, input_size: int = 0):
     """The published classifier as it is: (model, label names, preprocess, thresholds).
 

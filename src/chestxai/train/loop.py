@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,7 @@ from chestxai.data.splits import class_weights, pos_weight, sample_weights, stra
 from chestxai.locks import exclusive
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint
-from chestxai.models.factory import locate_weights
+from chestxai.models.factory import locate_weights, published_head_error
 from chestxai.models.predict import predict_probs
 from chestxai.models.preprocess import to_input
 from chestxai.models.xrv import is_xrv, xrv_preprocess
@@ -119,6 +120,8 @@ def _fit(
         pretrained=config.model.pretrained,
         weights=config.model.weights or None,
         freeze_backbone=config.model.freeze_backbone,
+        published_head=config.model.published_head,
+        label_names=data.label_names,
     ).to(device)
     core = model
     if dist.enabled:
@@ -159,6 +162,70 @@ def _fit(
 
     if not reset_peak_memory(device):  # peak_memory_mb is this run's, not an earlier run's in the process
         log.debug("peak memory: only the process's lifetime peak is readable here")
+
+    def finish_epoch(number: int, train_loss: float, seconds: float, total_seen: int) -> dict:
+        """Score the model on val, pick the best epoch, write last/best checkpoints and history:
+        the end of every epoch, and the whole run when ``train.epochs`` is 0 (``number`` 0)."""
+        # validation: every rank scores the full val split with the same weights -> same decision
+        val_probs = predict_probs(core, data.cache.images[data.splits["val"]], preprocess, device=device)
+        scores = validation_scores(data.task, data.labels[data.splits["val"]], val_probs)
+        if not state.monitor:
+            state.monitor = pick_monitor(scores)
+            if state.monitor == "val_loss":
+                log.warning(
+                    "validation AUC is undefined (no class has both positives and negatives among the "
+                    "%d validation images); selecting the best epoch on validation loss instead",
+                    len(data.splits["val"]),
+                )
+        score = selection_score(scores, state.monitor)
+        improved = improves(score, state.best_score, have_best=state.best_epoch != 0)
+        state.epoch = number
+        if improved:
+            state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+        else:
+            state.bad_epochs += 1
+        state.stopped_early = bool(cfg.early_stopping and state.bad_epochs >= cfg.early_stopping)
+        row = {
+            "epoch": state.epoch,
+            "train_loss": train_loss,
+            "val_loss": scores["loss"],
+            "val_auc": scores["auc"],
+            "val_accuracy": scores["accuracy"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "best": int(improved),
+            "selected_on": state.monitor,
+            "epoch_time_s": seconds,
+            "train_images_per_s": total_seen / max(seconds, 1e-9),
+            "peak_memory_mb": peak_memory_mb(device),
+        }
+        state.history.append(row)
+        if dist.is_main:
+            ckpt = make_checkpoint(
+                core,
+                data.label_names,
+                preprocess,
+                config.to_dict(),
+                epoch=state.epoch,
+                val_auc=scores["auc"],
+                val_loss=scores["loss"],
+                selected_on=state.monitor,
+                task=data.task,
+            )
+            save_epoch(run, ckpt, train_state(optimizer, scheduler, scaler, state), improved)
+            numbers = {k: v for k, v in row.items() if k != "epoch" and not isinstance(v, str)}
+            tracker.log_metrics(numbers, step=state.epoch)
+            log.info("epoch %d: %s", state.epoch, json.dumps({k: round(v, 4) for k, v in numbers.items()}))
+            if progress:
+                tqdm.write(
+                    f"epoch {state.epoch}/{cfg.epochs}  loss {train_loss:.4f}  val_loss {scores['loss']:.4f}  "
+                    f"val_auc {scores['auc']:.4f}  val_acc {scores['accuracy']:.4f}  "
+                    f"{row['train_images_per_s']:.0f} img/s{'  *best' if improved else ''}"
+                )
+        return row
+
+    if cfg.epochs == 0 and not state.history:  # a published classifier as it is, or an untrained baseline
+        log.info("train.epochs is 0: scoring the initial model on val, no training")
+        finish_epoch(0, math.nan, 0.0, 0)
     # ---- epochs -----------------------------------------------------------------------------
     for epoch in range(state.epoch, cfg.epochs):
         if state.stopped_early:
@@ -222,61 +289,7 @@ def _fit(
         total_seen = D.all_reduce_sum(seen, dist, device)
         train_loss = D.all_reduce_sum(loss_sum, dist, device) / max(total_seen, 1)
 
-        # validation: every rank scores the full val split with the same weights -> same decision
-        val_probs = predict_probs(core, data.cache.images[data.splits["val"]], preprocess, device=device)
-        scores = validation_scores(data.task, data.labels[data.splits["val"]], val_probs)
-        if not state.monitor:
-            state.monitor = pick_monitor(scores)
-            if state.monitor == "val_loss":
-                log.warning(
-                    "validation AUC is undefined (no class has both positives and negatives among the "
-                    "%d validation images); selecting the best epoch on validation loss instead",
-                    len(data.splits["val"]),
-                )
-        score = selection_score(scores, state.monitor)
-        improved = improves(score, state.best_score, have_best=state.best_epoch != 0)
-        state.epoch = epoch + 1
-        if improved:
-            state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
-        else:
-            state.bad_epochs += 1
-        state.stopped_early = bool(cfg.early_stopping and state.bad_epochs >= cfg.early_stopping)
-        row = {
-            "epoch": state.epoch,
-            "train_loss": train_loss,
-            "val_loss": scores["loss"],
-            "val_auc": scores["auc"],
-            "val_accuracy": scores["accuracy"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "best": int(improved),
-            "selected_on": state.monitor,
-            "epoch_time_s": seconds,
-            "train_images_per_s": total_seen / max(seconds, 1e-9),
-            "peak_memory_mb": peak_memory_mb(device),
-        }
-        state.history.append(row)
-        if dist.is_main:
-            ckpt = make_checkpoint(
-                core,
-                data.label_names,
-                preprocess,
-                config.to_dict(),
-                epoch=state.epoch,
-                val_auc=scores["auc"],
-                val_loss=scores["loss"],
-                selected_on=state.monitor,
-                task=data.task,
-            )
-            save_epoch(run, ckpt, train_state(optimizer, scheduler, scaler, state), improved)
-            numbers = {k: v for k, v in row.items() if k != "epoch" and not isinstance(v, str)}
-            tracker.log_metrics(numbers, step=state.epoch)
-            log.info("epoch %d: %s", state.epoch, json.dumps({k: round(v, 4) for k, v in numbers.items()}))
-            if progress:
-                tqdm.write(
-                    f"epoch {state.epoch}/{cfg.epochs}  loss {train_loss:.4f}  val_loss {scores['loss']:.4f}  "
-                    f"val_auc {scores['auc']:.4f}  val_acc {scores['accuracy']:.4f}  "
-                    f"{row['train_images_per_s']:.0f} img/s{'  *best' if improved else ''}"
-                )
+        row = finish_epoch(epoch + 1, train_loss, seconds, total_seen)
         if D.broadcast_flag(state.stopped_early, dist, device):
             log.info("early stopping after %d epochs without a better %s", state.bad_epochs, state.monitor)
             break
@@ -298,6 +311,8 @@ def preflight(config: RunConfig) -> None:
     from chestxai.models.registry import MODELS
 
     MODELS.get(config.model.name)  # unknown name -> error listing the valid ones
+    if config.model.published_head and not is_xrv(config.model.weights):
+        raise ValueError(published_head_error(config.model.weights))
     # a missing file, or pretrained weights neither cached nor downloadable (offline), fail here
     locate_weights(config.model.name, config.model.pretrained, config.model.weights or None)
 
