@@ -14,8 +14,6 @@ loader that refuses anchors and aliases, so a small file cannot expand into giga
 from __future__ import annotations
 
 import copy
-import math
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from chestxai.checks import check_choice, check_device, check_keys, check_numbers, check_run_name
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
-from chestxai.registry import did_you_mean
 from chestxai.tasks import TASKS
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text  # also the way other modules read user YAML
 
@@ -64,29 +62,8 @@ RULES: dict[str, dict[str, Rule]] = {
 }
 
 
-def check_numbers(obj: Any, rules: dict[str, tuple[Any, str, str]]) -> None:
-    """ValueError for the first bad number of dataclass ``obj``: ``rules`` maps a field to (check,
-    valid range as text, the name the user knows it by: ``train.lr`` in a recipe, ``--lr`` on a
-    command line), and the error names it, the value and the valid range."""
-    types = {f.name: str(f.type) for f in fields(obj)}
-    for key, (ok, valid, shown) in rules.items():
-        value = getattr(obj, key)
-        kind = types[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{shown} must be a number ({kind}), got {value!r}")
-        if kind == "int" and isinstance(value, float):
-            raise ValueError(f"{shown} must be a whole number, got {value!r}")
-        if not math.isfinite(value) or not ok(value):
-            raise ValueError(f"{shown} must be {valid}, got {value!r}")
-
-
 def _check_numbers(obj: Any, section: str) -> None:
     check_numbers(obj, {key: (ok, valid, f"{section}.{key}") for key, (ok, valid) in RULES[section].items()})
-
-
-def _check_choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{section}.{key} must be one of {allowed}, got {value!r}")
 
 
 def _check_per_class(cfg: Any) -> None:
@@ -174,46 +151,15 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # cap (for smoke tests); 0 = full epoch
 
     def __post_init__(self) -> None:
-        _check_choice("train", "optimizer", self.optimizer, ("adam", "adamw"))
-        _check_choice("train", "schedule", self.schedule, ("cosine", "onecycle", "constant"))
-        _check_choice("train", "sampler", self.sampler, ("shuffle", "weighted"))
+        check_choice("train", "optimizer", self.optimizer, ("adam", "adamw"))
+        check_choice("train", "schedule", self.schedule, ("cosine", "onecycle", "constant"))
+        check_choice("train", "sampler", self.sampler, ("shuffle", "weighted"))
         _check_numbers(self, "train")
         if self.warmup_epochs and self.epochs and self.warmup_epochs >= self.epochs:  # 0 epochs: no schedule
             raise ValueError(
                 f"train.warmup_epochs must be below train.epochs ({self.epochs}), got {self.warmup_epochs}"
             )
         check_device(self.device, "train.device")
-
-
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
-
-
-def check_device(name: str, where: str = "device") -> str:
-    """``name`` if torch can mean it (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``), else ValueError.
-
-    Checked here so that ``--device off`` fails before any data is read, with the choices listed.
-    """
-    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
-        raise ValueError(f"{where} must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
-    return name
-
-
-def check_run_name(name: str) -> str:
-    """``name`` if it is one usable folder name under runs/, else a ValueError saying why.
-
-    ``--name ..`` or ``--name a/b`` would put a run outside runs/ or inside another run; an empty
-    name would train into runs/ itself. Use ``run_dir`` for an explicit path.
-    """
-    problems = {
-        "it is empty": not name.strip(),
-        "'.' and '..' are not folder names": name in (".", ".."),
-        "it contains a path separator (use --run-dir for a path)": "/" in name or "\\" in name,
-        "it contains a NUL byte": "\0" in name,
-    }
-    for why, found in problems.items():
-        if found:
-            raise ValueError(f"run name {name!r} is not a valid single folder name: {why}")
-    return name
 
 
 @dataclass
@@ -343,17 +289,6 @@ def apply_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- building and validating ---------------------------------------------------------------------
-def check_keys(given: Any, valid: Any, where: str) -> None:
-    """ValueError for the first key of ``given`` not among ``valid`` (names, or a dataclass whose
-    fields they are), with the closest valid key as a hint and the full list."""
-    names = [f.name for f in fields(valid)] if isinstance(valid, type) else [str(v) for v in valid]
-    for key in given:
-        if key not in names:
-            raise ValueError(
-                f"{where}: unknown key {key!r}{did_you_mean(key, names)}. Valid keys: {', '.join(names)}"
-            )
-
-
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     check_keys(values, cls, where)
     types = {f.name: str(f.type) for f in fields(cls)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from chestxai.config import check_device
+from chestxai.checks import check_device
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto = cuda when available)"
 

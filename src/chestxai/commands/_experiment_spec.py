@@ -29,15 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chestxai.config import (
-    RunConfig,
-    apply_overrides,
-    apply_values,
-    check_keys,
-    check_run_name,
-    config_from_dict,
-    recipe_path,
-)
+from chestxai.checks import check_keys, check_run_name
+from chestxai.config import RunConfig, apply_overrides, apply_values, config_from_dict, recipe_path
 from chestxai.registry import did_you_mean
 from chestxai.yamlsafe import load_yaml_file
 

@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_name(text: str) -> str:
     """argparse type for ``--name``: one folder name, so the run lands in runs/<name>/."""
-    from chestxai.config import check_run_name
+    from chestxai.checks import check_run_name
 
     try:
         return check_run_name(text)

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chestxai.config import MAX_SIZE, MAX_WORKERS, check_device, check_keys, check_numbers, check_run_name
+from chestxai.checks import check_device, check_keys, check_numbers, check_run_name
+from chestxai.config import MAX_SIZE, MAX_WORKERS
 from chestxai.synth.domains import parse_domain
 from chestxai.synth.networks import blocks_for_size, check_size
 

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from chestxai.atomic import write_text
-from chestxai.config import check_run_name, load_config
+from chestxai.checks import check_run_name
+from chestxai.config import load_config
 from chestxai.locks import exclusive
 from chestxai.rundir import StudyDir
 from chestxai.tune.claims import claim_state, study_mutex
