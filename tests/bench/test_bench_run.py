@@ -87,7 +87,8 @@ def test_shortcut_task_reports_the_auc_drop_and_energy_on_the_cue(background_fol
         (["--methods", "gradcan"], "unknown explanation method 'gradcan'"),
         (["--layers", "layer9"], "no layer 'layer9'"),
         (["--shortcut", "none", "--backgrounds", "5"], "at least 20"),
-        (["--epochs", "0"], "train.epochs"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--epochs", "-1"], "train.epochs"),
     ],
 )
 def test_bad_input_fails_in_one_line_before_any_work(background_folder, tmp_path, capsys, flags, message):

@@ -102,6 +102,8 @@ def check_inputs(cfg: BenchConfig) -> list[str]:
     for name in cfg.methods:
         get_method(name)  # unknown -> KeyError listing the methods
     TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device, seed=cfg.seed)
+    if cfg.epochs < 1:  # train.epochs 0 scores an untrained model: nothing here to localize
+        raise ValueError(f"--epochs must be >= 1 (the benchmark trains its model), got {cfg.epochs}")
     check_output_dir(cfg.out, cfg.force)
     probe = create_model(cfg.model, num_labels=1, task="binary", input_size=cfg.size)
     layers = list(cfg.layers) or list(default_layers(cfg.model)) or [trace_layers(probe).default]
