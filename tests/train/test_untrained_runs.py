@@ -103,6 +103,9 @@ def test_published_head_errors_name_the_fix(xrv_resnet50, tmp_path) -> None:
     with pytest.raises(ValueError, match="published_head needs torchxrayvision weights"):
         train(_config(cache, tmp_path / "b", "model.published_head=true"), progress=False)
     assert not (tmp_path / "b").exists()  # refused before any data or run directory
+    with pytest.raises(ValueError, match="needs the pooled head"):
+        train(_config(cache, tmp_path / "c", *settings, "model.head=pcam"), progress=False)
+    assert not (tmp_path / "c").exists()
 
 
 def test_a_run_on_some_findings_of_a_multilabel_cache_is_evaluated_on_those(tmp_path) -> None:

@@ -313,6 +313,10 @@ def preflight(config: RunConfig) -> None:
     MODELS.get(config.model.name)  # unknown name -> error listing the valid ones
     if config.model.published_head and not is_xrv(config.model.weights):
         raise ValueError(published_head_error(config.model.weights))
+    if config.model.published_head and config.model.head != "pooled":
+        raise ValueError(
+            f"model.published_head needs the pooled head (model.head: pooled), not {config.model.head!r}"
+        )
     # a missing file, or pretrained weights neither cached nor downloadable (offline), fail here
     locate_weights(config.model.name, config.model.pretrained, config.model.weights or None)
 
