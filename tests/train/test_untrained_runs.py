@@ -17,6 +17,7 @@ from torch import nn
 from chestxai.config import load_config
 from chestxai.evaluation.evaluate import evaluate_run
 from chestxai.models import create_model
+from chestxai.models import xrv as X
 from chestxai.models.checkpoint import load_model, read_checkpoint
 from chestxai.testing import blob_dataset, write_tiny_cache
 from chestxai.train.loop import train
@@ -46,7 +47,7 @@ def xrv_resnet50(tmp_path_factory) -> tuple[Path, nn.Module]:
     net = torchvision.models.resnet50(num_classes=18)
     net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     net.fc.bias.data.uniform_(-2, 2)
-    path = tmp_path_factory.mktemp("xrv") / "my-resnet50.pt"
+    path = tmp_path_factory.mktemp("xrv") / X.CATALOGUE["resnet50-res512-all"].filename  # a local copy
     torch.save(net.state_dict(), path)
     return path, net.eval()
 
@@ -82,6 +83,11 @@ def test_published_head_is_torchxrayvisions_classifier_for_the_runs_findings(xrv
         1 / 2048
     )
     torch.testing.assert_close(model.head.fc.weight, reference.fc.weight[[7, 2]])
+    # decided at the published operating points (outputs 7 and 2) until evaluate chooses on val
+    assert ckpt["thresholds"] == {
+        "Effusion": pytest.approx(0.51862943),
+        "Infiltrate": pytest.approx(0.53787947),
+    }
     images = torch.rand(2, 1, 64, 64) * 2048 - 1024
     with torch.no_grad():
         torch.testing.assert_close(model(images), reference(images)[:, [7, 2]], rtol=1e-4, atol=1e-4)

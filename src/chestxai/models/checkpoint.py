@@ -9,7 +9,8 @@ reads them)::
     state_dict      weights
     label_names     ordered output names
     preprocess      {"size": int, "mean": float, "std": float}   (uint8 / 255 -> (x - mean) / std)
-    thresholds      {label: float} training-time defaults (0.5); evaluation writes the operating
+    thresholds      {label: float} training-time defaults (0.5; torchxrayvision's operating points for a
+                    published classifier as it is); evaluation writes the operating
                     thresholds to RUN/thresholds.json (:mod:`chestxai.rundir.thresholds`), never here
     config          the resolved training config (dict)
     epoch, best_metric, history_len, extra ...   training state for --resume (optimizer etc.)

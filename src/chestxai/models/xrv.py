@@ -304,6 +304,20 @@ def copy_published_head(model, xs: XrvState, label_names, task: str) -> None:
         fc.bias.copy_(bias[rows])
 
 
+def published_thresholds(weights: str, label_names: list[str], task: str) -> dict[str, float]:
+    """The published operating point of each of a run's findings (0.5 where the weights state
+    none): what a run of the published classifier as it is (``train.epochs: 0``) decides with until
+    ``chestxai evaluate`` chooses thresholds on val. torchxrayvision's ``op_norm`` maps each of
+    these to 0.5, so the decisions are the package's."""
+    xs = read_xrv_state(weights)
+    ops = xs.op_threshs
+    rows = published_rows(xs, label_names, task)
+    return {
+        name: float(ops[i]) if i < len(ops) and not math.isnan(ops[i]) else 0.5
+        for name, i in zip(label_names, rows, strict=True)
+    }
+
+
 def xrv_classifier(weights: str, input_size: int = 0):
     """The published classifier as it is: (model, label names, preprocess, thresholds).
 

@@ -35,7 +35,7 @@ from chestxai.models.checkpoint import make_checkpoint
 from chestxai.models.factory import locate_weights, published_head_error
 from chestxai.models.predict import predict_probs
 from chestxai.models.preprocess import to_input
-from chestxai.models.xrv import is_xrv, xrv_preprocess
+from chestxai.models.xrv import is_xrv, published_thresholds, xrv_preprocess
 from chestxai.rundir import RunDir
 from chestxai.rundir.tables import write_splits
 from chestxai.train import distributed as D
@@ -123,6 +123,10 @@ def _fit(
         published_head=config.model.published_head,
         label_names=data.label_names,
     ).to(device)
+    # the published classifier as it is decides at its published operating points (until evaluate)
+    thresholds = None
+    if config.model.published_head and cfg.epochs == 0:
+        thresholds = published_thresholds(config.model.weights, data.label_names, data.task)
     core = model
     if dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -210,6 +214,7 @@ def _fit(
                 val_loss=scores["loss"],
                 selected_on=state.monitor,
                 task=data.task,
+                thresholds=thresholds,
             )
             save_epoch(run, ckpt, train_state(optimizer, scheduler, scaler, state), improved)
             numbers = {k: v for k, v in row.items() if k != "epoch" and not isinstance(v, str)}
