@@ -21,7 +21,7 @@ def _tiny(root, out, size=48, **kw) -> BenchConfig:
     task = TaskSpec(size=size, lesion=EASY, variants=4, seed=0, shortcut=kw.pop("shortcut", ""))
     base = dict(source="folder", root=str(root), out=str(out), size=size, task=task, backgrounds=48,
                 methods=("gradcam", "hirescam"), layers=("layer2", "layer3"), epochs=4, batch_size=16, lr=3e-3,
-                faithfulness=4, sanity=0, threads=1, progress=False)  # fmt: skip
+                faithfulness=4, sanity=0, threads=1, amp=False, progress=False)  # fmt: skip
     return BenchConfig(**(base | kw))
 
 
@@ -44,6 +44,7 @@ def test_tiny_lesion_task_pointing_game_beats_the_random_control(background_fold
         and best["pointing_game"] >= 2 * rnd["pointing_game"]
     )
     written = json.loads(BenchDir(tmp_path / "bench").bench_json.read_text())
+    assert written["amp"] is False  # recorded: mixed precision changes what the model learns
     assert written["per_layer"] and {r["layer"] for r in written["per_layer"]} == {"layer2", "layer3"}
     assert {"pointing_game", "iobb", "energy"} <= set(written["methods"]["gradcam"])
     assert written["pointing_tolerance_px"] == 48 / 32 and written["lesion"]["lesion"]["radius"] == [
@@ -69,8 +70,10 @@ def test_shortcut_task_reports_the_auc_drop_and_energy_on_the_cue(background_fol
             layers=("layer2", "layer4"),
             methods=("gradcam", "cam"),
             sanity=2,
+            amp=True,  # --amp: bfloat16 training on CPU reaches the same stages
         )
     )  # cam (final layer only) and every later stage (faithfulness, sanity, cue) at its best layer
+    assert out["amp"] is True
     s = out["shortcut"]
     assert s["cue"] == "tag" and s["auc_drop"] == pytest.approx(
         s["test_auc_with_cue"] - s["test_auc_without_cue"]

@@ -74,6 +74,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the training loop's augmentation (default off: the lesions already vary per variant, and "
         "the augmentation's black fill taught border cues)",
     )
+    q.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="mixed-precision training (bfloat16 on CPU, float16 on CUDA; default off: on an AMX CPU it "
+        "trains 1.7x faster, but the NIH 128 px model localized worse, see docs/BENCHMARKS.md)",
+    )
     q.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
     q.add_argument("--lr", type=float, default=3e-3, help="learning rate (AdamW, cosine; default 3e-3)")
     q.add_argument(
@@ -116,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source, root=args.root, out=args.out, size=args.size,
         options=reader_options(args.source, args.option), backgrounds=args.backgrounds, task=spec,
         methods=tuple(args.methods or DEFAULT_METHODS), layers=tuple(args.layers or ()), model=args.model,
-        epochs=args.epochs, augment=args.augment, batch_size=args.batch_size, lr=args.lr, tolerance=args.tolerance, explain_limit=args.explain,
+        epochs=args.epochs, augment=args.augment, amp=args.amp, batch_size=args.batch_size, lr=args.lr, tolerance=args.tolerance, explain_limit=args.explain,
         faithfulness=args.faithfulness, sanity=args.sanity, label_sanity=args.label_sanity, cache=args.cache, device=args.device,
         threads=args.threads, seed=args.seed, force=args.force, progress=not args.no_progress,
     )  # fmt: skip
