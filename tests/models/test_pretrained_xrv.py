@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from xrv_helpers import randomise_statistics
 
 from chestxai.models import create_model
 from chestxai.models import xrv as X
@@ -43,16 +44,6 @@ class DenseNet(nn.Module):
         return self.classifier(out)
 
 
-def _randomise_batchnorm(model: nn.Module) -> None:
-    """Non-trivial running statistics, so a mis-mapped buffer changes the outputs."""
-    gen = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1, generator=gen)
-            m.running_var.uniform_(0.5, 1.5, generator=gen)
-            m.weight.data.uniform_(0.5, 1.5, generator=gen)
-
-
 def _save_as_torchxrayvision(model: nn.Module, path, legacy: bool = False) -> None:
     """``torch.save(model)`` with the class importable as ``torchxrayvision.models.DenseNet`` only
     while saving: loading must work without it."""
@@ -77,7 +68,7 @@ def _save_as_torchxrayvision(model: nn.Module, path, legacy: bool = False) -> No
 def xrv_densenet(tmp_path_factory):
     torch.manual_seed(0)
     reference = DenseNet().eval()
-    _randomise_batchnorm(reference)
+    randomise_statistics(reference)
     path = tmp_path_factory.mktemp("xrv") / X.CATALOGUE["densenet121-res224-all"].filename
     _save_as_torchxrayvision(reference, path)
     return path, reference
@@ -162,7 +153,7 @@ def test_single_dataset_weights_keep_only_the_findings_they_learnt(tmp_path, mon
     torch.manual_seed(0)
     reference = DenseNet().eval()
     reference.op_threshs = None  # as published: the operating points are the package's, not the file's
-    _randomise_batchnorm(reference)
+    randomise_statistics(reference)
     entry = X.CATALOGUE["densenet121-res224-rsna"]
     _save_as_torchxrayvision(reference, tmp_path / entry.filename)
     monkeypatch.setenv("TORCHXRAYVISION_CACHE_DIR", str(tmp_path))

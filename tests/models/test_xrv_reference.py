@@ -13,6 +13,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from xrv_helpers import randomise_statistics
 
 from chestxai.models import xrv as X
 from chestxai.models.preprocess import to_input
@@ -31,19 +32,6 @@ def test_catalogue_entry_equals_the_packages(name):
     assert ours.size == theirs["input_resolution"]
     assert _nan_to_none(ours.op_threshs) == _nan_to_none(theirs["op_threshs"])
     assert list(ours.labels) == theirs["labels"]
-
-
-def _randomise(model: nn.Module) -> nn.Module:
-    """Non-trivial batch-norm statistics and classifier bias, so a mis-mapped tensor shows."""
-    gen = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1, generator=gen)
-            m.running_var.uniform_(0.5, 1.5, generator=gen)
-            m.weight.data.uniform_(0.5, 1.5, generator=gen)
-        elif isinstance(m, nn.Linear):
-            m.bias.data.uniform_(-2, 2, generator=gen)
-    return model.eval()
 
 
 @pytest.fixture
@@ -83,7 +71,10 @@ def _compare(name: str, reference: nn.Module, size: int) -> None:
 @pytest.mark.parametrize("name", ["densenet121-res224-all", "densenet121-res224-rsna"])
 def test_a_pickled_torchxrayvision_densenet_gives_the_packages_outputs(cache_dir, name):
     torch.manual_seed(0)
-    torch.save(_randomise(xrv.models.DenseNet(weights=None)), cache_dir / _filename(name))
+    torch.save(
+        randomise_statistics(xrv.models.DenseNet(weights=None), linear_bias=True).eval(),
+        cache_dir / _filename(name),
+    )
     reference = xrv.models.DenseNet(weights=name).eval()  # the package's own loading of that file
     _compare(name, reference, 224)
 
@@ -93,6 +84,6 @@ def test_a_torchxrayvision_resnet50_state_dict_gives_the_packages_outputs(cache_
     torch.manual_seed(0)
     net = torchvision.models.resnet50(num_classes=18)
     net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    torch.save(_randomise(net).state_dict(), cache_dir / _filename(name))
+    torch.save(randomise_statistics(net, linear_bias=True).state_dict(), cache_dir / _filename(name))
     reference = xrv.models.ResNet(weights=name).eval()
     _compare(name, reference, 512)

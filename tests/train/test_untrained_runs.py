@@ -68,8 +68,13 @@ def test_zero_epochs_scores_and_saves_the_initial_model(tmp_path) -> None:
     assert evaluate_run(run, n_boot=20, figures=False) is not None
 
 
-def test_published_head_is_torchxrayvisions_classifier_for_the_runs_findings(xrv_resnet50, tmp_path) -> None:
+def test_published_head_is_torchxrayvisions_classifier_for_the_runs_findings(
+    xrv_resnet50, tmp_path, monkeypatch
+) -> None:
     path, reference = xrv_resnet50
+    reads = []
+    real_read = X._read
+    monkeypatch.setattr(X, "_read", lambda file: reads.append(file) or real_read(file))
     cache = _cache(tmp_path / "cache", ["Effusion", "Infiltrate"])  # NIH's spelling of Infiltration
     settings = [
         "model.name=resnet50",
@@ -78,6 +83,7 @@ def test_published_head_is_torchxrayvisions_classifier_for_the_runs_findings(xrv
         "model.input_size=64",
     ]
     run = train(_config(cache, tmp_path / "run", *settings), progress=False)
+    assert len(reads) == 1  # the head and the operating points come from one read of the file
     model, ckpt = load_model(run / "checkpoint.pt")
     assert ckpt["label_names"] == ["Effusion", "Infiltrate"] and ckpt["preprocess"]["std"] == pytest.approx(
         1 / 2048

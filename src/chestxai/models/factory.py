@@ -33,6 +33,7 @@ def create_model(
     in_chans: int = 1,
     published_head: bool = False,
     label_names: list[str] | None = None,
+    xrv_state: xrv.XrvState | None = None,
 ) -> ChestClassifier:
     """Build a classifier for ``num_labels`` outputs (1 for binary) on ``in_chans``-channel images.
 
@@ -44,13 +45,15 @@ def create_model(
     ``freeze_backbone`` trains only the head (feature extraction, as in the MobileNetV2 setup).
     ``published_head`` (xrv weights only) starts the head from torchxrayvision's classifier for
     ``label_names`` instead of a new one (:func:`chestxai.models.xrv.copy_published_head`).
+    ``xrv_state``: the xrv ``weights`` file already read (by a caller that also needs its operating
+    points), so that it is not read twice.
     """
     spec = MODELS.get(name)
     _check_args(name, spec, task, head, num_labels, input_size)
     if published_head and not xrv.is_xrv(weights):
         raise ValueError(published_head_error(weights))
     if xrv.is_xrv(weights):
-        loaded = xrv.read_xrv_state(str(weights), name)
+        loaded = xrv_state if xrv_state is not None else xrv.read_xrv_state(str(weights), name)
         state, file, source_chans = loaded.state, loaded.file, 1
     else:
         file = weights_file(name, spec.timm_name, pretrained, weights)

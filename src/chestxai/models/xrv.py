@@ -239,6 +239,20 @@ class XrvState:
         """Each output's finding, ``""`` where never learnt (a file of unknown origin: all 18)."""
         return self.entry.labels if self.entry is not None else PATHOLOGIES
 
+    def operating_point(self, output: int) -> float:
+        """Output ``output``'s published operating point (0.5 where the weights state none)."""
+        ops = self.op_threshs
+        return float(ops[output]) if output < len(ops) and not math.isnan(ops[output]) else 0.5
+
+    def load_rows(self, fc, rows: list[int]) -> None:
+        """Copy the published classifier's ``rows`` into the linear layer ``fc``."""
+        import torch
+
+        weight, bias = self.classifier
+        with torch.no_grad():
+            fc.weight.copy_(weight[rows])
+            fc.bias.copy_(bias[rows])
+
 
 def read_xrv_state(weights: str, model_name: str | None = None) -> XrvState:
     """Resolve and read an ``xrv:`` file once; ``model_name`` must be its architecture when given."""
@@ -298,24 +312,16 @@ def copy_published_head(model, xs: XrvState, label_names, task: str) -> None:
     fc = getattr(model.head, "fc", None)
     if not isinstance(fc, torch.nn.Linear) or fc.out_features != len(rows):
         raise ValueError("model.published_head needs the pooled head (model.head: pooled)")
-    weight, bias = xs.classifier
-    with torch.no_grad():
-        fc.weight.copy_(weight[rows])
-        fc.bias.copy_(bias[rows])
+    xs.load_rows(fc, rows)
 
 
-def published_thresholds(weights: str, label_names: list[str], task: str) -> dict[str, float]:
+def published_thresholds(xs: XrvState, label_names: list[str], task: str) -> dict[str, float]:
     """The published operating point of each of a run's findings (0.5 where the weights state
     none): what a run of the published classifier as it is (``train.epochs: 0``) decides with until
     ``chestxai evaluate`` chooses thresholds on val. torchxrayvision's ``op_norm`` maps each of
     these to 0.5, so the decisions are the package's."""
-    xs = read_xrv_state(weights)
-    ops = xs.op_threshs
     rows = published_rows(xs, label_names, task)
-    return {
-        name: float(ops[i]) if i < len(ops) and not math.isnan(ops[i]) else 0.5
-        for name, i in zip(label_names, rows, strict=True)
-    }
+    return {name: xs.operating_point(i) for name, i in zip(label_names, rows, strict=True)}
 
 
 def xrv_classifier(weights: str, input_size: int = 0):
@@ -328,8 +334,6 @@ def xrv_classifier(weights: str, input_size: int = 0):
     ``op_threshs`` (returned as the thresholds; 0.5 where the weights state none). The file is
     read once.
     """
-    import torch
-
     from chestxai.models.factory import build_classifier
 
     xs = read_xrv_state(weights)
@@ -339,17 +343,10 @@ def xrv_classifier(weights: str, input_size: int = 0):
     model = build_classifier(
         xs.arch, len(keep), "multilabel", input_size=size, state=xs.state, source=xs.file
     )
-    weight, bias = xs.classifier
-    with torch.no_grad():
-        model.head.fc.weight.copy_(weight[keep])
-        model.head.fc.bias.copy_(bias[keep])
+    xs.load_rows(model.head.fc, keep)
     model.eval()
-    ops = xs.op_threshs
     names = [xs.labels[i] for i in keep]
-    thresholds = {
-        xs.labels[i]: float(ops[i]) if i < len(ops) and not math.isnan(ops[i]) else 0.5 for i in keep
-    }
-    return model, names, preprocess, thresholds
+    return model, names, preprocess, {xs.labels[i]: xs.operating_point(i) for i in keep}
 
 
 def xrv_checkpoint(weights: str, input_size: int = 0) -> dict:

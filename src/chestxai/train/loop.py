@@ -35,7 +35,7 @@ from chestxai.models.checkpoint import make_checkpoint
 from chestxai.models.factory import locate_weights, published_head_error
 from chestxai.models.predict import predict_probs
 from chestxai.models.preprocess import to_input
-from chestxai.models.xrv import is_xrv, published_thresholds, xrv_preprocess
+from chestxai.models.xrv import is_xrv, published_thresholds, read_xrv_state, xrv_preprocess
 from chestxai.rundir import RunDir
 from chestxai.rundir.tables import write_splits
 from chestxai.train import distributed as D
@@ -109,6 +109,10 @@ def _fit(
     # ---- model ------------------------------------------------------------------------------
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts them)
     aux_classes, aux_targets = _aux_targets(data, config.model.aux)
+    # a published head needs the xrv file's classifier and operating points: read it once for both
+    published = (
+        read_xrv_state(config.model.weights, config.model.name) if config.model.published_head else None
+    )
     model = create_model(
         config.model.name,
         num_labels=len(data.label_names),
@@ -122,11 +126,12 @@ def _fit(
         freeze_backbone=config.model.freeze_backbone,
         published_head=config.model.published_head,
         label_names=data.label_names,
+        xrv_state=published,
     ).to(device)
     # the published classifier as it is decides at its published operating points (until evaluate)
     thresholds = None
-    if config.model.published_head and cfg.epochs == 0:
-        thresholds = published_thresholds(config.model.weights, data.label_names, data.task)
+    if published is not None and cfg.epochs == 0:
+        thresholds = published_thresholds(published, data.label_names, data.task)
     core = model
     if dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
