@@ -163,7 +163,7 @@ def train_and_evaluate(arm: str, seed: int, data: dict, out: Path, a: argparse.N
 
 def compare(results: dict, arms: list[str], seeds: list[int]) -> dict:
     """Per seed DeLong of each arm against ``real``; the verdict rule of the module docstring."""
-    from chestxai.evaluation.delong import delong_test
+    from chestxai.metrics.delong import delong_test
 
     out = {}
     for arm in arms:

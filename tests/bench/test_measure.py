@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from chestxai.bench.measure import _own_layer, best_layers, cue_shares, layer_grid
-from chestxai.explain.evaluate import MethodResult
 from chestxai.explain.items import Item
+from chestxai.explain.measure import MethodResult
 from chestxai.explain.settings import ExplainSettings
 from chestxai.models import create_model
 

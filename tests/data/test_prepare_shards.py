@@ -19,7 +19,7 @@ from test_prepare import cache_files, synthetic_table
 from chestxai.cli import main
 from chestxai.data.cache import PreparedCache
 from chestxai.data.prepare import PrepareError, prepare
-from chestxai.data.shards import DONE, block, parse_shard, shard_area, shard_dir
+from chestxai.data.shards import DONE, block, parse_shard, prepare_sharded, shard_area, shard_dir
 from chestxai.locks import LockedError, exclusive
 
 SIZE = 16
@@ -63,10 +63,12 @@ def test_shards_then_merge_equal_the_one_process_cache_with_masks_and_bad_items(
     table = masked_table(tmp_path / "src")
     single = prepare(table, size=SIZE, out=tmp_path / "single", workers=1, progress=False)
     out = tmp_path / "sharded"
-    folders = [prepare(table, size=SIZE, out=out, workers=1, progress=False, shard=(k, 2)) for k in (1, 2)]
+    folders = [
+        prepare_sharded(table, size=SIZE, out=out, workers=1, progress=False, shard=(k, 2)) for k in (1, 2)
+    ]
     assert [f.name for f in folders] == ["shard-0001-of-0002", "shard-0002-of-0002"]
     assert all((f / DONE).exists() for f in folders) and not list(out.glob("*/meta.json"))
-    merged = prepare(table, size=SIZE, out=out, workers=1, progress=False, merge_shards=2)
+    merged = prepare_sharded(table, size=SIZE, out=out, workers=1, progress=False, merge_shards=2)
 
     assert merged.name == single.name  # the same key, so the same directory name
     assert cache_files(merged) == cache_files(single)  # images, masks, index, labels, boxes, meta, report
@@ -77,8 +79,8 @@ def test_shards_then_merge_equal_the_one_process_cache_with_masks_and_bad_items(
     assert [s["image_id"] for s in b.report["skipped"]] == ["img4"]
     assert not shard_area(merged).exists() and not (merged / ".work").exists()
     # after the merge a shard has nothing to do, and merging again reuses the cache
-    assert prepare(table, size=SIZE, out=out, workers=1, progress=False, shard=(2, 2)) == merged
-    assert prepare(table, size=SIZE, out=out, workers=1, progress=False, merge_shards=2) == merged
+    assert prepare_sharded(table, size=SIZE, out=out, workers=1, progress=False, shard=(2, 2)) == merged
+    assert prepare_sharded(table, size=SIZE, out=out, workers=1, progress=False, merge_shards=2) == merged
 
 
 def test_cli_shards_in_parallel_processes_then_merge_equal_one_process(tmp_path, capsys):
@@ -119,11 +121,11 @@ def test_a_missing_or_unfinished_shard_is_named_at_merge(tmp_path, capsys):
     assert "missing (never started here): 1, 4" in err and "unfinished" in err and ": 3 (of 4" in err
     assert "--shard K/4 for each missing or unfinished K" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(PrepareError, match="N=4: merge with that N"):
-        prepare("folder", root, size=SIZE, out=out, workers=1, progress=False, merge_shards=3)
+        prepare_sharded("folder", root, size=SIZE, out=out, workers=1, progress=False, merge_shards=3)
     # a shard still running (its lock held) is named as such
     area = next(d for d in out.iterdir() if d.name.endswith(".shards"))
     with exclusive(area / "shard-0001-of-0004"), pytest.raises(PrepareError, match="still running: 1"):
-        prepare("folder", root, size=SIZE, out=out, workers=1, progress=False, merge_shards=4)
+        prepare_sharded("folder", root, size=SIZE, out=out, workers=1, progress=False, merge_shards=4)
     # shard 3 resumes where it stopped; the others run; the merge equals one process
     for k in (1, 3, 4):
         assert main(cli(root, out, "--shard", f"{k}/4")) == 0
@@ -136,11 +138,13 @@ def test_a_missing_or_unfinished_shard_is_named_at_merge(tmp_path, capsys):
 
 def test_a_shard_being_written_refuses_a_second_writer_and_the_merge(tmp_path):
     root = folder_of_images(tmp_path / "imgs", n=5)
-    first = prepare("folder", root, size=SIZE, out=tmp_path / "c", workers=1, progress=False, shard="1/2")
-    prepare("folder", root, size=SIZE, out=tmp_path / "c", workers=1, progress=False, shard="2/2")
+    first = prepare_sharded(
+        "folder", root, size=SIZE, out=tmp_path / "c", workers=1, progress=False, shard="1/2"
+    )
+    prepare_sharded("folder", root, size=SIZE, out=tmp_path / "c", workers=1, progress=False, shard="2/2")
     with exclusive(first):
         with pytest.raises(LockedError, match="shard 1/2"):
-            prepare(
+            prepare_sharded(
                 "folder",
                 root,
                 size=SIZE,
@@ -151,7 +155,9 @@ def test_a_shard_being_written_refuses_a_second_writer_and_the_merge(tmp_path):
                 force=True,
             )
         with pytest.raises(PrepareError, match="still running: 1 "):
-            prepare("folder", root, size=SIZE, out=tmp_path / "c", workers=1, progress=False, merge_shards=2)
+            prepare_sharded(
+                "folder", root, size=SIZE, out=tmp_path / "c", workers=1, progress=False, merge_shards=2
+            )
 
 
 @pytest.mark.parametrize(
@@ -192,9 +198,9 @@ def test_blocks_cover_every_row_once_and_more_shards_than_rows_work(tmp_path):
     )
     single = prepare(table, size=SIZE, out=tmp_path / "s", workers=0, progress=False)
     for k in range(1, 6):
-        prepare(table, size=SIZE, out=tmp_path / "m", workers=0, progress=False, shard=(k, 5))
+        prepare_sharded(table, size=SIZE, out=tmp_path / "m", workers=0, progress=False, shard=(k, 5))
     assert json.loads((shard_dir(tmp_path / "m" / single.name, 1, 5) / DONE).read_text())["n_items"] == 0
-    merged = prepare(table, size=SIZE, out=tmp_path / "m", workers=0, progress=False, merge_shards=5)
+    merged = prepare_sharded(table, size=SIZE, out=tmp_path / "m", workers=0, progress=False, merge_shards=5)
     assert cache_files(merged) == cache_files(single)
 
 

@@ -22,9 +22,9 @@ from tiny_runs import NIH14, SPLIT_CYCLE, tiny_labels, write_tiny_cache, write_t
 
 from chestxai.cli import main
 from chestxai.evaluation import evaluate_run
-from chestxai.evaluation.figures import FIGURES
-from chestxai.evaluation.metrics import MetricWarning
 from chestxai.locks import exclusive
+from chestxai.metrics.classification import MetricWarning
+from chestxai.metrics.run_figures import FIGURES
 from chestxai.models.checkpoint import read_checkpoint
 from chestxai.rundir import RunDir, prob_column, target_column
 from chestxai.rundir.thresholds import operating_thresholds

@@ -17,7 +17,8 @@ from sklearn.metrics import roc_auc_score
 from chestxai.data.cache import PreparedCache
 from chestxai.data.prepare import prepare
 from chestxai.data.splits import splits_from_cache
-from chestxai.evaluation import MetricWarning, evaluate_run
+from chestxai.evaluation import evaluate_run
+from chestxai.metrics import MetricWarning
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from chestxai.report import build_report

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from chestxai.cli import main
-from chestxai.evaluation.shards import Shards, batch_block, predict_sharded
+from chestxai.evaluation.sharded_inference import Shards, batch_block, predict_sharded
 from chestxai.testing import write_tiny_run
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

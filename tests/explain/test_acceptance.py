@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chestxai.explain.evaluate import measure_method
 from chestxai.explain.items import Item
+from chestxai.explain.measure import measure_method
 from chestxai.explain.methods import CONTROL, gradient_methods
 from chestxai.explain.settings import ExplainSettings
 
@@ -88,7 +88,7 @@ def test_faithfulness_beats_the_control(measured):
 
 def test_gradcam_beats_the_control_paired_on_logits(measured):
     """The paired rule the report and the warnings use (logits, > 2 SE) holds on the blob task."""
-    from chestxai.explain.checks import versus_control
+    from chestxai.explain.controls import versus_control
 
     vs = versus_control(measured["gradcam"].scores, measured[CONTROL].scores)
     assert measured["gradcam"].faithfulness()["score"] == "logit"

@@ -17,7 +17,7 @@ from chestxai.explain.anatomy import (
     outside_energy,
     peak_on_border,
 )
-from chestxai.explain.checks import entry_warnings, paired_comparison, versus_control
+from chestxai.explain.controls import entry_warnings, paired_comparison, versus_control
 
 
 def test_border_width_scales_with_size():

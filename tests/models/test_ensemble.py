@@ -13,11 +13,10 @@ import torch
 
 from chestxai.cli import main
 from chestxai.evaluation import compare_runs, evaluate_run
-from chestxai.evaluation.ensemble import fit_weights
 from chestxai.evaluation.ensemble_runs import ensemble_runs
+from chestxai.metrics.ensemble_weights import fit_weights, weighted_average
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
-from chestxai.models.ensemble import weighted_average
 from chestxai.report import build_report
 from chestxai.rundir import RunDir
 from chestxai.testing import write_tiny_run

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
-from xrv_helpers import randomise_statistics
+from xrv_helpers import randomise_statistics, xrv_checkpoint, xrv_classifier
 
 from chestxai.models import create_model
 from chestxai.models import xrv as X
@@ -112,7 +112,7 @@ def test_xrv_densenet_as_backbone_to_fine_tune(xrv_densenet) -> None:
 
 def test_xrv_classifier_equals_the_reference_forward_on_its_own_normalisation(xrv_densenet) -> None:
     path, reference = xrv_densenet
-    model, names, preprocess, thresholds = X.xrv_classifier(f"xrv:{path}")
+    model, names, preprocess, thresholds = xrv_classifier(f"xrv:{path}")
     assert preprocess == {"size": 224, "mean": 0.5, "std": 1 / 2048}
     assert names == list(X.PATHOLOGIES) and thresholds["Atelectasis"] == pytest.approx(
         0.25
@@ -159,7 +159,7 @@ def test_single_dataset_weights_keep_only_the_findings_they_learnt(tmp_path, mon
     monkeypatch.setenv("TORCHXRAYVISION_CACHE_DIR", str(tmp_path))
     images = np.random.default_rng(0).integers(0, 256, (2, 224, 224), dtype=np.uint8)
     for spelling in ("xrv:densenet121-res224-rsna", f"xrv:{tmp_path / entry.filename}"):
-        model, names, preprocess, thresholds = X.xrv_classifier(spelling)
+        model, names, preprocess, thresholds = xrv_classifier(spelling)
         assert names == ["Pneumonia", "Lung Opacity"] and model.num_labels == 2
         assert thresholds == {
             "Pneumonia": pytest.approx(0.13486601),
@@ -223,7 +223,7 @@ def test_xrv_resnet50_state_dict_checkpoint_carries_its_normalisation(tmp_path) 
     path = tmp_path / "resnet50-xrv.pt"
     torch.save(tv.state_dict(), path)  # what torchxrayvision publishes for resnet50-res512-all
     assert X.xrv_preprocess(f"xrv:{path}", "resnet50") == {"size": 512, "mean": 0.5, "std": 1 / 2048}
-    ckpt = X.xrv_checkpoint(f"xrv:{path}")
+    ckpt = xrv_checkpoint(f"xrv:{path}")
     save_atomic(ckpt, tmp_path / "checkpoint.pt")
     model, loaded = load_model(tmp_path / "checkpoint.pt")
     assert loaded["preprocess"] == {"size": 512, "mean": 0.5, "std": 1 / 2048}

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from xrv_helpers import randomise_statistics
+from xrv_helpers import randomise_statistics, xrv_classifier
 
 from chestxai.models import xrv as X
 from chestxai.models.preprocess import to_input
@@ -48,7 +48,7 @@ def _filename(name: str) -> str:
 
 def _compare(name: str, reference: nn.Module, size: int) -> None:
     """Same logits for the kept outputs, and the same decision as torchxrayvision's op_norm."""
-    model, names, preprocess, thresholds = X.xrv_classifier(f"xrv:{name}")
+    model, names, preprocess, thresholds = xrv_classifier(f"xrv:{name}")
     assert preprocess["size"] == size
     images = np.random.default_rng(0).integers(0, 256, (2, size, size), dtype=np.uint8)
     ours = to_input(images, preprocess)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from chestxai.evaluation import compare_runs, cost, evaluate_run
-from chestxai.evaluation.compare_plots import FIGURES, RunCurves, write_compare_figures
+from chestxai.metrics.compare_plots import FIGURES, RunCurves, write_compare_figures
 from chestxai.models import create_model
 from chestxai.models.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from chestxai.report.compare import compare_and_report, write_compare_report

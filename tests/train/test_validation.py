@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from chestxai.evaluation.calibration import negative_log_likelihood
-from chestxai.evaluation.metrics import classification_metrics
+from chestxai.metrics.calibration import negative_log_likelihood
+from chestxai.metrics.classification import classification_metrics
 from chestxai.train.validation import improves, pick_monitor, selection_score, validation_scores
 
 

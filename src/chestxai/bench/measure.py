@@ -4,7 +4,7 @@ Why per layer: on a 128 px input ResNet's ``layer4`` is a 4 x 4 grid, so any map
 only point at one of 16 cells, each 32 px wide: a 12 px lesion is localised by luck. The layer
 matters more than the method, so the benchmark ranks (method, layer) pairs, not methods.
 
-Compute only (heatmaps and scores come from :func:`chestxai.explain.evaluate.measure_method`, the
+Compute only (heatmaps and scores come from :func:`chestxai.explain.measure.measure_method`, the
 code ``chestxai explain`` runs); :mod:`chestxai.bench.run` writes the results.
 """
 
@@ -17,9 +17,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from chestxai.explain.evaluate import MethodResult, measure_method
 from chestxai.explain.items import Item
 from chestxai.explain.localization import energy_inside, heatmap_peak
+from chestxai.explain.measure import MethodResult, measure_method
 from chestxai.explain.methods import CONTROL, UnsupportedMethodError
 from chestxai.explain.overlay import resize_heatmap
 from chestxai.explain.settings import ExplainSettings

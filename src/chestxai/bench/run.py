@@ -166,7 +166,7 @@ def _clean_items(clean_cache) -> list:
 
 def _sanity(model, items, best: dict, preprocess: dict, n: int, seed: int) -> dict[str, dict]:
     """Cascading randomisation similarity (final step) of each method at its best layer."""
-    from chestxai.explain.evaluate import model_inputs
+    from chestxai.explain.measure import model_inputs
     from chestxai.explain.sanity import randomisation_similarity
 
     if not n:
@@ -194,8 +194,8 @@ def _label_sanity(
     each method's maps at its best layer with the trained model's on the first ``label_sanity``
     test lesions. A method whose maps stay alike (mean |Spearman| >= the model-randomisation
     threshold) explains the image, not what the labels taught."""
-    from chestxai.explain.evaluate import model_inputs
     from chestxai.explain.explainer import Explainer
+    from chestxai.explain.measure import model_inputs
     from chestxai.explain.run import load_run
     from chestxai.explain.sanity import SANITY_THRESHOLD, map_similarity, summarise_similarity
     from chestxai.rundir.tables import read_history
@@ -339,7 +339,7 @@ def run_bench(cfg: BenchConfig) -> dict:
 def _shortcut(cue, model, preprocess, cache, clean, items, results, best, control, settings, auc_cue):
     """AUC with and without the cue; per method at its best layer, heatmap energy on the cue vs the
     lesion (cue test images) and the pointing game on the cue-free copies."""
-    from chestxai.explain.evaluate import measure_method
+    from chestxai.explain.measure import measure_method
 
     auc_clean = _auc(model, clean.images, clean.labels[:, 0], preprocess)
     cues = _cue_masks(cache)

@@ -138,7 +138,7 @@ def register_evaluate(sub: Any) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from chestxai.evaluation.significance import format_p
+    from chestxai.metrics.significance import format_p
     from chestxai.report.synth import build_synth_report
     from chestxai.synth.realism import evaluate_synth
     from chestxai.train.distributed import pick_device

@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chestxai.evaluation.thresholds import parse_policy
+    from chestxai.metrics.threshold_policy import parse_policy
 
     parse_policy(args.threshold_policy)  # fail on a bad flag before loading anything
     return run_sharded(args, "evaluate", lambda info, device: _run(args, info, device))
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
 
     shards = None
     if info is not None:
-        from chestxai.evaluation.shards import Shards
+        from chestxai.evaluation.sharded_inference import Shards
         from chestxai.train.distributed import gather_to_main
 
         timeout = args.dist_timeout

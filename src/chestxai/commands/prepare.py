@@ -90,13 +90,13 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from chestxai.data.cache import META
     from chestxai.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
-    from chestxai.data.prepare import prepare, summary
-    from chestxai.data.shards import parse_shard, shard_summary
+    from chestxai.data.prepare import summary
+    from chestxai.data.shards import parse_shard, prepare_sharded, shard_summary
 
     shard = parse_shard(args.shard) if args.shard is not None else None  # bad K/N: fail before reading
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
     settings = DecodeSettings(max_pixels=max_pixels, voi=not args.no_voi)
-    path = prepare(
+    path = prepare_sharded(
         args.source,
         args.root,
         size=args.size,

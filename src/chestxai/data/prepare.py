@@ -20,8 +20,9 @@ How, in order (one module per concept):
 6. The writer (:mod:`.cache_writer`) writes the report, the pixels, the tables and ``meta.json``
    last and atomically: a cache with a ``meta.json`` is whole.
 
-Scale-out (:mod:`.shards`): ``shard=(K, N)`` runs steps 4-5 for one share only (an array job
-each), and ``merge_shards=N`` gathers the N shares into step 6's state: the same bytes.
+Scale-out (:mod:`.shards`, a layer above these steps and the entry of ``chestxai prepare``):
+``shard=(K, N)`` runs steps 4-5 for one share only (an array job each), and ``merge_shards=N``
+gathers the N shares into step 6's state: the same bytes.
 """
 
 from __future__ import annotations
@@ -132,8 +133,6 @@ def prepare(
     force: bool = False,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
-    shard: tuple[int, int] | str | None = None,
-    merge_shards: int | None = None,
 ) -> Path:
     """Prepare (or reuse) the cache of ``source`` at ``size`` px and return its directory.
 
@@ -144,22 +143,8 @@ def prepare(
     ``on_progress(done, total)`` is called after each item (progress UIs; tests use it to interrupt).
     Raises :class:`~chestxai.locks.LockedError` when another process is writing the same cache.
 
-    ``shard=(K, N)`` (or ``"K/N"``, K counting from 1) decodes only shard K's share into the
-    shard area beside the cache and returns the shard's folder; ``merge_shards=N`` then merges
-    the N finished shards into the cache, byte-identical to a one-process run (:mod:`.shards`).
+    One cache prepared by N array jobs: :func:`chestxai.data.shards.prepare_sharded`.
     """
-    if shard is not None or merge_shards is not None:
-        from chestxai.data.shards import merge, parse_shard, prepare_shard
-
-        if shard is not None and merge_shards is not None:
-            raise ValueError("--shard and --merge-shards exclude each other: run the shards, then merge")
-        shard = parse_shard(shard) if shard is not None else None  # a bad K/N fails before any reading
-        p = plan(source, root, size, out, options, decode)
-        if shard is not None:
-            return prepare_shard(
-                p, shard, workers=workers, force=force, progress=progress, on_progress=on_progress
-            )
-        return merge(p, merge_shards, strict=strict, force=force, progress=progress)
     started = time.perf_counter()
     p = plan(source, root, size, out, options, decode)
     target, key = p.target, p.key

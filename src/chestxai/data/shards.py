@@ -33,10 +33,12 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from chestxai.atomic import write_text
+from chestxai.data.decode import DecodeSettings
 from chestxai.data.prepare import (
     Plan,
     PrepareError,
@@ -44,8 +46,11 @@ from chestxai.data.prepare import (
     decode_plan,
     finish,
     finished,
+    plan,
+    prepare,
     reuse,
 )
+from chestxai.data.table import ImageTable
 from chestxai.data.work_state import OK, Span, WorkState
 from chestxai.locks import LockedError, exclusive, is_locked
 
@@ -54,6 +59,45 @@ log = logging.getLogger(__name__)
 DONE = "done.json"
 AREA_SUFFIX = ".shards"
 _SHARD_DIR = re.compile(r"shard-(\d+)-of-(\d+)")
+
+
+def prepare_sharded(
+    source: str | ImageTable,
+    root: str | Path | None = None,
+    *,
+    shard: tuple[int, int] | str | None = None,
+    merge_shards: int | None = None,
+    size: int = 224,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    strict: bool = False,
+    options: dict[str, Any] | None = None,
+    decode: DecodeSettings | None = None,
+    force: bool = False,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """The entry of ``chestxai prepare``: one shard, the merge of N shards, or (neither given) the
+    one-process :func:`~chestxai.data.prepare.prepare`, whose arguments the others take too.
+
+    ``shard=(K, N)`` (or ``"K/N"``, K counting from 1) decodes only shard K's share into the
+    shard area beside the cache and returns the shard's folder; ``merge_shards=N`` then merges
+    the N finished shards into the cache, byte-identical to a one-process run, and returns it.
+    """
+    if shard is None and merge_shards is None:
+        return prepare(
+            source, root, size=size, out=out, workers=workers, strict=strict, options=options,
+            decode=decode, force=force, progress=progress, on_progress=on_progress,
+        )  # fmt: skip
+    if shard is not None and merge_shards is not None:
+        raise ValueError("--shard and --merge-shards exclude each other: run the shards, then merge")
+    shard = parse_shard(shard) if shard is not None else None  # a bad K/N fails before any reading
+    p = plan(source, root, size, out, options, decode)
+    if shard is not None:
+        return prepare_shard(
+            p, shard, workers=workers, force=force, progress=progress, on_progress=on_progress
+        )
+    return merge(p, merge_shards, strict=strict, force=force, progress=progress)
 
 
 def parse_shard(spec: str | tuple[int, int]) -> tuple[int, int]:

@@ -1,5 +1,9 @@
-"""Evaluation: metrics as pure functions over arrays, confidence intervals that resample
-patients, operating thresholds, calibration, significance tests, and the figures of a run.
+"""Evaluation stages: score a trained run, write its predictions, metrics, figures and operating
+thresholds, compare runs, measure their cost, and build ensembles from evaluated runs.
+
+The arithmetic (metrics, bootstrap intervals, calibration, thresholds, significance tests,
+curves, plots) lives one layer down in :mod:`chestxai.metrics`, which knows no models or run
+directories; this package reads runs and caches, predicts, and writes files on top of it.
 
 Entry points: :func:`evaluate_run` (a trained or ensemble run directory -> its split's
 predictions, metrics, figures and ``thresholds.json``; names in :mod:`chestxai.rundir`),
@@ -9,37 +13,7 @@ Cache and split resolution for every stage: :mod:`chestxai.evaluation.inputs`.
 Importing this package does not import torch or matplotlib.
 """
 
-from chestxai.evaluation.bootstrap import bootstrap_samples, percentile_interval, resample_weights
-from chestxai.evaluation.calibration import (
-    apply_temperature,
-    expected_calibration_error,
-    fit_temperature,
-    reliability_curve,
-)
 from chestxai.evaluation.compare import compare_runs
-from chestxai.evaluation.delong import delong_test
 from chestxai.evaluation.evaluate import evaluate_predictions, evaluate_run
-from chestxai.evaluation.metrics import MetricWarning, classification_metrics
-from chestxai.evaluation.significance import paired_bootstrap_auc, per_class_delong
-from chestxai.evaluation.thresholds import choose_threshold, choose_thresholds, parse_policy
 
-__all__ = [
-    "MetricWarning",
-    "apply_temperature",
-    "bootstrap_samples",
-    "choose_threshold",
-    "choose_thresholds",
-    "classification_metrics",
-    "compare_runs",
-    "delong_test",
-    "evaluate_predictions",
-    "evaluate_run",
-    "expected_calibration_error",
-    "fit_temperature",
-    "paired_bootstrap_auc",
-    "parse_policy",
-    "per_class_delong",
-    "percentile_interval",
-    "reliability_curve",
-    "resample_weights",
-]
+__all__ = ["compare_runs", "evaluate_predictions", "evaluate_run"]

@@ -6,7 +6,7 @@ otherwise differences mix model and data and no paired test is valid. Reads the 
 directories (the split's metrics and predictions, ``history.csv``, the checkpoint) and, for the
 inference speed, measures each model on this machine once and caches it in ``RUN/cost.json``
 (:mod:`chestxai.evaluation.cost`). With ``out`` it writes the tables and the comparison figures
-(:mod:`chestxai.evaluation.compare_plots`); the HTML report is :mod:`chestxai.report.compare`.
+(:mod:`chestxai.metrics.compare_plots`); the HTML report is :mod:`chestxai.report.compare`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from chestxai.atomic import write_text
-from chestxai.evaluation.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
 from chestxai.evaluation.cost import SpeedSettings, cost_row, resolve_device
-from chestxai.evaluation.significance import format_p, paired_bootstrap_auc, per_class_delong
-from chestxai.evaluation.tasks import uses_thresholds
+from chestxai.metrics.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
+from chestxai.metrics.markdown import markdown_table
+from chestxai.metrics.significance import format_p, paired_bootstrap_auc, per_class_delong
+from chestxai.metrics.task_rules import uses_thresholds
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_overwrite
 from chestxai.rundir.jsonfile import as_float, read_json
@@ -145,15 +146,6 @@ def _metric(metrics: dict, key: str) -> dict | None:
     if key in ("accuracy", "balanced_accuracy") and key in m.get("overall", {}):
         return m["overall"][key]
     return m["macro"].get(key)
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
-    cells = frame.astype(object).where(frame.notna(), "").astype(str)
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(row) + " |" for row in cells.to_numpy()]
-    return "\n".join([head, rule, *body]) + "\n"
 
 
 def compare_runs(

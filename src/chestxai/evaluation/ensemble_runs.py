@@ -1,7 +1,7 @@
 """``chestxai ensemble``: a new run directory that averages evaluated runs.
 
 The members' predictions (same cache, same splits, same images) are combined with weights fitted
-on their validation rows (:mod:`chestxai.evaluation.ensemble`), and the result is written as a
+on their validation rows (:mod:`chestxai.metrics.ensemble_weights`), and the result is written as a
 complete run directory: ``ensemble.json`` (members, weights), ``config.yaml``, ``splits.csv``
 (the members' common split), ``predictions.csv``, ``metrics.json``, ``thresholds.json`` and
 ``figures/``, through the same writers ``evaluate`` uses. ``compare``, ``report`` and
@@ -18,11 +18,10 @@ import numpy as np
 import yaml
 
 from chestxai.atomic import write_text
-from chestxai.evaluation.ensemble import fit_weights
 from chestxai.evaluation.evaluate import evaluate_predictions
 from chestxai.evaluation.outputs import SplitScores, write_split_outputs
+from chestxai.metrics.ensemble_weights import fit_weights, weighted_average
 from chestxai.models.checkpoint import read_checkpoint
-from chestxai.models.ensemble import weighted_average
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import EnsembleManifest, write_ensemble
 from chestxai.rundir.guard import check_output_dir

@@ -4,8 +4,8 @@ and write predictions, metrics, figures and the operating thresholds (names per 
 
 Order matters for honest numbers: thresholds and the calibration temperature are fitted on the
 *validation* split and only then applied to the evaluated split. Confidence intervals resample
-patients (see :mod:`chestxai.evaluation.bootstrap`). Under torchrun every rank predicts a block
-of the rows and rank 0 alone goes on (:mod:`chestxai.evaluation.shards`): the same files as one
+patients (see :mod:`chestxai.metrics.bootstrap`). Under torchrun every rank predicts a block
+of the rows and rank 0 alone goes on (:mod:`chestxai.evaluation.sharded_inference`): the same files as one
 process.
 """
 
@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from chestxai.evaluation.bootstrap import bootstrap_samples, count_clusters, has_patient_ids, intervals
-from chestxai.evaluation.calibration import apply_temperature, calibration_summary, fit_temperature
 from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
-from chestxai.evaluation.metrics import classification_metrics
 from chestxai.evaluation.outputs import SplitScores, write_split_outputs
-from chestxai.evaluation.shards import Shards, predict_sharded
-from chestxai.evaluation.tasks import check_arrays, uses_thresholds
-from chestxai.evaluation.thresholds import choose_thresholds, parse_policy
+from chestxai.evaluation.sharded_inference import Shards, predict_sharded
+from chestxai.metrics.bootstrap import bootstrap_samples, count_clusters, has_patient_ids, intervals
+from chestxai.metrics.calibration import apply_temperature, calibration_summary, fit_temperature
+from chestxai.metrics.classification import classification_metrics
+from chestxai.metrics.task_rules import check_arrays, uses_thresholds
+from chestxai.metrics.threshold_policy import choose_thresholds, parse_policy
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_not_training, check_output_dir
 from chestxai.rundir.tables import read_history

@@ -75,7 +75,7 @@ def write_split_outputs(
         th["stored_in"] = str(thresholds_for.thresholds)
         log.info("stored %s thresholds in %s", th["policy"], thresholds_for.thresholds)
     if figures:
-        from chestxai.evaluation.figures import write_figures
+        from chestxai.metrics.run_figures import write_figures
 
         scored = parts[-1]
         written = write_figures(

@@ -9,7 +9,7 @@ the same localization, faithfulness and border-energy figures.
 
 Ranking: with ground truth, by pointing game, then mean IoBB, then energy; without, by ROAD, then
 insertion AUC. The **recommended** layer is the top-ranked one whose pointing game beats its
-random control (:mod:`chestxai.explain.checks`); without ground truth nothing is recommended (a
+random control (:mod:`chestxai.explain.controls`); without ground truth nothing is recommended (a
 faithfulness ranking does not say where the finding is), and the outputs say so.
 
 Writes ``RUN/explain_layers.csv`` / ``.md`` and a ``layer_comparison`` entry (per method and split)
@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from chestxai.atomic import write_text
-from chestxai.explain.checks import versus_control
+from chestxai.explain.controls import versus_control
 from chestxai.explain.layers import candidate_layers, resolve_layer
 from chestxai.explain.methods import CONTROL, get_method
 from chestxai.explain.run import (

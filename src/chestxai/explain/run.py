@@ -25,7 +25,6 @@ import torch
 from chestxai.atomic import write_text
 from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
 from chestxai.explain.anatomy import is_anatomy_label
-from chestxai.explain.evaluate import MethodResult, measure_method, model_inputs
 from chestxai.explain.items import (
     ImageSet,
     Item,
@@ -37,10 +36,12 @@ from chestxai.explain.items import (
     mask_labels,
     read_boxes_csv,
 )
+from chestxai.explain.measure import MethodResult, measure_method, model_inputs
 from chestxai.explain.methods import CONTROL, UnsupportedMethodError, get_method, list_methods
 from chestxai.explain.sanity import randomisation_similarity
 from chestxai.explain.settings import ExplainSettings
 from chestxai.explain.store import method_entry, update_index, update_metrics, write_method
+from chestxai.metrics.markdown import markdown_table
 from chestxai.models.checkpoint import load_model
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -348,18 +349,8 @@ def comparison_markdown(
         f"`border_energy`: share of heatmap mass near the image border; `warnings`: how many sentences "
         f"explain_metrics.json holds for the row.",
         "",
-        "| " + " | ".join(cols) + " |",
-        "|" + "---|" * len(cols),
+        markdown_table(table[cols], float_format=".3f").rstrip("\n"),
     ]
-    for _, row in table.iterrows():
-        cells = []
-        for c in cols:
-            v = row[c]
-            if isinstance(v, float):
-                cells.append("" if np.isnan(v) else f"{v:.3f}")
-            else:
-                cells.append("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
     if "layer" in table:
         skipped = table[table["layer"].astype(str).str.startswith("not applicable")]
         for _, row in skipped.iterrows():

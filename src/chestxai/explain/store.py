@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from chestxai.atomic import atomic_path, write_text
-from chestxai.explain.checks import entry_warnings, versus_control
-from chestxai.explain.evaluate import MethodResult
+from chestxai.explain.controls import entry_warnings, versus_control
 from chestxai.explain.items import Item
+from chestxai.explain.measure import MethodResult
 from chestxai.explain.methods import CONTROL
 from chestxai.explain.overlay import (
     GT_COLOR,
@@ -145,7 +145,7 @@ def method_entry(
     """The entry of explain_metrics.json for one method on one split and its random control:
     the figures, their paired comparison with the control (``vs_control``), the border /
     outside-lung energy (``anatomy``), the sanity check when run, and every ``warnings`` sentence
-    (:func:`chestxai.explain.checks.entry_warnings`)."""
+    (:func:`chestxai.explain.controls.entry_warnings`)."""
     is_control = result.method == CONTROL
     entry = {
         "method": result.method,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chestxai.export.decisions import decide
+from chestxai.metrics.decisions import decide
 
 METADATA_KEY = "chestxai"  # the same key chestxai.export.onnx writes
 
@@ -63,4 +63,4 @@ class OnnxModel:
         return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), np.float32)
 
     def decisions(self, probs: np.ndarray) -> np.ndarray:
-        return decide(probs, self.thresholds, self.label_names, self.task, self.temperature)
+        return decide(probs, self.task, [self.thresholds[n] for n in self.label_names], self.temperature)

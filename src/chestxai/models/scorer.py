@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from chestxai.models.checkpoint import load_model
-from chestxai.models.ensemble import EnsembleMember, predict_ensemble
+from chestxai.models.ensemble_predict import EnsembleMember, predict_ensemble
 from chestxai.models.predict import predict_probs
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble

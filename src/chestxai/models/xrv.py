@@ -18,7 +18,8 @@ stores in the checkpoint so that evaluation, explanation and serving feed the mo
 
 As a backbone to fine-tune, ``create_model(..., weights="xrv:...")`` loads it under a new head;
 to use the published classifier as it is (the findings those weights learnt, with their operating
-points), :func:`xrv_classifier` / :func:`xrv_checkpoint`.
+points), a run with ``train.epochs: 0`` and ``model.published_head`` (:func:`copy_published_head`,
+:func:`published_thresholds`).
 """
 
 from __future__ import annotations
@@ -322,39 +323,3 @@ def published_thresholds(xs: XrvState, label_names: list[str], task: str) -> dic
     these to 0.5, so the decisions are the package's."""
     rows = published_rows(xs, label_names, task)
     return {name: xs.operating_point(i) for name, i in zip(label_names, rows, strict=True)}
-
-
-def xrv_classifier(weights: str, input_size: int = 0):
-    """The published classifier as it is: (model, label names, preprocess, thresholds).
-
-    Only the outputs these weights learnt are kept (torchxrayvision's non-empty ``targets``: 18
-    for the ``all`` models, e.g. 2 for ``densenet121-res224-rsna``), so an untrained output never
-    reaches metrics or heatmaps. Our model returns logits; torchxrayvision's ``op_norm`` maps each
-    output's operating point to 0.5, which is the same decision as thresholding our sigmoid at
-    ``op_threshs`` (returned as the thresholds; 0.5 where the weights state none). The file is
-    read once.
-    """
-    from chestxai.models.factory import build_classifier
-
-    xs = read_xrv_state(weights)
-    keep = [i for i, name in enumerate(xs.labels) if name]
-    size = input_size or NATIVE_SIZE[xs.arch]
-    preprocess = {"size": int(size), "mean": MEAN, "std": STD}
-    model = build_classifier(
-        xs.arch, len(keep), "multilabel", input_size=size, state=xs.state, source=xs.file
-    )
-    xs.load_rows(model.head.fc, keep)
-    model.eval()
-    names = [xs.labels[i] for i in keep]
-    return model, names, preprocess, {xs.labels[i]: xs.operating_point(i) for i in keep}
-
-
-def xrv_checkpoint(weights: str, input_size: int = 0) -> dict:
-    """A chestxai checkpoint dict of the published classifier (what ``load_model`` rebuilds), so
-    that the explain/evaluate/serve stages can use torchxrayvision's model directly."""
-    from chestxai.models.checkpoint import make_checkpoint
-
-    model, names, preprocess, thresholds = xrv_classifier(weights, input_size)
-    return make_checkpoint(
-        model, names, preprocess, config={"model": {"weights": weights}}, thresholds=thresholds
-    )

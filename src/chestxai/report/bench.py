@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from chestxai.atomic import write_text
+from chestxai.metrics.plots import save_figure
 from chestxai.report.html import GENERATOR, figure, page, paragraph, table
 from chestxai.rundir import BenchDir
 from chestxai.rundir.guard import check_overwrite, has_marker
@@ -146,10 +147,7 @@ def _examples_figure(bench: BenchDir) -> str:
     path = bench.examples
     if not path.exists():
         return paragraph("No example heatmaps were saved.", "note")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from chestxai.explain.overlay import resize_heatmap
 
@@ -162,7 +160,8 @@ def _examples_figure(bench: BenchDir) -> str:
             str(z["method"]),
         )
     n, nl = len(images), len(layers)
-    fig, axes = plt.subplots(n, nl + 1, figsize=(1.8 * (nl + 1), 1.8 * n), squeeze=False)
+    fig = Figure(figsize=(1.8 * (nl + 1), 1.8 * n))
+    axes = fig.subplots(n, nl + 1, squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(images[i], cmap="gray")
         axes[i, 0].contour(masks[i], levels=[0.5], colors="lime", linewidths=0.8)
@@ -177,9 +176,7 @@ def _examples_figure(bench: BenchDir) -> str:
     for ax in axes.ravel():
         ax.set_axis_off()
     fig.tight_layout()
-    out = bench.examples_figure
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    out = save_figure(fig, bench.examples_figure)
     return figure(
         out, f"{method} at every layer on the first {n} test lesions (contour: the ground-truth mask)"
     )

@@ -24,8 +24,8 @@ from chestxai.evaluation.compare import (
     html_path,
     speed_lines,
 )
-from chestxai.evaluation.compare_plots import FIGURES, write_compare_figures
-from chestxai.evaluation.significance import format_p
+from chestxai.metrics.compare_plots import FIGURES, write_compare_figures
+from chestxai.metrics.significance import format_p
 from chestxai.report.html import GENERATOR, esc, figure, page, paragraph, table
 from chestxai.report.sections import METRIC_TITLES, disclaimer, fmt_ci
 from chestxai.rundir.guard import check_overwrite, has_marker

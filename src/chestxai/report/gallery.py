@@ -16,6 +16,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from chestxai.metrics.decisions import DEFAULT_THRESHOLD, decide
 from chestxai.report.html import data_uri, esc, paragraph, table
 from chestxai.rundir import PRIMARY_SPLIT, RunDir
 from chestxai.rundir.jsonfile import read_json
@@ -44,13 +45,15 @@ def outcomes(index: pd.DataFrame, run: RunDir, metrics: dict | None) -> pd.DataF
     pos = {iid: i for i, iid in enumerate(preds.frame["image_id"])}
     col = {name: c for c, name in enumerate(preds.label_names)}
     th = ((metrics or {}).get("thresholds") or {}).get("values") or {}
-    multiclass = (metrics or {}).get("task") == "multiclass"
+    # predictions.csv holds the probabilities the thresholds were chosen on (calibrated ones after
+    # `evaluate --calibrated`), so no temperature is applied here
+    task = (metrics or {}).get("task")
+    decisions = decide(preds.probs, task, [th.get(n, DEFAULT_THRESHOLD) for n in preds.label_names])
     for k, r in out.iterrows():
         i, c = pos.get(r["image_id"]), col.get(r["label"])
         if i is None or c is None:
             continue
-        p, y = preds.probs[i, c], preds.targets[i, c]
-        decided = preds.probs[i].argmax() == c if multiclass else p >= th.get(r["label"], 0.5)
+        p, y, decided = preds.probs[i, c], preds.targets[i, c], decisions[i, c]
         out.at[k, "p"], out.at[k, "y"] = p, y
         if not np.isnan(y):
             out.at[k, "outcome"] = ("T" if bool(decided) == bool(y) else "F") + ("P" if decided else "N")

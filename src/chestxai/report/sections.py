@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chestxai.evaluation.figures import FIGURES
+from chestxai.metrics.run_figures import FIGURES
 from chestxai.report.html import esc, figure, paragraph, table
 from chestxai.rundir import RunDir
 
@@ -177,7 +177,7 @@ def environment_table(env: dict | None) -> str:
 
 
 def curves_section(run: RunDir) -> str:
-    from chestxai.evaluation.plots import plot_history
+    from chestxai.metrics.plots import plot_history
 
     if not run.history.exists():
         return paragraph("No history.csv in the run directory.", "note")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from chestxai.atomic import write_text
-from chestxai.evaluation.significance import format_p
+from chestxai.metrics.significance import format_p
 from chestxai.report.html import GENERATOR, esc, figure, page, paragraph, table
 from chestxai.rundir import SynthRunDir
 from chestxai.rundir.guard import check_overwrite, has_marker

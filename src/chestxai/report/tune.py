@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from chestxai.atomic import write_text
+from chestxai.metrics.plots import DPI, save_figure
 from chestxai.report.html import GENERATOR, figure, page, paragraph, table
 from chestxai.rundir import StudyDir
 from chestxai.rundir.guard import check_overwrite, has_marker
 from chestxai.rundir.jsonfile import read_json
 
-DPI = 100
 COLOURS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728"}
 
 
@@ -139,8 +139,7 @@ def _history_figure(s: dict, out: Path) -> Path:
     ax.set_ylabel("val ROC-AUC")
     ax.set_title("Optimisation history", fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    fig.savefig(out)
-    return out
+    return save_figure(fig, out)
 
 
 def _intermediate_figure(s: dict, out: Path) -> Path:
@@ -154,8 +153,7 @@ def _intermediate_figure(s: dict, out: Path) -> Path:
     _integer_x(ax)
     ax.set_ylabel("val ROC-AUC")
     ax.set_title("Per-epoch validation AUC (dashed: pruned)", fontsize=10)
-    fig.savefig(out)
-    return out
+    return save_figure(fig, out)
 
 
 def _importance_figure(values: dict[str, float], out: Path) -> Path:
@@ -165,8 +163,7 @@ def _importance_figure(values: dict[str, float], out: Path) -> Path:
     ax.barh([k for k, _ in items], [v for _, v in items], color="#1f77b4")
     ax.set_xlabel("importance (fANOVA, sums to 1)")
     ax.set_title("Parameter importances", fontsize=10)
-    fig.savefig(out)
-    return out
+    return save_figure(fig, out)
 
 
 def _progress(s: dict, folder: StudyDir) -> str:

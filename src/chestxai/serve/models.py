@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from chestxai.export.decisions import decide
+from chestxai.metrics.decisions import decide
 from chestxai.rundir import RunDir, safe_name
 from chestxai.rundir.thresholds import OperatingThresholds, operating_thresholds
 
@@ -76,7 +76,7 @@ class ServedModel:
 
     def decisions(self, probs: np.ndarray) -> np.ndarray:
         t = self.thresholds
-        return decide(probs, t.values, self.label_names, self.task, t.temperature)
+        return decide(probs, self.task, [t.values[n] for n in self.label_names], t.temperature)
 
     def to_input(self, images: np.ndarray):
         from chestxai.models.preprocess import to_input

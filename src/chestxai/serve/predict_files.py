@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from chestxai.atomic import atomic_path
-from chestxai.evaluation.shards import batch_block
+from chestxai.evaluation.sharded_inference import batch_block
 from chestxai.rundir import prob_column, safe_name
 from chestxai.rundir.guard import check_overwrite
 from chestxai.serve.inputs import load_files

@@ -15,9 +15,10 @@ import math
 
 import numpy as np
 
-from chestxai.evaluation.calibration import negative_log_likelihood
-from chestxai.evaluation.metrics import rank_metrics
-from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
+from chestxai.metrics.calibration import negative_log_likelihood
+from chestxai.metrics.classification import rank_metrics
+from chestxai.metrics.decisions import decide
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 MONITORS = ("val_auc", "val_loss")
 
@@ -31,7 +32,7 @@ def validation_scores(task: str, targets: np.ndarray, probs: np.ndarray) -> dict
         rank_metrics(targets[known[:, c], c], probs[known[:, c], c])["roc_auc"] for c in range(probs.shape[1])
     ]
     defined = [a for a in aucs if not math.isnan(a)]
-    pred = decisions(probs, task)
+    pred = decide(probs, task)
     if task == "multiclass":
         rows = known[:, 0]
         hits = pred[rows].argmax(axis=1) == targets[rows].argmax(axis=1)

@@ -1,7 +1,7 @@
 """The uncertainty stage's figures, drawn from numbers already computed (uncertainty.json).
 
 matplotlib through ``matplotlib.figure.Figure`` (Agg canvas, no ``pyplot`` global state),
-imported inside the functions; the reliability diagram reuses evaluation's.
+imported inside the functions; the reliability diagram and saving reuse :mod:`chestxai.metrics.plots`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chestxai.evaluation.plots import plot_reliability
+from chestxai.metrics.plots import DPI, plot_reliability, save_figure
 
-DPI = 100
 #: file name and caption of every figure, in report order
 FIGURES = {
     "referral.png": "Referral curves: metrics of the retained cases as the most uncertain are referred "
@@ -32,12 +31,6 @@ def _figure(cols: int, panel: float = 3.6):
     return fig, fig.subplots(1, cols, squeeze=False).ravel()
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
-
-
 def plot_referral(referral: dict[str, list[dict]], path: Path) -> Path:
     """ROC-AUC, accuracy, sensitivity and specificity of the retained cases per ranking."""
     keys = ("roc_auc", "accuracy", "sensitivity", "specificity")
@@ -53,7 +46,7 @@ def plot_referral(referral: dict[str, list[dict]], path: Path) -> Path:
                 ax.fill_between(f, lo, hi, color=line.get_color(), alpha=0.12, lw=0)
         ax.set(xlabel="referred (%)", title=key.replace("_", "-"))
     axes[0].legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_risk_coverage(curves: dict[str, dict], aurc: dict[str, float], path: Path) -> Path:
@@ -64,7 +57,7 @@ def plot_risk_coverage(curves: dict[str, dict], aurc: dict[str, float], path: Pa
         ax.plot(c["coverage"], c["selective_risk"], _BASELINE_STYLE.get(name, "-"), lw=1.3, label=label)
     ax.set(xlabel="coverage (share of cases accepted)", ylabel="selective risk (error rate)", xlim=(0, 1))
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confidence_correctness(uncertainty: dict[str, np.ndarray], correct: np.ndarray, path: Path) -> Path:
@@ -79,7 +72,7 @@ def plot_confidence_correctness(uncertainty: dict[str, np.ndarray], correct: np.
         ax.set(xlabel=name, ylabel="images")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
     axes[0].legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_figures(summary: dict, curves: dict, uncertainty: dict, correct: np.ndarray, out_dir: Path) -> dict:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from chestxai.evaluation.tasks import decisions
 from chestxai.explain.methods import UnsupportedMethodError
+from chestxai.metrics.decisions import decide
 from chestxai.models.preprocess import to_input
 from chestxai.uncertainty.heatmaps import ensemble_cams, mc_dropout_cams, tta_cams, write_heatmap_figure
 
@@ -47,7 +47,7 @@ def select_cases(
     uncertain = [int(i) for i in np.argsort(-u, kind="stable")[:k]]
     wrong = np.flatnonzero(np.nan_to_num(loss, nan=0.0) > 0)
     errors = [int(i) for i in wrong[np.argsort(u[wrong], kind="stable")] if int(i) not in uncertain][:k]
-    dec = decisions(mean, task, thresholds)
+    dec = decide(mean, task, thresholds)
     t = np.full(mean.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, np.float64)
     cases = []
     for i in uncertain:

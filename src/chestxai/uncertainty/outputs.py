@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from chestxai.evaluation.tasks import decisions
+from chestxai.metrics.decisions import decide
 from chestxai.rundir.predictions import predictions_frame
 
 #: extra per-label columns: prefix -> key in the measures dict
@@ -42,7 +42,7 @@ def uncertainty_frame(
         f = predictions_frame(
             ids[rows], patients[rows], [name] * len(rows), res["mean"], labels[rows], label_names
         )
-        dec = decisions(res["mean"], task, thresholds)
+        dec = decide(res["mean"], task, thresholds)
         extra = {}
         for prefix, key in COLUMNS.items():
             for c, label in enumerate(label_names):

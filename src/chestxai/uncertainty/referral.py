@@ -4,7 +4,7 @@
 in input order) and scores the retained images: macro ROC-AUC over labels, accuracy (micro over
 decisions; top-1 for multi-class), sensitivity and specificity (macro recall / specificity) at
 the operating thresholds. Confidence intervals come from the patient-clustered bootstrap of
-:mod:`chestxai.evaluation.bootstrap`: a replicate resamples patients, and the retained set is the
+:mod:`chestxai.metrics.bootstrap`: a replicate resamples patients, and the retained set is the
 one the ranking chose on the observed data (the referral rule is fixed, its outcome resampled).
 
 :func:`referral_analysis` puts the method's rankings beside three baselines on the same axes,
@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from chestxai.evaluation.bootstrap import bootstrap_samples, percentile_interval, resample_weights
-from chestxai.evaluation.tasks import check_arrays
+from chestxai.metrics.bootstrap import bootstrap_samples, percentile_interval, resample_weights
+from chestxai.metrics.task_rules import check_arrays
 from chestxai.uncertainty.measures import confidence_uncertainty
 from chestxai.uncertainty.risk_coverage import augrc, aurc, decision_loss
 

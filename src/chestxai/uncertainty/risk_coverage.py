@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
+from chestxai.metrics.decisions import decide
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 
 def decision_loss(probs: np.ndarray, targets: np.ndarray, task: str, thresholds=None) -> np.ndarray:
@@ -25,7 +26,7 @@ def decision_loss(probs: np.ndarray, targets: np.ndarray, task: str, thresholds=
     NaN for an image without any known target."""
     probs, targets = check_arrays(probs, targets, task)
     known = valid_mask(targets, task)
-    wrong = (decisions(probs, task, thresholds) != np.nan_to_num(targets)) & known
+    wrong = (decide(probs, task, thresholds) != np.nan_to_num(targets)) & known
     if task == "multiclass":
         out = wrong.any(axis=1).astype(np.float64)
         out[~known[:, 0]] = np.nan

@@ -6,7 +6,7 @@ cache and split, the output folder (never a folder this command did not write, u
 ``--force``). Then the validation and evaluated splits are predicted with ``passes`` samples
 each (:func:`~chestxai.uncertainty.api.predict_with_uncertainty`, batched, progress bar), and the
 arrays go through the pure analysis functions (:mod:`.gallery_select`, :mod:`.referral`,
-:mod:`.risk_coverage`, calibration from :mod:`chestxai.evaluation.calibration`).
+:mod:`.risk_coverage`, calibration from :mod:`chestxai.metrics.calibration`).
 
 Decisions use the run's operating thresholds (``RUN/thresholds.json`` via
 :func:`~chestxai.rundir.thresholds.operating_thresholds`; the temperature they were chosen
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from chestxai.evaluation.bootstrap import count_clusters, has_patient_ids
-from chestxai.evaluation.calibration import apply_temperature, calibration_summary
 from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
+from chestxai.metrics.bootstrap import count_clusters, has_patient_ids
+from chestxai.metrics.calibration import apply_temperature, calibration_summary
 from chestxai.models.checkpoint import load_model
 from chestxai.models.preprocess import to_input
 from chestxai.rundir import RunDir
@@ -36,7 +36,7 @@ from chestxai.rundir.predictions import write_predictions
 from chestxai.rundir.thresholds import operating_thresholds
 from chestxai.uncertainty import figures as figs
 from chestxai.uncertainty.api import check_method, predict_with_uncertainty
-from chestxai.uncertainty.ensemble import load_member_models, read_members
+from chestxai.uncertainty.deep_ensemble import load_member_models, read_members
 from chestxai.uncertainty.gallery_select import select_cases, write_gallery
 from chestxai.uncertainty.mc_dropout import check_dropout, dropout_in_head_only
 from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty

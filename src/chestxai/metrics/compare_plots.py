@@ -8,8 +8,8 @@
 * ``confidence``: per run, histograms of the predicted probability of the decided class for
   right and wrong decisions (overconfident models pile their wrong decisions near 1).
 
-The numbers come from :mod:`chestxai.evaluation.curves` (the same as a run's own figures);
-drawing reuses the grid of :mod:`chestxai.evaluation.plots` (Agg ``Figure``, no pyplot).
+The numbers come from :mod:`chestxai.metrics.curves` (the same as a run's own figures);
+drawing reuses the grid of :mod:`chestxai.metrics.plots` (Agg ``Figure``, no pyplot).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chestxai.evaluation import curves
-from chestxai.evaluation.plots import DPI, empty_panel, grid, save_figure
-from chestxai.evaluation.tasks import uses_thresholds
+from chestxai.metrics import curves
+from chestxai.metrics.plots import DPI, empty_panel, grid, save_figure
+from chestxai.metrics.task_rules import uses_thresholds
 
 #: figure key -> caption, in report order (files are ``<OUT>_<key>.png``)
 FIGURES = {

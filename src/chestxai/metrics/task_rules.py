@@ -1,7 +1,7 @@
 """How each task turns model probabilities into per-class yes/no problems and decisions.
 
 Every metric in this package works on one ``(scores, targets, decisions)`` triple per class, so
-the task-specific rules live here and nowhere else:
+the task-specific rules live here and nowhere else (the decision rule: :mod:`.decisions`):
 
 * ``binary``: ``L == 1``; the column is the probability of the positive class.
 * ``multilabel``: ``L`` independent sigmoids; a NaN target (unknown / uncertain) masks that one
@@ -9,6 +9,8 @@ the task-specific rules live here and nowhere else:
 * ``multiclass``: softmax rows, one-hot targets; a row with any NaN target is dropped as a whole.
   The decision is the argmax (a softmax model picks exactly one class), so per-class metrics
   are one-vs-rest views of that single decision; per-class thresholds are not used.
+
+Turning probabilities into decisions is :func:`chestxai.metrics.decisions.decide`.
 """
 
 from __future__ import annotations
@@ -48,18 +50,6 @@ def valid_mask(targets: np.ndarray, task: str) -> np.ndarray:
     if task == "multiclass":
         return np.repeat(known.all(axis=1, keepdims=True), targets.shape[1], axis=1)
     return known
-
-
-def decisions(probs: np.ndarray, task: str, thresholds: np.ndarray | None = None) -> np.ndarray:
-    """``N x L`` 0/1 predictions: argmax for multi-class, ``p >= threshold`` otherwise."""
-    probs = np.asarray(probs, dtype=np.float64)
-    if task == "multiclass":
-        out = np.zeros_like(probs)
-        if len(probs):
-            out[np.arange(len(probs)), probs.argmax(axis=1)] = 1.0
-        return out
-    t = np.full(probs.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    return (probs >= t[None, :]).astype(np.float64)
 
 
 def uses_thresholds(task: str) -> bool:

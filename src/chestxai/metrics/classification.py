@@ -1,8 +1,8 @@
 """Classification metrics per class and averaged (macro, micro, weighted): point estimates.
 
-Pure functions over arrays (see :mod:`chestxai.evaluation.tasks` for the task rules). Point
+Pure functions over arrays (see :mod:`chestxai.metrics.task_rules` for the task rules). Point
 estimates come from scikit-learn (confusion matrix, ROC-AUC, average precision); the bootstrap
-(:mod:`chestxai.evaluation.bootstrap`) recomputes the same quantities with vectorised kernels.
+(:mod:`chestxai.metrics.bootstrap`) recomputes the same quantities with vectorised kernels.
 
 Averages:
 
@@ -29,7 +29,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
+from chestxai.metrics.decisions import decide
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def classification_metrics(
     probs, targets = check_arrays(probs, targets, task)
     if len(label_names) != probs.shape[1]:
         raise ValueError(f"{len(label_names)} label names for {probs.shape[1]} probability columns")
-    pred = decisions(probs, task, thresholds)
+    pred = decide(probs, task, thresholds).astype(np.float64)
     known = valid_mask(targets, task)
     per_class: dict[str, dict] = {}
     counts = np.zeros((len(label_names), 4))  # tp, fp, tn, fn

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from chestxai.evaluation.metrics import counts_metrics, rank_metrics
-from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
+from chestxai.metrics.classification import counts_metrics, rank_metrics
+from chestxai.metrics.decisions import decide
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 
 def _per_class(probs, targets, task):
@@ -91,7 +92,7 @@ def confusion_matrices(
         rows = known[:, 0]
         y, p = targets[rows].argmax(axis=1), probs[rows].argmax(axis=1)
         return {"all": confusion_matrix(y, p, labels=list(range(len(label_names))))}
-    pred = decisions(probs, task, thresholds)
+    pred = decide(probs, task, thresholds).astype(np.float64)
     return {
         name: confusion_matrix(targets[known[:, c], c], pred[known[:, c], c], labels=[0, 1])
         for c, name in enumerate(label_names)
@@ -112,6 +113,6 @@ def confidence_by_correctness(
         rows = known[:, 0]
         p = probs[rows]
         return p.max(axis=1), p.argmax(axis=1) == targets[rows].argmax(axis=1)
-    pred = decisions(probs, task, thresholds)
+    pred = decide(probs, task, thresholds).astype(np.float64)
     conf = np.where(pred == 1, probs, 1.0 - probs)
     return conf[known], (pred == targets)[known]

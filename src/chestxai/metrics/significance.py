@@ -1,7 +1,7 @@
 """Is run B's AUC different from run A's on the same test images? DeLong per class, and a
 paired (patient-clustered) bootstrap for the macro-averaged AUC.
 
-DeLong (:mod:`chestxai.evaluation.delong`) is exact in its assumptions and cheap but treats images
+DeLong (:mod:`chestxai.metrics.delong`) is exact in its assumptions and cheap but treats images
 as independent and handles one AUC at a time. The paired bootstrap resamples patients once per
 replicate and scores *both* runs on the same replicate, so the correlation between the runs and
 between a patient's images is kept; it also tests averages over classes.
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chestxai.evaluation.bootstrap import resample_weights
-from chestxai.evaluation.delong import DelongResult, delong_test
-from chestxai.evaluation.metrics import weighted_mean
-from chestxai.evaluation.ranking import RankedScores
-from chestxai.evaluation.tasks import check_arrays, valid_mask
+from chestxai.metrics.bootstrap import resample_weights
+from chestxai.metrics.classification import weighted_mean
+from chestxai.metrics.delong import DelongResult, delong_test
+from chestxai.metrics.ranking import RankedScores
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Drawing only: each function takes precomputed numbers (:mod:`chestxai.evaluation.curves`) and
+"""Drawing only: each function takes precomputed numbers (:mod:`chestxai.metrics.curves`) and
 writes one PNG.
 
 matplotlib is imported inside the functions and used through ``matplotlib.figure.Figure``
@@ -37,10 +37,12 @@ def grid(n: int, panel: float = 3.2, max_cols: int = 4):
     return fig, axes[:n]
 
 
-def save_figure(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = DPI) -> Path:
+    """Write ``fig`` (a ``matplotlib.figure.Figure``, no pyplot) to ``path`` as PNG, making its
+    folder: the one way every stage (evaluate, compare, uncertainty, the reports) saves a figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     return path
 
 

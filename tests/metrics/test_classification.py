@@ -12,8 +12,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from chestxai.evaluation.bootstrap import bootstrap_samples
-from chestxai.evaluation.metrics import METRICS, MetricWarning, classification_metrics
+from chestxai.metrics.bootstrap import bootstrap_samples
+from chestxai.metrics.classification import METRICS, MetricWarning, classification_metrics
 
 
 def sklearn_binary(y, p, pred):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from chestxai.evaluation.ranking import RankedScores, weighted_auc, weighted_average_precision
+from chestxai.metrics.ranking import RankedScores, weighted_auc, weighted_average_precision
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from chestxai.evaluation.delong import auc_covariance, delong_test
-from chestxai.evaluation.significance import format_p, paired_bootstrap_auc, per_class_delong
+from chestxai.metrics.delong import auc_covariance, delong_test
+from chestxai.metrics.significance import format_p, paired_bootstrap_auc, per_class_delong
 
 
 def textbook_covariance(y, a, b):

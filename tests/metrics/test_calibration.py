@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from chestxai.evaluation.calibration import (
+from chestxai.metrics.calibration import (
     apply_temperature,
     brier_scores,
     calibration_summary,

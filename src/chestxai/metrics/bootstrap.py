@@ -7,7 +7,7 @@ exist we draw *patients* with replacement and keep all of each drawn patient's i
 was drawn. Without patient ids every image is its own cluster (the ordinary bootstrap).
 
 A replicate is represented by its integer multiplicities (``B x n`` weights), which the metric
-kernels in :mod:`chestxai.evaluation.ranking` consume directly.
+kernels in :mod:`chestxai.metrics.ranking` consume directly.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from chestxai.evaluation.metrics import METRICS, counts_metrics, weighted_mean
-from chestxai.evaluation.ranking import RankedScores
-from chestxai.evaluation.tasks import check_arrays, decisions, valid_mask
+from chestxai.metrics.classification import METRICS, counts_metrics, weighted_mean
+from chestxai.metrics.decisions import decide
+from chestxai.metrics.ranking import RankedScores
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 #: Upper bound on weight-matrix entries held at once (replicates x pooled pairs), ~16 MB of float64.
 _MAX_ENTRIES = 2_000_000
@@ -122,7 +123,7 @@ def bootstrap_samples(
     seed: int = 0,
     weights: np.ndarray | None = None,
 ) -> dict:
-    """Bootstrap replicates of every metric of :func:`~chestxai.evaluation.metrics.classification_metrics`.
+    """Bootstrap replicates of every metric of :func:`~chestxai.metrics.classification.classification_metrics`.
 
     Returns the same nesting (``per_class``/``macro``/``micro``/``weighted``/``overall``) with an
     ``n_boot`` array in place of each number. Replicates where a metric is undefined are NaN.
@@ -131,7 +132,7 @@ def bootstrap_samples(
     """
     probs, targets = check_arrays(probs, targets, task)
     n, n_cls = probs.shape
-    pred = decisions(probs, task, thresholds)
+    pred = decide(probs, task, thresholds).astype(np.float64)
     known = valid_mask(targets, task)
     y0 = np.nan_to_num(targets)
     ranked = [RankedScores(probs[known[:, c], c], y0[known[:, c], c]) for c in range(n_cls)]

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, confusion_matrix, log_loss, roc_auc_score
 
-from chestxai.evaluation.bootstrap import bootstrap_samples, intervals
-from chestxai.evaluation.calibration import calibration_summary, fit_temperature, negative_log_likelihood
-from chestxai.evaluation.curves import (
+from chestxai.metrics.bootstrap import bootstrap_samples, intervals
+from chestxai.metrics.calibration import calibration_summary, fit_temperature, negative_log_likelihood
+from chestxai.metrics.classification import classification_metrics
+from chestxai.metrics.curves import (
     confidence_by_correctness,
     confusion_matrices,
     pr_curves,
     roc_curves,
     threshold_sweeps,
 )
-from chestxai.evaluation.metrics import classification_metrics
-from chestxai.evaluation.significance import paired_bootstrap_auc, per_class_delong
+from chestxai.metrics.significance import paired_bootstrap_auc, per_class_delong
 
 COUNTS = [2, 3, 5]
 

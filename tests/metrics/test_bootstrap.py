@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from chestxai.evaluation.bootstrap import (
+from chestxai.metrics.bootstrap import (
     bootstrap_samples,
     cluster_codes,
     count_clusters,
@@ -12,7 +12,7 @@ from chestxai.evaluation.bootstrap import (
     percentile_interval,
     resample_weights,
 )
-from chestxai.evaluation.metrics import classification_metrics
+from chestxai.metrics.classification import classification_metrics
 
 
 def one_big_patient(n_small=60, n_big=40, seed=0):

@@ -1,8 +1,9 @@
 """Ensembles as models: the weighted average of several trained classifiers' probabilities.
 
 Members keep their own preprocessing (input size, normalisation), so each predicts its own
-input and only the probabilities are averaged. The weights are fitted on validation by
-:mod:`chestxai.evaluation.ensemble` and stored in ``RUN/ensemble.json``.
+input and only the probabilities are averaged, with
+:func:`chestxai.metrics.ensemble_weights.weighted_average`: the same average the weights in
+``RUN/ensemble.json`` were fitted with on validation.
 """
 
 from __future__ import annotations
@@ -12,17 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chestxai.metrics.ensemble_weights import weighted_average
 from chestxai.models.predict import predict_probs
-
-
-def weighted_average(probs: Sequence[np.ndarray], weights: np.ndarray | Sequence[float]) -> np.ndarray:
-    """Probability-weighted average of ``K`` arrays ``N x L`` with ``K`` weights (softmax rows stay
-    rows that sum to 1: the weights sum to 1)."""
-    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
-    weights = np.asarray(weights, dtype=np.float64)
-    if len(weights) != len(stacked):
-        raise ValueError(f"{len(weights)} weights for {len(stacked)} members")
-    return np.tensordot(weights, stacked, axes=1)
 
 
 @dataclass

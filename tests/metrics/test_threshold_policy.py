@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from chestxai.evaluation.metrics import MetricWarning
-from chestxai.evaluation.thresholds import choose_threshold, choose_thresholds, parse_policy
+from chestxai.metrics.classification import MetricWarning
+from chestxai.metrics.threshold_policy import choose_threshold, choose_thresholds, parse_policy
 
 # hand-made: positives at 0.3, 0.7, 0.8, 0.9; negatives at 0.1, 0.2, 0.4, 0.6
 SCORES = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])

@@ -1,4 +1,5 @@
-"""Ensemble weights fitted on validation: the simplex weights that minimise validation log-loss.
+"""Ensemble weights fitted on validation: the simplex weights that minimise validation log-loss,
+and the weighted average of the members' probabilities that every ensemble predicts with.
 
 Works from the members' ``predictions.csv`` (no model reloading, no GPU). Log-loss is a proper
 scoring rule, smoother to optimise than AUC and less prone to overfitting a small validation
@@ -9,15 +10,25 @@ softmax parametrisation, so the average of probabilities stays a probability.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
 
-from chestxai.evaluation.calibration import negative_log_likelihood as log_loss
-from chestxai.models.ensemble import weighted_average
+from chestxai.metrics.calibration import negative_log_likelihood as log_loss
 
 log = logging.getLogger(__name__)
+
+
+def weighted_average(probs: Sequence[np.ndarray], weights: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Probability-weighted average of ``K`` arrays ``N x L`` with ``K`` weights (softmax rows stay
+    rows that sum to 1: the weights sum to 1)."""
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != len(stacked):
+        raise ValueError(f"{len(weights)} weights for {len(stacked)} members")
+    return np.tensordot(weights, stacked, axes=1)
 
 
 @dataclass

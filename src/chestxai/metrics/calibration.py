@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from chestxai.evaluation.tasks import check_arrays, valid_mask
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 _EPS = 1e-7
 

@@ -8,7 +8,7 @@ negative, the fraction of positives that out-score it. Placement values come fro
 the whole computation is O(n log n) (the formulation of Sun & Xu, 2014).
 
 Cases are treated as independent: with several images per patient the p-value is optimistic;
-:func:`chestxai.evaluation.significance.paired_bootstrap_auc` resamples patients instead.
+:func:`chestxai.metrics.significance.paired_bootstrap_auc` resamples patients instead.
 """
 
 from __future__ import annotations

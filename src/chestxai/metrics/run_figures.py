@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chestxai.evaluation import curves, plots
-from chestxai.evaluation.calibration import apply_temperature, calibration_pairs, reliability_curve
-from chestxai.evaluation.tasks import uses_thresholds
+from chestxai.metrics import curves, plots
+from chestxai.metrics.calibration import apply_temperature, calibration_pairs, reliability_curve
+from chestxai.metrics.task_rules import uses_thresholds
 
 log = logging.getLogger(__name__)
 

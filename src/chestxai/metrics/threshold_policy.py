@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from chestxai.evaluation.metrics import MetricWarning
-from chestxai.evaluation.tasks import check_arrays, valid_mask
+from chestxai.metrics.classification import MetricWarning
+from chestxai.metrics.task_rules import check_arrays, valid_mask
 
 log = logging.getLogger(__name__)
 KINDS = ("fixed", "youden", "sensitivity", "specificity")
