@@ -1,6 +1,6 @@
-"""Validation scores for model selection and early stopping, with evaluation's own definitions.
+"""Validation scores for model selection and early stopping, with the metric kernels' own definitions.
 
-Every number here comes from :mod:`chestxai.evaluation` (task rules, per-class ROC-AUC, NLL,
+Every number here comes from :mod:`chestxai.metrics` (task rules, per-class ROC-AUC, NLL,
 decisions), so the ``val_loss`` in ``history.csv`` is the NLL that ``evaluate`` reports on the
 same images and probabilities, and ``val_auc`` is its macro ROC-AUC: one definition each.
 
