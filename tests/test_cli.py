@@ -129,3 +129,27 @@ def test_user_errors_stay_one_line(monkeypatch, capsys) -> None:
         capsys.readouterr().err.strip()
         == "chestxai models: error: unknown model 'resnet7'; choose one of resnet18, ..."
     )
+
+
+def test_a_user_error_is_one_line_and_a_programming_error_keeps_its_traceback(monkeypatch, capsys) -> None:
+    """Issue 19: UserError (a ChestXaiError and a ValueError) -> one line, exit 2; a bug -> traceback."""
+    from chestxai.errors import ChestXaiError, UserError
+
+    assert issubclass(UserError, ChestXaiError) and issubclass(UserError, ValueError)
+    _fail_with(monkeypatch, UserError("--split 'tset' is not a split; use train, val or test"))
+    assert cli.main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "chestxai models: error: --split 'tset' is not a split; use train, val or test"
+    assert "Traceback" not in err
+    for bug in (TypeError("run() got an unexpected keyword 'x'"), AttributeError("'NoneType' has no 'eval'")):
+        _fail_with(monkeypatch, bug)
+        with pytest.raises(type(bug)):
+            cli.main(["models"])
+
+
+def test_config_errors_are_user_errors() -> None:
+    from chestxai.config import load_config
+    from chestxai.errors import UserError
+
+    with pytest.raises(UserError, match="train.lr must be in"):
+        load_config(None, ["train.lr=-1"])

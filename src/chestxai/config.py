@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from chestxai.errors import UserError
 from chestxai.checks import check_choice, check_device, check_keys, check_numbers, check_run_name
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
 from chestxai.tasks import TASKS
@@ -70,11 +71,11 @@ def _check_per_class(cfg: Any) -> None:
     """``data.per_class``: split names and whole counts >= 1, on a task that has one class per image."""
     for split, count in cfg.per_class.items():
         if split not in ("train", "val", "test"):
-            raise ValueError(f"data.per_class: {split!r} is not a split; use train, val or test")
+            raise UserError(f"data.per_class: {split!r} is not a split; use train, val or test")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"data.per_class.{split} must be a whole number >= 1, got {count!r}")
+            raise UserError(f"data.per_class.{split} must be a whole number >= 1, got {count!r}")
     if cfg.per_class and cfg.task == "multilabel" and len(cfg.labels) != 1:
-        raise ValueError(
+        raise UserError(
             "data.per_class needs one class per image: a binary/multi-class task or one data.labels"
         )
 
@@ -98,13 +99,13 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.task and self.task not in TASKS:
-            raise ValueError(f"data.task must be one of {TASKS} (or empty), got {self.task!r}")
+            raise UserError(f"data.task must be one of {TASKS} (or empty), got {self.task!r}")
         if self.balance not in ("none", "undersample"):
-            raise ValueError(f"data.balance must be 'none' or 'undersample', got {self.balance!r}")
+            raise UserError(f"data.balance must be 'none' or 'undersample', got {self.balance!r}")
         _check_numbers(self, "data")
         _check_per_class(self)
         if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError(
+            raise UserError(
                 f"data.val_fraction + data.test_fraction must be below 1 (nothing left to train on), "
                 f"got {self.val_fraction} + {self.test_fraction}"
             )
@@ -156,7 +157,7 @@ class TrainConfig:
         check_choice("train", "sampler", self.sampler, ("shuffle", "weighted"))
         _check_numbers(self, "train")
         if self.warmup_epochs and self.epochs and self.warmup_epochs >= self.epochs:  # 0 epochs: no schedule
-            raise ValueError(
+            raise UserError(
                 f"train.warmup_epochs must be below train.epochs ({self.epochs}), got {self.warmup_epochs}"
             )
         check_device(self.device, "train.device")
@@ -174,7 +175,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_run_name(self.name)
         if "\0" in self.run_dir:
-            raise ValueError(f"run_dir {self.run_dir!r} contains a NUL byte")
+            raise UserError(f"run_dir {self.run_dir!r} contains a NUL byte")
 
     @property
     def run_path(self) -> Path:
@@ -198,29 +199,29 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
             return float(value)
         if type_name == "int" and not isinstance(value, bool):
             if isinstance(value, float) and not value.is_integer():
-                raise ValueError("not a whole number")
+                raise UserError("not a whole number")
             return int(value)
         if type_name == "bool":
             if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
                 return value.strip().lower() in TRUE
             if not isinstance(value, bool):
-                raise ValueError("expected true/false, yes/no or 1/0")
+                raise UserError("expected true/false, yes/no or 1/0")
         if type_name == "str":
             if isinstance(value, (dict, list)):
-                raise ValueError("expected text, not a list or mapping")
+                raise UserError("expected text, not a list or mapping")
             return "" if value is None else str(value)
         if type_name.startswith("list") and not isinstance(value, list):
             if isinstance(value, dict):
-                raise ValueError("expected a list")
+                raise UserError("expected a list")
             return [value] if value not in (None, "") else []
         if type_name.startswith("list"):
             bad = [v for v in value if isinstance(v, (dict, list))]
             if bad:
-                raise ValueError(f"list items must be plain values, got {bad[0]!r}")
+                raise UserError(f"list items must be plain values, got {bad[0]!r}")
         if type_name.startswith("dict") and not isinstance(value, dict):
-            raise ValueError("expected a mapping")
+            raise UserError("expected a mapping")
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{where}: {value!r} is not a valid {type_name} ({exc})") from None
+        raise UserError(f"{where}: {value!r} is not a valid {type_name} ({exc})") from None
     return value
 
 
@@ -254,12 +255,12 @@ def parse_text(text: str, type_name: str | None, where: str) -> Any:
 def _set(raw: dict[str, Any], dotted: str, value: Any, where: str) -> None:
     parts = dotted.strip().split(".")
     if not all(parts):
-        raise ValueError(f"{where}: {dotted!r} is not a key like section.key (e.g. train.lr)")
+        raise UserError(f"{where}: {dotted!r} is not a key like section.key (e.g. train.lr)")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ValueError(f"{where}: {part!r} is not a section")
+            raise UserError(f"{where}: {part!r} is not a section")
     node[parts[-1]] = value
 
 
@@ -272,7 +273,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     raw = _copy(raw)
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"--set {item!r} must look like section.key=value (e.g. train.lr=3e-4)")
+            raise UserError(f"--set {item!r} must look like section.key=value (e.g. train.lr=3e-4)")
         dotted, text = item.split("=", 1)
         where = f"--set {item!r}"
         _set(raw, dotted, parse_text(text, field_type(dotted.strip()), where), where)
@@ -296,7 +297,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     try:
         return cls(**coerced)
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
 
 
 def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
@@ -310,14 +311,14 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
             if value is None:
                 value = {}
             if not isinstance(value, dict):
-                raise ValueError(f"{where}: section {key!r} must be a mapping, got {type(value).__name__}")
+                raise UserError(f"{where}: section {key!r} must be a mapping, got {type(value).__name__}")
             kwargs[key] = _build(SECTIONS[key], value, f"{where} [{key}]")
         else:
             kwargs[key] = _coerce(value, "str", f"{where} {key}")
     try:
         return RunConfig(**kwargs)
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
 
 
 def load_config(
@@ -336,7 +337,7 @@ def load_config(
         path = recipe_path(path)
         raw = load_yaml_file(path) or {}
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: a recipe must be a YAML mapping with sections data/model/train")
+            raise UserError(f"{path}: a recipe must be a YAML mapping with sections data/model/train")
         where = str(path)
     raw = apply_overrides(apply_values(raw, values or {}), overrides or [])
     return config_from_dict(raw, where)
