@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from chestxai.errors import UserError
 from chestxai.checks import check_choice, check_device, check_keys, check_numbers, check_run_name
+from chestxai.errors import UserError
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
 from chestxai.tasks import TASKS
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text  # also the way other modules read user YAML
