@@ -45,6 +45,7 @@ def check_keys(given: Any, valid: Any, where: str) -> None:
             )
 
 
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto = cuda when available)"
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
@@ -74,3 +75,14 @@ def check_run_name(name: str) -> str:
         if found:
             raise UserError(f"run name {name!r} is not a valid single folder name: {why}")
     return name
+
+
+def parse_seed(text: str, where: str = "--seed") -> int:
+    """Command-line text -> a seed: a whole number in [0, 2**32), as numpy's generators need."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{where} must be a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise UserError(f"{where} must be in [0, 2**32), got {value}")
+    return value

@@ -21,8 +21,17 @@ from typing import Any
 
 import yaml
 
-from chestxai.checks import check_choice, check_device, check_keys, check_numbers, check_run_name
+from chestxai.checks import (
+    DEVICE_HELP,
+    check_choice,
+    check_device,
+    check_keys,
+    check_numbers,
+    check_run_name,
+    parse_seed,
+)
 from chestxai.errors import UserError
+from chestxai.flags import setting, setting_fields
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
 from chestxai.tasks import TASKS
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text  # also the way other modules read user YAML
@@ -80,22 +89,42 @@ def _check_per_class(cfg: Any) -> None:
         )
 
 
+def _valid(section: str, key: str) -> str:
+    """The valid range of ``section.key`` as text, for its flag's help (the rule above owns it)."""
+    return RULES[section][key][1]
+
+
+def _device_flag(text: str) -> str:
+    return check_device(text, "--device")
+
+
 @dataclass
 class DataConfig:
-    source: str = "medmnist"  # reader name (chestxai data summary --help lists them)
-    root: str = ""  # dataset location; "" = the chestxai cache (MedMNIST downloads there)
-    options: dict[str, Any] = field(default_factory=dict)  # reader keyword options
-    size: int = 224  # cached image side in pixels (the model input size unless model.input_size)
-    cache: str = ""  # root for prepared caches; "" = $CHESTXAI_CACHE/prepared
-    cache_dir: str = ""  # filled in at run time: the prepared cache this run used
-    task: str = ""  # expected task; "" = whatever the dataset is. A mismatch is an error.
-    labels: list[str] = field(default_factory=list)  # train on these labels only ([] = all)
-    val_fraction: float = 0.1  # used only when the source defines no split
-    test_fraction: float = 0.2
-    balance: str = "none"  # "none" | "undersample" (majority class, train split only)
+    source: str = setting(
+        "medmnist", help="dataset reader (chestxai data summary --help lists them)", flag="--source"
+    )
+    root: str = setting(
+        "", help="dataset folder; none = the chestxai cache (MedMNIST downloads there)", flag="--root"
+    )
+    options: dict[str, Any] = setting(factory=dict, help="reader keyword options")
+    size: int = setting(
+        224,
+        help="cached image side in pixels (the model input size unless model.input_size)",
+        flag="--size",
+        bounds=_valid("data", "size"),
+    )
+    cache: str = setting(
+        "", help="root folder for prepared caches; none = $CHESTXAI_CACHE/prepared", flag="--cache"
+    )
+    cache_dir: str = setting("", help="filled in at run time: the prepared cache this run used")
+    task: str = setting("", help="expected task; none = whatever the dataset is (a mismatch is an error)")
+    labels: list[str] = setting(factory=list, help="train on these labels only ([] = all)")
+    val_fraction: float = setting(0.1, help="validation share, used only when the source defines no split")
+    test_fraction: float = setting(0.2, help="test share, used only when the source defines no split")
+    balance: str = setting("none", help="none | undersample (majority class, train split only)")
     # images of every class per split, drawn instead of a fraction: {val: 60, test: 60} (data/splits.py)
-    per_class: dict[str, int] = field(default_factory=dict)
-    prepare_workers: int = 0  # prepare() workers (0 = automatic)
+    per_class: dict[str, int] = setting(factory=dict, help="images of every class per split, e.g. {val: 60}")
+    prepare_workers: int = setting(0, help="prepare() workers (0 = automatic)")
 
     def __post_init__(self) -> None:
         if self.task and self.task not in TASKS:
@@ -113,18 +142,38 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "resnet18"  # chestxai.models.list_models()
-    head: str = "pooled"  # chestxai.models.heads.list_heads(); checked by create_model
-    dropout: float = 0.0  # before the classifier; > 0 enables Monte Carlo dropout later
-    pretrained: bool = False  # timm weights: hub/torch cache, else downloaded when online
-    weights: str = ""  # local weights file, or xrv:NAME / xrv:PATH (torchxrayvision; implies pretrained)
-    freeze_backbone: bool = False
-    input_size: int = 0  # 0 = data.size
-    aux: str = ""  # auxiliary task: a cache index column (e.g. "view") predicted by a second head
-    aux_weight: float = 0.3
-    # xrv weights: their classifier for the run's findings instead of a new head (with train.epochs: 0,
-    # torchxrayvision's model as it is, to evaluate and explain)
-    published_head: bool = False
+    name: str = setting("resnet18", help="architecture (see `chestxai models`)", flag="--model")
+    head: str = setting(
+        "pooled",
+        help="classification head: pooled or pcam; any registered head (checked by create_model)",
+        flag="--head",
+    )
+    dropout: float = setting(0.0, help="dropout before the classifier; > 0 enables Monte Carlo dropout later")
+    pretrained: bool = setting(
+        False,
+        help="ImageNet weights: the local hub/torch cache, else downloaded when online "
+        "(HF_HUB_OFFLINE=1 or CHESTXAI_OFFLINE=1: never downloaded)",
+        flag="--pretrained",
+    )
+    weights: str = setting(
+        "",
+        help="pretrained weights: a local timm/torchvision state dict (.pth/.bin/.safetensors), or "
+        "torchxrayvision chest X-ray weights as xrv:densenet121-res224-all, xrv:resnet50-res512-all or "
+        "xrv:PATH (implies pretrained)",
+        flag="--weights",
+    )
+    freeze_backbone: bool = setting(False, help="train the head only")
+    input_size: int = setting(0, help="model input side in pixels (0 = data.size)")
+    aux: str = setting(
+        "", help='auxiliary task: a cache index column (e.g. "view") predicted by a second head'
+    )
+    aux_weight: float = setting(0.3, help="weight of the auxiliary loss")
+    published_head: bool = setting(
+        False,
+        help="with --weights xrv:...: start from torchxrayvision's own classifier for the dataset's findings "
+        "(matched by name) instead of a new head; with --epochs 0 the published model as it is",
+        flag="--published-head",
+    )
 
     def __post_init__(self) -> None:
         _check_numbers(self, "model")
@@ -132,29 +181,44 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10  # 0 = no training: the initial model is scored once on val and saved
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # "adam" | "adamw"
-    schedule: str = "cosine"  # "cosine" | "onecycle" | "constant"
-    warmup_epochs: float = 0.0  # linear warm-up (cosine only)
-    label_smoothing: float = 0.0
-    class_weights: bool = False  # pos_weight (binary/multi-label) or class weights (multi-class)
-    sampler: str = "shuffle"  # "shuffle" | "weighted" (oversample rare classes)
-    amp: bool = False  # bf16 autocast on CPU, fp16 + GradScaler on CUDA
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    early_stopping: int = 0  # patience in epochs on validation AUC; 0 = off
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    max_steps_per_epoch: int = 0  # cap (for smoke tests); 0 = full epoch
+    epochs: int = setting(
+        10,
+        help="training epochs",
+        flag="--epochs",
+        bounds=_valid("train", "epochs"),
+    )
+    batch_size: int = setting(
+        64, help="images per training step", flag="--batch-size", bounds=_valid("train", "batch_size")
+    )
+    lr: float = setting(1e-3, help="peak learning rate", flag="--lr", bounds=_valid("train", "lr"))
+    weight_decay: float = setting(1e-4, help="decoupled weight decay (adamw) or L2 (adam)")
+    optimizer: str = setting("adamw", help="adam | adamw", choices=("adam", "adamw"))
+    schedule: str = setting(
+        "cosine", help="cosine | onecycle | constant", choices=("cosine", "onecycle", "constant")
+    )
+    warmup_epochs: float = setting(0.0, help="linear warm-up epochs (cosine only)")
+    label_smoothing: float = setting(0.0, help="label smoothing of the loss")
+    class_weights: bool = setting(
+        False, help="pos_weight (binary/multi-label) or class weights (multi-class)"
+    )
+    sampler: str = setting(
+        "shuffle", help="shuffle | weighted (oversample rare classes)", choices=("shuffle", "weighted")
+    )
+    amp: bool = setting(
+        False, help="mixed precision: bf16 autocast on CPU, fp16 + GradScaler on CUDA", flag="--amp"
+    )
+    grad_clip: float = setting(0.0, help="max gradient norm; 0 = off")
+    early_stopping: int = setting(0, help="patience in epochs on validation AUC; 0 = off")
+    augment: bool = setting(True, help="training-time augmentation")
+    seed: int = setting(0, help="training seed", flag="--seed", parse=parse_seed)
+    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=_device_flag)
+    threads: int = setting(0, help="torch CPU threads; 0 = torch's default")
+    max_steps_per_epoch: int = setting(0, help="cap on steps per epoch (for smoke tests); 0 = full epoch")
 
     def __post_init__(self) -> None:
-        check_choice("train", "optimizer", self.optimizer, ("adam", "adamw"))
-        check_choice("train", "schedule", self.schedule, ("cosine", "onecycle", "constant"))
-        check_choice("train", "sampler", self.sampler, ("shuffle", "weighted"))
+        for s in setting_fields(TrainConfig):  # the choices are declared once, on the fields
+            if s.spec is not None and s.spec.choices:
+                check_choice("train", s.key, getattr(self, s.key), s.spec.choices)
         _check_numbers(self, "train")
         if self.warmup_epochs and self.epochs and self.warmup_epochs >= self.epochs:  # 0 epochs: no schedule
             raise UserError(
@@ -165,12 +229,26 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    name: str = "run"
-    run_dir: str = ""  # "" = runs/<name>
+    name: str = setting(
+        "run",
+        help="run name: one folder name (run directory runs/<name>)",
+        flag="--name",
+        parse=check_run_name,
+    )
+    run_dir: str = setting(
+        "",
+        help="folder of the new run, when not runs/<name> (an output: the run a command reads is its "
+        "positional RUN)",
+        flag="--run-dir",
+    )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    tracking_uri: str = ""  # MLflow; "" = a local store beside the runs (when mlflow is installed)
+    tracking_uri: str = setting(
+        "",
+        help="MLflow tracking URI; none = a local store beside the runs (when mlflow is installed)",
+        flag="--tracking-uri",
+    )
 
     def __post_init__(self) -> None:
         check_run_name(self.name)

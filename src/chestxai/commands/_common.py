@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from chestxai.checks import check_device
-
-DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto = cuda when available)"
+from chestxai.checks import DEVICE_HELP, check_device, parse_seed
 
 
 def device_flag(text: str) -> str:
@@ -25,12 +23,9 @@ def device_flag(text: str) -> str:
 def seed_flag(text: str) -> int:
     """argparse type for ``--seed``: a whole number in [0, 2**32), as numpy's generators need."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
-    return value
+        return parse_seed(text, "--seed")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_common_flags(
