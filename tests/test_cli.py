@@ -153,3 +153,17 @@ def test_config_errors_are_user_errors() -> None:
 
     with pytest.raises(UserError, match="train.lr must be in"):
         load_config(None, ["train.lr=-1"])
+
+
+def test_building_the_parser_loads_no_heavy_module() -> None:
+    """The flags are generated from settings dataclasses; reading them must not import torch, so
+    ``chestxai --help`` stays fast (0.2 s rather than 3 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from chestxai.cli import build_parser; build_parser(); "
+        "print([m for m in ('torch', 'numpy', 'pandas', 'scipy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

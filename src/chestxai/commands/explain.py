@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 
 from chestxai.commands._common import add_common_flags
-
-
-def _threshold(text: str) -> float | str:
-    if text.lower() == "otsu":
-        return "otsu"
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"threshold must be a fraction like 0.5 or 'otsu', got {text!r}"
-        ) from None
+from chestxai.commands._flags import add_setting_flags, setting_values
+from chestxai.errors import UserError
+from chestxai.explain.settings import ExplainSettings
 
 
 def _layer_list(text: str) -> list[str]:
@@ -67,15 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and one block at a time) and compare the maps with the trained model's (Spearman, SSIM)",
     )
     p.add_argument(
-        "--sanity-limit", type=int, default=16, help="items the sanity check explains per randomised model"
-    )
-    p.add_argument(
-        "--faithfulness-score",
-        choices=("logit", "probability"),
-        default="logit",
-        help="what deletion/insertion and ROAD score (default logit: a saturated probability does not move)",
-    )
-    p.add_argument(
         "--finding",
         help="explain this finding on every image (default: the boxed findings, else the top output)",
     )
@@ -100,30 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--layer", help="target layer as a dotted module name (default: chosen per architecture)")
     p.add_argument("--limit", type=int, help="explain at most this many images")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument(
-        "--threshold", type=_threshold, default=0.5, help="box threshold: fraction of the maximum, or 'otsu'"
-    )
-    p.add_argument("--max-boxes", type=int, default=3, help="boxes per heatmap (largest heatmap mass first)")
-    p.add_argument("--tolerance", type=float, default=0.0, help="pointing-game tolerance in pixels")
-    p.add_argument("--colormap", default="jet")
-    p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in overlays (0-1)")
-    p.add_argument("--no-overlays", action="store_true", help="do not write overlay PNGs")
-    p.add_argument(
-        "--no-align",
-        action="store_true",
-        help="keep pytorch-grad-cam's map placement (by default each map is moved onto the receptive-field "
-        "centres of its cells: 3.5 px up-left at a ResNet's layer2, 15.5 px at layer4)",
-    )
-    p.add_argument(
-        "--faithfulness-limit",
-        type=int,
-        default=16,
-        help="items that get deletion/insertion and ROAD (0 = none)",
-    )
-    add_common_flags(
-        p, seed=True, device_default="cpu", seed_help="seed of the random control and ROAD's imputation noise"
-    )
+    # one flag per ExplainSettings field declared with a flag: help, range and type from the field
+    add_setting_flags(p, ExplainSettings)
+    add_common_flags(p, device_default="cpu")  # --seed is ExplainSettings.seed above
     p.set_defaults(func=run)
 
 
@@ -136,28 +98,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from chestxai.explain.layer_compare import compare_layers
     from chestxai.explain.run import compare_methods, explain_run
-    from chestxai.explain.settings import ExplainSettings
 
     if args.compare_methods and args.compare_layers:
-        raise ValueError("--compare-methods and --compare-layers rank different things; pass one of them")
+        raise UserError("--compare-methods and --compare-layers rank different things; pass one of them")
     if args.layers and not args.compare_layers:
-        raise ValueError("--layers goes with --compare-layers; to explain at one layer pass --layer NAME")
+        raise UserError("--layers goes with --compare-layers; to explain at one layer pass --layer NAME")
     if args.methods and not args.compare_methods:
-        raise ValueError("--methods goes with --compare-methods; to explain one method pass --method NAME")
-    settings = ExplainSettings(
-        batch_size=args.batch_size,
-        threshold=args.threshold,
-        max_boxes=args.max_boxes,
-        tolerance=args.tolerance,
-        colormap=args.colormap,
-        opacity=args.opacity,
-        overlays=not args.no_overlays,
-        faithfulness_limit=args.faithfulness_limit,
-        faithfulness_score=args.faithfulness_score,
-        sanity_limit=args.sanity_limit,
-        seed=args.seed,
-        align=not args.no_align,
-    )
+        raise UserError("--methods goes with --compare-methods; to explain one method pass --method NAME")
+    settings = ExplainSettings(**setting_values(args, ExplainSettings))
     common = dict(
         finding=args.finding,
         split=args.split,
