@@ -67,7 +67,7 @@ class BenchConfig:
     faithfulness: int = 16
     sanity: int = 8
     # label randomisation (Adebayo et al. 2018): a second model trained on permuted labels; it costs
-    # a second training, so it is off unless asked for (``--label-sanity N`` images)
+    # a second training, so it is off unless asked for (``--label-sanity-limit N`` images)
     label_sanity: int = 0
     cache: str = ""
     device: str = "auto"
@@ -86,8 +86,8 @@ class BenchConfig:
             self.tolerance = self.size / 32
         if self.tolerance < 0:
             raise ValueError(f"--tolerance is a distance in pixels (>= 0), got {self.tolerance}")
-        for name, value in (("--explain", self.explain_limit), ("--faithfulness", self.faithfulness),
-                            ("--sanity", self.sanity), ("--label-sanity", self.label_sanity)):  # fmt: skip
+        for name, value in (("--explain-limit", self.explain_limit), ("--faithfulness-limit", self.faithfulness),
+                            ("--sanity-limit", self.sanity), ("--label-sanity-limit", self.label_sanity)):  # fmt: skip
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
 

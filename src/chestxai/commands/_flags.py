@@ -35,6 +35,7 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = getattr(parse, "__name__", "value")  # argparse names it in "invalid X value"
+    convert.__annotations__ = dict(getattr(parse, "__annotations__", {}))  # the value's type, for tests
     return convert
 
 

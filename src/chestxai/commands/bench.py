@@ -87,20 +87,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tolerance", type=float, help="pointing-game tolerance in px (default size/32: 4 at 128)"
     )
     q.add_argument(
-        "--explain", type=int, default=200, metavar="N", help="test lesions explained (default 200)"
+        "--explain-limit",
+        dest="explain",
+        type=int,
+        default=200,
+        metavar="N",
+        help="test lesions explained (default 200)",
     )
-    q.add_argument("--faithfulness", type=int, default=16, metavar="N",
+    q.add_argument("--faithfulness-limit", dest="faithfulness", type=int, default=16, metavar="N",
                    help="items with deletion/insertion/ROAD at each method's best layer (default 16; 0 = off)")  # fmt: skip
-    q.add_argument("--sanity", type=int, default=8, metavar="N",
+    q.add_argument("--sanity-limit", dest="sanity", type=int, default=8, metavar="N",
                    help="images for the weight-randomisation check at the best layer (default 8; 0 = off)")  # fmt: skip
-    q.add_argument("--label-sanity", type=int, default=0, metavar="N",
+    q.add_argument("--label-sanity-limit", dest="label_sanity", type=int, default=0, metavar="N",
                    help="label randomisation check: train a second model on permuted labels and compare "
                    "each method's maps on N test lesions (costs a second training; default 0 = off)")  # fmt: skip
     q.add_argument(
         "--cache", default="", help="where the backgrounds' prepared cache goes (default the user cache)"
     )
     q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    q.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    q.add_argument(
+        "--force", action=argparse.BooleanOptionalAction, default=False, help="write into a non-empty --out"
+    )
     add_common_flags(q, seed=True)
     q.set_defaults(func=run)
     p.set_defaults(func=lambda args: p.print_help() or 2)

@@ -40,9 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="experiment YAML, or the name of a shipped one (configs/experiments/)")
     p.add_argument("--out", help="experiment folder (default runs/<experiment name>)")
     p.add_argument(
-        "--resume", action="store_true", help="continue: skip finished runs, resume interrupted ones"
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="continue: skip finished runs, resume interrupted ones",
     )
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="write into a non-empty --out folder",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -50,7 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a recipe key in every run, e.g. --set data.root=/data/siim (repeatable; applied last)",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the plan (runs, settings, status) and stop")
+    p.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="print the plan (runs, settings, status) and stop",
+    )
     add_common_flags(p, device_default=None)
     p.set_defaults(func=run)
 

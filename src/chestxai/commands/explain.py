@@ -10,10 +10,13 @@ from chestxai.errors import UserError
 from chestxai.explain.settings import ExplainSettings
 
 
-def _layer_list(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
+def _layer_list(texts: list[str] | None) -> list[str] | None:
+    """``--layers a b`` or ``--layers a,b`` -> ``["a", "b"]`` (the comma form is the older spelling)."""
+    if texts is None:
+        return None
+    names = [name.strip() for text in texts for name in text.split(",") if name.strip()]
     if not names:
-        raise argparse.ArgumentTypeError(f"--layers needs comma-separated layer names, got {text!r}")
+        raise UserError(f"--layers needs layer names, got {texts!r}")
     return names
 
 
@@ -37,24 +40,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--method", default="gradcam", help="explanation method (default gradcam; see --list-methods)"
     )
-    p.add_argument("--list-methods", action="store_true", help="print the available methods and exit")
     p.add_argument(
-        "--compare-methods", action="store_true", help="run every method (or --methods) and rank them"
+        "--list-methods",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="print the available methods and exit",
+    )
+    p.add_argument(
+        "--compare-methods",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run every method (or --methods) and rank them",
     )
     p.add_argument("--methods", nargs="+", help="with --compare-methods: only these methods")
     p.add_argument(
         "--compare-layers",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="run --method at several target layers (default: the last stage at each resolution) and rank them",
     )
     p.add_argument(
         "--layers",
-        type=_layer_list,
-        help="with --compare-layers: comma-separated dotted layer names, e.g. layer1,layer2,layer3",
+        nargs="+",
+        help="with --compare-layers: dotted layer names, e.g. layer1 layer2 layer3 (or layer1,layer2,layer3)",
     )
     p.add_argument(
         "--sanity",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="model-randomisation sanity check: re-initialise the weights (cascading from the head down, "
         "and one block at a time) and compare the maps with the trained model's (Spearman, SSIM)",
     )
@@ -119,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         sanity=args.sanity,
     )
     if args.compare_layers:
-        table = compare_layers(args.run_dir, method=args.method, layers=args.layers, **common)
+        table = compare_layers(args.run_dir, method=args.method, layers=_layer_list(args.layers), **common)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         best = table[table["recommended"]]
         print(

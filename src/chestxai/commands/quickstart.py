@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--run-dir", default="runs/quickstart", help="where to write the run (a new one if it exists)"
     )
     p.add_argument("--epochs", type=int, help="override the recipe's epoch count")
-    p.add_argument("--explain", type=int, default=32, metavar="N", help="test images to explain (0 = skip)")
+    p.add_argument("--explain-limit", dest="explain", type=int, default=32, metavar="N",
+                   help="test images to explain (0 = skip)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key")
     add_common_flags(p, device_default=None)
     p.set_defaults(func=run)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             for name in (EXPLAIN_METHOD, BASELINE_METHOD)
         ]
     else:
-        print("[3/4] explanations skipped (--explain 0)")
+        print("[3/4] explanations skipped (--explain-limit 0)")
     print("[4/4] writing the report")
     report = build_report(run_dir)
 

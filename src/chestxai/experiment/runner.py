@@ -180,7 +180,7 @@ def compare(
     from chestxai.report.compare import compare_and_report
 
     result = compare_and_report(
-        paths, out=layout.comparison, title=title, split="test", n_boot=settings.get("n_boot", 2000),
+        paths, out=layout.comparison, title=title, split="test", n_boot=settings.get("n_boot", 1000),
         force=True, speed=settings.get("speed", True), device=options.device or "auto",
         progress=options.progress,
     )  # fmt: skip
