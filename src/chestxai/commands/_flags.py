@@ -13,7 +13,7 @@ A bool field (or one with a ``switch``) is a ``--x/--no-x`` pair.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from chestxai.flags import SettingField, flag_fields
@@ -62,14 +62,16 @@ def add_setting_flags(
     *,
     default_note: str | None = None,
     groups: dict[str, Any] | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Add one option per flagged field of ``cls``; returns the argparse groups by title.
 
     ``default_note`` replaces "default {default}" in the help (``train``: the recipe's value); ``groups``
-    are groups the command made already (to put its own options beside the generated ones).
+    are groups the command made already (to put its own options beside the generated ones);
+    ``only``: these dotted keys alone (``quickstart`` offers two of ``train``'s flags).
     """
     groups = dict(groups or {})
-    for s in flag_fields(cls):
+    for s in _chosen(cls, only):
         spec = s.spec
         assert spec is not None
         where: Any = parser
@@ -93,10 +95,20 @@ def add_setting_flags(
     return groups
 
 
-def setting_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+def _chosen(cls: type, only: Collection[str] | None) -> list[SettingField]:
+    chosen = [s for s in flag_fields(cls) if only is None or s.key in only]
+    missing = set(only or ()) - {s.key for s in chosen}
+    if missing:
+        raise TypeError(f"{cls.__name__} has no flagged field {sorted(missing)}")
+    return chosen
+
+
+def setting_values(
+    args: argparse.Namespace, cls: type, only: Collection[str] | None = None
+) -> dict[str, Any]:
     """Dotted key -> value of every flag of ``cls`` that was given (a None flag was not given)."""
     out: dict[str, Any] = {}
-    for s in flag_fields(cls):
+    for s in _chosen(cls, only):
         spec = s.spec
         assert spec is not None
         value = getattr(args, _dest(spec.flag), None)
