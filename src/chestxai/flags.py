@@ -68,6 +68,11 @@ class SettingField:
         return f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
 
     @property
+    def required(self) -> bool:
+        """No default: a command that offers the field as a flag requires it."""
+        return self.field.default is MISSING and self.field.default_factory is MISSING
+
+    @property
     def type_name(self) -> str:
         return str(self.field.type)
 

@@ -42,7 +42,7 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
-    if value == "":
+    if value is None or value == "":
         return "none"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -80,6 +80,8 @@ def add_setting_flags(
                 spec.group, parser.add_argument_group(spec.group)
             )
         kwargs: dict[str, Any] = {"dest": _dest(spec.flag), "default": None, "help": _help(s, default_note)}
+        if s.required:
+            kwargs["required"], kwargs["help"] = True, spec.help
         if s.type_name == "bool" or spec.switch is not None:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
