@@ -88,7 +88,7 @@ def add_setting_flags(
             parse = spec.parse or PLAIN_TYPES.get(s.type_name)
             if parse is None:
                 raise TypeError(f"{cls.__name__}.{s.key}: a {s.type_name} field needs a parse function")
-            kwargs["type"] = _checked(spec.parse) if spec.parse else parse
+            kwargs["type"] = parse if parse in PLAIN_TYPES.values() else _checked(parse)
             if spec.choices:
                 kwargs["choices"] = spec.choices
             if spec.metavar:
