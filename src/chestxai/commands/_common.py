@@ -10,8 +10,8 @@ The grammar every command follows (tests/test_cli.py walks the parser to check i
   creates is an option: ``--run-dir`` for a new run (train, synth train, tune), ``--out`` otherwise;
 * every switch is a ``--x/--no-x`` pair (:class:`NoSwitch` where the code reads ``args.no_x``);
 * a flag name has one type on every command (``--sanity`` is a switch, ``--explain`` a method);
-* a count of items to process is ``--limit`` or ``--<what>-limit``; ``--n-boot`` defaults to
-  :data:`N_BOOT` wherever it appears.
+* a cap on the items a step processes is ``--limit`` or ``--<what>-limit`` (``explain --sanity-limit``,
+  ``bench lesions --sanity-limit``); ``--n-boot`` defaults to :data:`N_BOOT` wherever it appears.
 """
 
 from __future__ import annotations
