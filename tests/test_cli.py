@@ -129,3 +129,106 @@ def test_user_errors_stay_one_line(monkeypatch, capsys) -> None:
         capsys.readouterr().err.strip()
         == "chestxai models: error: unknown model 'resnet7'; choose one of resnet18, ..."
     )
+
+
+def test_a_user_error_is_one_line_and_a_programming_error_keeps_its_traceback(monkeypatch, capsys) -> None:
+    """Issue 19: UserError (a ChestXaiError and a ValueError) -> one line, exit 2; a bug -> traceback."""
+    from chestxai.errors import ChestXaiError, UserError
+
+    assert issubclass(UserError, ChestXaiError) and issubclass(UserError, ValueError)
+    _fail_with(monkeypatch, UserError("--split 'tset' is not a split; use train, val or test"))
+    assert cli.main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "chestxai models: error: --split 'tset' is not a split; use train, val or test"
+    assert "Traceback" not in err
+    for bug in (TypeError("run() got an unexpected keyword 'x'"), AttributeError("'NoneType' has no 'eval'")):
+        _fail_with(monkeypatch, bug)
+        with pytest.raises(type(bug)):
+            cli.main(["models"])
+
+
+def test_config_errors_are_user_errors() -> None:
+    from chestxai.config import load_config
+    from chestxai.errors import UserError
+
+    with pytest.raises(UserError, match="train.lr must be in"):
+        load_config(None, ["train.lr=-1"])
+
+
+def test_building_the_parser_loads_no_heavy_module() -> None:
+    """The flags are generated from settings dataclasses; reading them must not import torch, so
+    ``chestxai --help`` stays fast (0.2 s rather than 3 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from chestxai.cli import build_parser; build_parser(); "
+        "print([m for m in ('torch', 'numpy', 'pandas', 'scipy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ---- one flag grammar across every command (issue 19) ---------------------------------------------
+def _options() -> list[tuple[str, argparse.Action]]:
+    """(command path, action) for every option and positional of every (sub)command."""
+    out = []
+    for argv in COMMANDS:
+        for action in _parser_of(*argv)._actions:
+            if action.help != argparse.SUPPRESS and not isinstance(action, argparse._SubParsersAction):
+                out.append((" ".join(argv), action))
+    return out
+
+
+def _kind(action: argparse.Action) -> str:
+    """What a flag takes: a switch, a count (-v), or a value of one type (by its parser's return type)."""
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return "switch"
+    if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._CountAction)):
+        return type(action).__name__
+    many = "..." if action.nargs in ("+", "*") else ""  # words after one flag (a repeatable flag is one)
+    kind = action.type
+    if kind is None or kind is str:
+        return f"text{many}"
+    if kind in (int, float):
+        return f"{kind.__name__}{many}"
+    returned = str(getattr(kind, "__annotations__", {}).get("return", "text"))
+    return {"str": "text"}.get(returned, returned) + many
+
+
+def test_every_switch_is_an_x_no_x_pair() -> None:
+    lone = [
+        f"{cmd} {a.option_strings}"
+        for cmd, a in _options()
+        if a.nargs == 0
+        and not isinstance(a, (argparse.BooleanOptionalAction, argparse._HelpAction, argparse._VersionAction))
+        and not isinstance(a, argparse._CountAction)
+    ]
+    assert lone == [], "use argparse.BooleanOptionalAction (or _common.NoSwitch)"
+
+
+def test_a_flag_name_has_one_type_on_every_command() -> None:
+    kinds: dict[str, dict[str, list[str]]] = {}
+    for cmd, action in _options():
+        for flag in action.option_strings:
+            kinds.setdefault(flag, {}).setdefault(_kind(action), []).append(cmd)
+    mixed = {flag: by_kind for flag, by_kind in kinds.items() if len(by_kind) > 1}
+    assert mixed == {}
+    assert set(kinds["--sanity"]) == {"switch"} and set(kinds["--explain"]) == {"text"}
+    assert set(kinds["--layers"]) == {"text..."}  # --layers a b c (explain also takes a,b,c)
+
+
+def test_the_run_a_command_reads_is_its_positional_RUN() -> None:
+    for cmd, action in _options():
+        if not action.option_strings and "run" in action.dest:
+            assert action.metavar == "RUN", f"{cmd} {action.dest}"
+        # an existing run is never an option; --run-dir names the folder of a run being created
+        if "--run-dir" in action.option_strings:
+            assert cmd in ("train", "synth train", "tune", "quickstart"), cmd
+
+
+def test_n_boot_has_one_default() -> None:
+    from chestxai.commands._common import N_BOOT
+
+    defaults = {cmd: a.default for cmd, a in _options() if "--n-boot" in a.option_strings}
+    assert len(defaults) >= 4 and set(defaults.values()) == {N_BOOT}, defaults

@@ -87,7 +87,16 @@ def test_quickstart_run_dir_and_device_stay_strings(monkeypatch, tmp_path, capsy
     )
     monkeypatch.setattr(build, "build_report", lambda run: run / "report.html")
     run_dir = tmp_path / "exp #2"
-    argv = ["quickstart", "--run-dir", str(run_dir), "--explain", "0", "--no-progress", "--device", "cpu"]
+    argv = [
+        "quickstart",
+        "--run-dir",
+        str(run_dir),
+        "--explain-limit",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert cli.main(argv) == 0
     config = seen["config"]
     assert config.run_path == run_dir and config.train.device == "cpu"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from chestxai.cli import main
-from chestxai.commands._experiment_spec import load_experiment
-from chestxai.commands.experiment import experiment_path
+from chestxai.experiment.runner import experiment_path
+from chestxai.experiment.spec import load_experiment
 from chestxai.testing import blob_cache
 
 FAST = {"train.epochs": 1, "train.max_steps_per_epoch": 1, "train.threads": 1, "train.batch_size": 16}

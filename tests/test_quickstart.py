@@ -20,7 +20,7 @@ def test_quickstart_end_to_end(shared_data, tmp_path) -> None:
     run_dir = tmp_path / "runs" / "quickstart"
     cmd = [sys.executable, "-m", "chestxai", "quickstart", "--run-dir", str(run_dir), "--epochs", "1"]
     result = subprocess.run(
-        [*cmd, "--explain", "8", "--no-progress"], env=env, capture_output=True, text=True, timeout=900
+        [*cmd, "--explain-limit", "8", "--no-progress"], env=env, capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "PneumoniaMNIST test: ROC-AUC" in result.stdout
@@ -49,6 +49,8 @@ def test_quickstart_end_to_end(shared_data, tmp_path) -> None:
     html = (run_dir / "report.html").read_text()
     assert "Sanity check: similarity of maps" in html and "Heatmap mass on the image border" in html
     # a second quickstart never overwrites the first
-    again = subprocess.run([*cmd, "--explain", "0", "--no-progress"], env=env, capture_output=True, text=True)
+    again = subprocess.run(
+        [*cmd, "--explain-limit", "0", "--no-progress"], env=env, capture_output=True, text=True
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "runs" / "quickstart-2" / "report.html").is_file()

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chestxai.commands._experiment_spec import load_experiment
 from chestxai.config import RunConfig, load_config
 from chestxai.data.reader_options import check_reader_options
 from chestxai.data.readers import list_readers
 from chestxai.data.readers.chexpert import LABELS as CHEXPERT
+from chestxai.experiment.spec import load_experiment
 from chestxai.labels import NIH14
 from chestxai.models import list_models
 from chestxai.models.heads import get_head

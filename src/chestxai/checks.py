@@ -1,6 +1,6 @@
 """Generic checks of user input, shared by the config sections, experiment files and synth
 settings: numbers in range, one of a set of choices, known keys, a torch device name, a run name.
-Each raises a ValueError that names what the user wrote, the value and what is valid."""
+Each raises a UserError (a ValueError) that names what the user wrote, the value and what is valid."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 from dataclasses import fields
 from typing import Any
 
+from chestxai.errors import UserError
 from chestxai.registry import did_you_mean
 
 
@@ -21,16 +22,16 @@ def check_numbers(obj: Any, rules: dict[str, tuple[Any, str, str]]) -> None:
         value = getattr(obj, key)
         kind = types[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{shown} must be a number ({kind}), got {value!r}")
+            raise UserError(f"{shown} must be a number ({kind}), got {value!r}")
         if kind == "int" and isinstance(value, float):
-            raise ValueError(f"{shown} must be a whole number, got {value!r}")
+            raise UserError(f"{shown} must be a whole number, got {value!r}")
         if not math.isfinite(value) or not ok(value):
-            raise ValueError(f"{shown} must be {valid}, got {value!r}")
+            raise UserError(f"{shown} must be {valid}, got {value!r}")
 
 
 def check_choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{section}.{key} must be one of {allowed}, got {value!r}")
+        raise UserError(f"{section}.{key} must be one of {allowed}, got {value!r}")
 
 
 def check_keys(given: Any, valid: Any, where: str) -> None:
@@ -39,11 +40,12 @@ def check_keys(given: Any, valid: Any, where: str) -> None:
     names = [f.name for f in fields(valid)] if isinstance(valid, type) else [str(v) for v in valid]
     for key in given:
         if key not in names:
-            raise ValueError(
+            raise UserError(
                 f"{where}: unknown key {key!r}{did_you_mean(key, names)}. Valid keys: {', '.join(names)}"
             )
 
 
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto = cuda when available)"
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
@@ -53,7 +55,7 @@ def check_device(name: str, where: str = "device") -> str:
     Checked here so that ``--device off`` fails before any data is read, with the choices listed.
     """
     if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
-        raise ValueError(f"{where} must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
+        raise UserError(f"{where} must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
     return name
 
 
@@ -71,5 +73,16 @@ def check_run_name(name: str) -> str:
     }
     for why, found in problems.items():
         if found:
-            raise ValueError(f"run name {name!r} is not a valid single folder name: {why}")
+            raise UserError(f"run name {name!r} is not a valid single folder name: {why}")
     return name
+
+
+def parse_seed(text: str, where: str = "--seed") -> int:
+    """Command-line text -> a seed: a whole number in [0, 2**32), as numpy's generators need."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{where} must be a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise UserError(f"{where} must be in [0, 2**32), got {value}")
+    return value

@@ -4,8 +4,11 @@ A command module defines ``register(subparsers)``, which adds its parser and set
 plain function taking the parsed namespace. Heavy imports (torch, timm) happen inside those
 functions so that ``chestxai --help`` stays fast.
 
-Failures a user can fix end in one line on stderr and exit code 2 (``-vv`` shows the traceback);
-Ctrl-C ends with one line and 130, the shell's code for SIGINT.
+Failures a user can fix (:class:`chestxai.errors.UserError`, and for compatibility the built-in
+types that code raised for them before: ValueError, FileNotFoundError, KeyError, FileExistsError)
+end in one line on stderr and exit code 2 (``-vv`` shows the traceback); a programming error
+(TypeError, AttributeError, ...) keeps its traceback. Ctrl-C ends with one line and 130, the
+shell's code for SIGINT.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import sys
 
 from chestxai import __version__, commands
 from chestxai.commands._common import add_verbose_flag
+from chestxai.errors import UserError
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FileExistsError)
+#: printed as one line with exit code 2; UserError is the one new code raises (it is a ValueError)
+USER_ERRORS = (UserError, ValueError, FileNotFoundError, KeyError, FileExistsError)
 #: words in a RuntimeError that mean torch.load(weights_only=True) refused a file's pickle
 UNPICKLE_WORDS = ("weights only load failed", "weights_only", "unpickl")
 

@@ -21,7 +21,17 @@ from typing import Any
 
 import yaml
 
-from chestxai.checks import check_choice, check_device, check_keys, check_numbers, check_run_name
+from chestxai.checks import (
+    DEVICE_HELP,
+    check_choice,
+    check_device,
+    check_keys,
+    check_numbers,
+    check_run_name,
+    parse_seed,
+)
+from chestxai.errors import UserError
+from chestxai.flags import setting, setting_fields
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
 from chestxai.tasks import TASKS
 from chestxai.yamlsafe import load_yaml_file, load_yaml_text  # also the way other modules read user YAML
@@ -70,41 +80,61 @@ def _check_per_class(cfg: Any) -> None:
     """``data.per_class``: split names and whole counts >= 1, on a task that has one class per image."""
     for split, count in cfg.per_class.items():
         if split not in ("train", "val", "test"):
-            raise ValueError(f"data.per_class: {split!r} is not a split; use train, val or test")
+            raise UserError(f"data.per_class: {split!r} is not a split; use train, val or test")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"data.per_class.{split} must be a whole number >= 1, got {count!r}")
+            raise UserError(f"data.per_class.{split} must be a whole number >= 1, got {count!r}")
     if cfg.per_class and cfg.task == "multilabel" and len(cfg.labels) != 1:
-        raise ValueError(
+        raise UserError(
             "data.per_class needs one class per image: a binary/multi-class task or one data.labels"
         )
 
 
+def _valid(section: str, key: str) -> str:
+    """The valid range of ``section.key`` as text, for its flag's help (the rule above owns it)."""
+    return RULES[section][key][1]
+
+
+def _device_flag(text: str) -> str:
+    return check_device(text, "--device")
+
+
 @dataclass
 class DataConfig:
-    source: str = "medmnist"  # reader name (chestxai data summary --help lists them)
-    root: str = ""  # dataset location; "" = the chestxai cache (MedMNIST downloads there)
-    options: dict[str, Any] = field(default_factory=dict)  # reader keyword options
-    size: int = 224  # cached image side in pixels (the model input size unless model.input_size)
-    cache: str = ""  # root for prepared caches; "" = $CHESTXAI_CACHE/prepared
-    cache_dir: str = ""  # filled in at run time: the prepared cache this run used
-    task: str = ""  # expected task; "" = whatever the dataset is. A mismatch is an error.
-    labels: list[str] = field(default_factory=list)  # train on these labels only ([] = all)
-    val_fraction: float = 0.1  # used only when the source defines no split
-    test_fraction: float = 0.2
-    balance: str = "none"  # "none" | "undersample" (majority class, train split only)
+    source: str = setting(
+        "medmnist", help="dataset reader (chestxai data summary --help lists them)", flag="--source"
+    )
+    root: str = setting(
+        "", help="dataset folder; none = the chestxai cache (MedMNIST downloads there)", flag="--root"
+    )
+    options: dict[str, Any] = setting(factory=dict, help="reader keyword options")
+    size: int = setting(
+        224,
+        help="cached image side in pixels (the model input size unless model.input_size)",
+        flag="--size",
+        bounds=_valid("data", "size"),
+    )
+    cache: str = setting(
+        "", help="root folder for prepared caches; none = $CHESTXAI_CACHE/prepared", flag="--cache"
+    )
+    cache_dir: str = setting("", help="filled in at run time: the prepared cache this run used")
+    task: str = setting("", help="expected task; none = whatever the dataset is (a mismatch is an error)")
+    labels: list[str] = setting(factory=list, help="train on these labels only ([] = all)")
+    val_fraction: float = setting(0.1, help="validation share, used only when the source defines no split")
+    test_fraction: float = setting(0.2, help="test share, used only when the source defines no split")
+    balance: str = setting("none", help="none | undersample (majority class, train split only)")
     # images of every class per split, drawn instead of a fraction: {val: 60, test: 60} (data/splits.py)
-    per_class: dict[str, int] = field(default_factory=dict)
-    prepare_workers: int = 0  # prepare() workers (0 = automatic)
+    per_class: dict[str, int] = setting(factory=dict, help="images of every class per split, e.g. {val: 60}")
+    prepare_workers: int = setting(0, help="prepare() workers (0 = automatic)")
 
     def __post_init__(self) -> None:
         if self.task and self.task not in TASKS:
-            raise ValueError(f"data.task must be one of {TASKS} (or empty), got {self.task!r}")
+            raise UserError(f"data.task must be one of {TASKS} (or empty), got {self.task!r}")
         if self.balance not in ("none", "undersample"):
-            raise ValueError(f"data.balance must be 'none' or 'undersample', got {self.balance!r}")
+            raise UserError(f"data.balance must be 'none' or 'undersample', got {self.balance!r}")
         _check_numbers(self, "data")
         _check_per_class(self)
         if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError(
+            raise UserError(
                 f"data.val_fraction + data.test_fraction must be below 1 (nothing left to train on), "
                 f"got {self.val_fraction} + {self.test_fraction}"
             )
@@ -112,18 +142,38 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "resnet18"  # chestxai.models.list_models()
-    head: str = "pooled"  # chestxai.models.heads.list_heads(); checked by create_model
-    dropout: float = 0.0  # before the classifier; > 0 enables Monte Carlo dropout later
-    pretrained: bool = False  # timm weights: hub/torch cache, else downloaded when online
-    weights: str = ""  # local weights file, or xrv:NAME / xrv:PATH (torchxrayvision; implies pretrained)
-    freeze_backbone: bool = False
-    input_size: int = 0  # 0 = data.size
-    aux: str = ""  # auxiliary task: a cache index column (e.g. "view") predicted by a second head
-    aux_weight: float = 0.3
-    # xrv weights: their classifier for the run's findings instead of a new head (with train.epochs: 0,
-    # torchxrayvision's model as it is, to evaluate and explain)
-    published_head: bool = False
+    name: str = setting("resnet18", help="architecture (see `chestxai models`)", flag="--model")
+    head: str = setting(
+        "pooled",
+        help="classification head: pooled or pcam; any registered head (checked by create_model)",
+        flag="--head",
+    )
+    dropout: float = setting(0.0, help="dropout before the classifier; > 0 enables Monte Carlo dropout later")
+    pretrained: bool = setting(
+        False,
+        help="ImageNet weights: the local hub/torch cache, else downloaded when online "
+        "(HF_HUB_OFFLINE=1 or CHESTXAI_OFFLINE=1: never downloaded)",
+        flag="--pretrained",
+    )
+    weights: str = setting(
+        "",
+        help="pretrained weights: a local timm/torchvision state dict (.pth/.bin/.safetensors), or "
+        "torchxrayvision chest X-ray weights as xrv:densenet121-res224-all, xrv:resnet50-res512-all or "
+        "xrv:PATH (implies pretrained)",
+        flag="--weights",
+    )
+    freeze_backbone: bool = setting(False, help="train the head only")
+    input_size: int = setting(0, help="model input side in pixels (0 = data.size)")
+    aux: str = setting(
+        "", help='auxiliary task: a cache index column (e.g. "view") predicted by a second head'
+    )
+    aux_weight: float = setting(0.3, help="weight of the auxiliary loss")
+    published_head: bool = setting(
+        False,
+        help="with --weights xrv:...: start from torchxrayvision's own classifier for the dataset's findings "
+        "(matched by name) instead of a new head; with --epochs 0 the published model as it is",
+        flag="--published-head",
+    )
 
     def __post_init__(self) -> None:
         _check_numbers(self, "model")
@@ -131,32 +181,47 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10  # 0 = no training: the initial model is scored once on val and saved
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # "adam" | "adamw"
-    schedule: str = "cosine"  # "cosine" | "onecycle" | "constant"
-    warmup_epochs: float = 0.0  # linear warm-up (cosine only)
-    label_smoothing: float = 0.0
-    class_weights: bool = False  # pos_weight (binary/multi-label) or class weights (multi-class)
-    sampler: str = "shuffle"  # "shuffle" | "weighted" (oversample rare classes)
-    amp: bool = False  # bf16 autocast on CPU, fp16 + GradScaler on CUDA
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    early_stopping: int = 0  # patience in epochs on validation AUC; 0 = off
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    max_steps_per_epoch: int = 0  # cap (for smoke tests); 0 = full epoch
+    epochs: int = setting(
+        10,
+        help="training epochs",
+        flag="--epochs",
+        bounds=_valid("train", "epochs"),
+    )
+    batch_size: int = setting(
+        64, help="images per training step", flag="--batch-size", bounds=_valid("train", "batch_size")
+    )
+    lr: float = setting(1e-3, help="peak learning rate", flag="--lr", bounds=_valid("train", "lr"))
+    weight_decay: float = setting(1e-4, help="decoupled weight decay (adamw) or L2 (adam)")
+    optimizer: str = setting("adamw", help="adam | adamw", choices=("adam", "adamw"))
+    schedule: str = setting(
+        "cosine", help="cosine | onecycle | constant", choices=("cosine", "onecycle", "constant")
+    )
+    warmup_epochs: float = setting(0.0, help="linear warm-up epochs (cosine only)")
+    label_smoothing: float = setting(0.0, help="label smoothing of the loss")
+    class_weights: bool = setting(
+        False, help="pos_weight (binary/multi-label) or class weights (multi-class)"
+    )
+    sampler: str = setting(
+        "shuffle", help="shuffle | weighted (oversample rare classes)", choices=("shuffle", "weighted")
+    )
+    amp: bool = setting(
+        False, help="mixed precision: bf16 autocast on CPU, fp16 + GradScaler on CUDA", flag="--amp"
+    )
+    grad_clip: float = setting(0.0, help="max gradient norm; 0 = off")
+    early_stopping: int = setting(0, help="patience in epochs on validation AUC; 0 = off")
+    augment: bool = setting(True, help="training-time augmentation")
+    seed: int = setting(0, help="training seed", flag="--seed", parse=parse_seed)
+    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=_device_flag)
+    threads: int = setting(0, help="torch CPU threads; 0 = torch's default")
+    max_steps_per_epoch: int = setting(0, help="cap on steps per epoch (for smoke tests); 0 = full epoch")
 
     def __post_init__(self) -> None:
-        check_choice("train", "optimizer", self.optimizer, ("adam", "adamw"))
-        check_choice("train", "schedule", self.schedule, ("cosine", "onecycle", "constant"))
-        check_choice("train", "sampler", self.sampler, ("shuffle", "weighted"))
+        for s in setting_fields(TrainConfig):  # the choices are declared once, on the fields
+            if s.spec is not None and s.spec.choices:
+                check_choice("train", s.key, getattr(self, s.key), s.spec.choices)
         _check_numbers(self, "train")
         if self.warmup_epochs and self.epochs and self.warmup_epochs >= self.epochs:  # 0 epochs: no schedule
-            raise ValueError(
+            raise UserError(
                 f"train.warmup_epochs must be below train.epochs ({self.epochs}), got {self.warmup_epochs}"
             )
         check_device(self.device, "train.device")
@@ -164,17 +229,31 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    name: str = "run"
-    run_dir: str = ""  # "" = runs/<name>
+    name: str = setting(
+        "run",
+        help="run name: one folder name (run directory runs/<name>)",
+        flag="--name",
+        parse=check_run_name,
+    )
+    run_dir: str = setting(
+        "",
+        help="folder of the new run, when not runs/<name> (an output: the run a command reads is its "
+        "positional RUN)",
+        flag="--run-dir",
+    )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    tracking_uri: str = ""  # MLflow; "" = a local store beside the runs (when mlflow is installed)
+    tracking_uri: str = setting(
+        "",
+        help="MLflow tracking URI; none = a local store beside the runs (when mlflow is installed)",
+        flag="--tracking-uri",
+    )
 
     def __post_init__(self) -> None:
         check_run_name(self.name)
         if "\0" in self.run_dir:
-            raise ValueError(f"run_dir {self.run_dir!r} contains a NUL byte")
+            raise UserError(f"run_dir {self.run_dir!r} contains a NUL byte")
 
     @property
     def run_path(self) -> Path:
@@ -198,29 +277,29 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
             return float(value)
         if type_name == "int" and not isinstance(value, bool):
             if isinstance(value, float) and not value.is_integer():
-                raise ValueError("not a whole number")
+                raise UserError("not a whole number")
             return int(value)
         if type_name == "bool":
             if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
                 return value.strip().lower() in TRUE
             if not isinstance(value, bool):
-                raise ValueError("expected true/false, yes/no or 1/0")
+                raise UserError("expected true/false, yes/no or 1/0")
         if type_name == "str":
             if isinstance(value, (dict, list)):
-                raise ValueError("expected text, not a list or mapping")
+                raise UserError("expected text, not a list or mapping")
             return "" if value is None else str(value)
         if type_name.startswith("list") and not isinstance(value, list):
             if isinstance(value, dict):
-                raise ValueError("expected a list")
+                raise UserError("expected a list")
             return [value] if value not in (None, "") else []
         if type_name.startswith("list"):
             bad = [v for v in value if isinstance(v, (dict, list))]
             if bad:
-                raise ValueError(f"list items must be plain values, got {bad[0]!r}")
+                raise UserError(f"list items must be plain values, got {bad[0]!r}")
         if type_name.startswith("dict") and not isinstance(value, dict):
-            raise ValueError("expected a mapping")
+            raise UserError("expected a mapping")
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{where}: {value!r} is not a valid {type_name} ({exc})") from None
+        raise UserError(f"{where}: {value!r} is not a valid {type_name} ({exc})") from None
     return value
 
 
@@ -254,12 +333,12 @@ def parse_text(text: str, type_name: str | None, where: str) -> Any:
 def _set(raw: dict[str, Any], dotted: str, value: Any, where: str) -> None:
     parts = dotted.strip().split(".")
     if not all(parts):
-        raise ValueError(f"{where}: {dotted!r} is not a key like section.key (e.g. train.lr)")
+        raise UserError(f"{where}: {dotted!r} is not a key like section.key (e.g. train.lr)")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ValueError(f"{where}: {part!r} is not a section")
+            raise UserError(f"{where}: {part!r} is not a section")
     node[parts[-1]] = value
 
 
@@ -272,7 +351,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     raw = _copy(raw)
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"--set {item!r} must look like section.key=value (e.g. train.lr=3e-4)")
+            raise UserError(f"--set {item!r} must look like section.key=value (e.g. train.lr=3e-4)")
         dotted, text = item.split("=", 1)
         where = f"--set {item!r}"
         _set(raw, dotted, parse_text(text, field_type(dotted.strip()), where), where)
@@ -296,7 +375,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     try:
         return cls(**coerced)
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
 
 
 def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
@@ -310,14 +389,14 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
             if value is None:
                 value = {}
             if not isinstance(value, dict):
-                raise ValueError(f"{where}: section {key!r} must be a mapping, got {type(value).__name__}")
+                raise UserError(f"{where}: section {key!r} must be a mapping, got {type(value).__name__}")
             kwargs[key] = _build(SECTIONS[key], value, f"{where} [{key}]")
         else:
             kwargs[key] = _coerce(value, "str", f"{where} {key}")
     try:
         return RunConfig(**kwargs)
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
 
 
 def load_config(
@@ -336,7 +415,7 @@ def load_config(
         path = recipe_path(path)
         raw = load_yaml_file(path) or {}
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: a recipe must be a YAML mapping with sections data/model/train")
+            raise UserError(f"{path}: a recipe must be a YAML mapping with sections data/model/train")
         where = str(path)
     raw = apply_overrides(apply_values(raw, values or {}), overrides or [])
     return config_from_dict(raw, where)

@@ -207,6 +207,6 @@ def test_the_command_trains_resumes_and_checks_numbers_first(cache, tmp_path, ca
 
 
 def test_mixed_precision_on_cpu_when_asked(cache, tmp_path):
-    """--amp on: bfloat16 autocast on CPU (CUDA uses float16 + GradScaler); losses stay finite."""
+    """amp on (--amp): bfloat16 autocast on CPU (CUDA uses float16 + GradScaler); losses stay finite."""
     run = train_synth(settings(cache, tmp_path / "amp", epochs=1, max_steps=1, amp="on"), progress=False)
     assert np.isfinite(pd.read_csv(run / "history.csv")[LOSSES].to_numpy()).all()

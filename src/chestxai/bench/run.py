@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ import numpy as np
 
 from chestxai.atomic import write_text
 from chestxai.bench.measure import best_layers, cue_shares, faithfulness_at, layer_grid, measure_layers
-from chestxai.bench.task import CUE, FINDING, TaskSpec, build_task, read_backgrounds, write_task
+from chestxai.bench.settings import DEFAULT_METHODS, BenchConfig  # noqa: F401  (re-exported)
+from chestxai.bench.task import CUE, FINDING, build_task, read_backgrounds, write_task
 from chestxai.rundir import BenchDir
 from chestxai.rundir.guard import check_output_dir
 
@@ -32,64 +33,7 @@ log = logging.getLogger(__name__)
 
 #: methods run by default: every registered one that works at any layer and costs one batched
 #: forward/backward (ScoreCAM, one forward per channel, and PCAM, which needs a PCAM head, on request)
-DEFAULT_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "eigencam", "cam")
 RESNET_LAYERS = ("layer2", "layer3", "layer4")
-
-
-@dataclass
-class BenchConfig:
-    """Everything ``chestxai bench lesions`` takes; ``tolerance`` None = ``size / 32`` px (4 at 128)."""
-
-    source: str
-    root: str
-    out: str
-    size: int = 128
-    options: dict[str, Any] = field(default_factory=dict)
-    # 600 backgrounds x 8 variants, 6 epochs: val AUC 0.996 on NIH at 128 px, where 450 x 4 x 8 epochs
-    # reached 0.975 and its maps missed more lesions (docs/BENCHMARKS.md)
-    backgrounds: int = 600
-    task: TaskSpec | None = None
-    methods: Sequence[str] = DEFAULT_METHODS
-    layers: Sequence[str] = ()
-    model: str = "resnet18"
-    epochs: int = 6
-    batch_size: int = 16
-    lr: float = 3e-3
-    # off by default: the lesions already vary per variant, and the loop's black fill taught border
-    # cues (NIH 128 px: pointing game 0.59 with augmentation, 0.77 without; docs/BENCHMARKS.md)
-    augment: bool = False
-    # bfloat16/float16 mixed-precision training: off by default. On this project's AMX CPU it trains
-    # NIH 128 px 1.67x faster but localized worse at seed 0 (pointing game 0.82-0.86 vs 0.91;
-    # docs/BENCHMARKS.md), and the defaults must reach the issue's 0.9
-    amp: bool = False
-    tolerance: float | None = None
-    explain_limit: int = 200
-    faithfulness: int = 16
-    sanity: int = 8
-    # label randomisation (Adebayo et al. 2018): a second model trained on permuted labels; it costs
-    # a second training, so it is off unless asked for (``--label-sanity N`` images)
-    label_sanity: int = 0
-    cache: str = ""
-    device: str = "auto"
-    threads: int = 0
-    seed: int = 0
-    force: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.task = self.task or TaskSpec(size=self.size, seed=self.seed)
-        if self.task.size != self.size:
-            raise ValueError(f"task size {self.task.size} differs from --size {self.size}")
-        if self.backgrounds < 20:
-            raise ValueError(f"--backgrounds must be at least 20, got {self.backgrounds}")
-        if self.tolerance is None:
-            self.tolerance = self.size / 32
-        if self.tolerance < 0:
-            raise ValueError(f"--tolerance is a distance in pixels (>= 0), got {self.tolerance}")
-        for name, value in (("--explain", self.explain_limit), ("--faithfulness", self.faithfulness),
-                            ("--sanity", self.sanity), ("--label-sanity", self.label_sanity)):  # fmt: skip
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def default_layers(model: str) -> tuple[str, ...]:

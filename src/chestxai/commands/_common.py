@@ -1,17 +1,27 @@
-"""Flags every command spells the same way: ``--device``, ``--no-progress``, ``--seed``, ``-v``.
+"""Flags every command spells the same way: ``--device``, ``--progress/--no-progress``, ``--seed``, ``-v``.
 
 A user who learnt ``train --no-progress`` should not find ``explain`` without it, or ``--device``
 meaning something else on another command. Commands call :func:`add_common_flags` instead of
 declaring these themselves; ``cli`` adds ``-v/--verbose`` to every (sub)command.
+
+The grammar every command follows (tests/test_cli.py walks the parser to check it):
+
+* the run a command reads is its positional ``RUN`` (``RUN...`` for several); a folder a command
+  creates is an option: ``--run-dir`` for a new run (train, synth train, tune), ``--out`` otherwise;
+* every switch is a ``--x/--no-x`` pair (:class:`NoSwitch` where the code reads ``args.no_x``);
+* a flag name has one type on every command (``--sanity`` is a switch, ``--explain`` a method);
+* a cap on the items a step processes is ``--limit`` or ``--<what>-limit`` (``explain --sanity-limit``,
+  ``bench lesions --sanity-limit``); ``--n-boot`` defaults to :data:`N_BOOT` wherever it appears.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from chestxai.checks import check_device
+from chestxai.checks import DEVICE_HELP, check_device, parse_seed
 
-DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto = cuda when available)"
+#: bootstrap replicates for every confidence interval and paired comparison (one default everywhere)
+N_BOOT = 1000
 
 
 def device_flag(text: str) -> str:
@@ -25,12 +35,9 @@ def device_flag(text: str) -> str:
 def seed_flag(text: str) -> int:
     """argparse type for ``--seed``: a whole number in [0, 2**32), as numpy's generators need."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
-    return value
+        return parse_seed(text, "--seed")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_common_flags(
@@ -54,18 +61,47 @@ def add_common_flags(
             "--device", type=device_flag, default=device_default, help=f"{DEVICE_HELP}; default {shown}"
         )
     if progress:
-        parser.add_argument(
-            "--no-progress",
-            *progress_aliases,
-            dest="no_progress",
-            action="store_true",
-            help="no progress bars",
-        )
+        parser.add_argument("--progress", dest="no_progress", action=NoSwitch, help="progress bars")
+        for alias in progress_aliases:  # an older spelling of --no-progress, not shown in --help
+            parser.add_argument(
+                alias,
+                dest="no_progress",
+                action=argparse.BooleanOptionalAction,
+                default=False,
+                help=argparse.SUPPRESS,
+            )
     if seed:
         shown = "the recipe's" if seed_default is None else seed_default
         parser.add_argument(
             "--seed", type=seed_flag, default=seed_default, help=f"{seed_help} (default {shown})"
         )
+
+
+def add_n_boot(parser: argparse.ArgumentParser, help: str) -> None:  # noqa: A002
+    """``--n-boot``: bootstrap replicates, :data:`N_BOOT` unless given, on every command that has it."""
+    parser.add_argument("--n-boot", type=int, default=N_BOOT, metavar="N", help=f"{help} (default {N_BOOT})")
+
+
+class NoSwitch(argparse.BooleanOptionalAction):
+    """``--x/--no-x`` for a switch the code reads as ``args.no_x`` (True after ``--no-x``).
+
+    The switches that used to be a lone ``--no-x`` (``--no-progress``, ``--no-figures``) keep their
+    ``no_x`` destination, so no command's body changes; ``--x`` is the default spelled out.
+    """
+
+    def __init__(self, option_strings: list[str], dest: str, default: bool = False, **kwargs: object) -> None:
+        help_text = kwargs.pop("help", None)
+        super().__init__(option_strings, dest, default=default, **kwargs)  # type: ignore[arg-type]
+        self.help = help_text  # without BooleanOptionalAction's "(default: False)": False means "--x"
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        if option_string in self.option_strings:
+            setattr(namespace, self.dest, option_string.startswith("--no-"))
+
+
+def switch(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, help: str) -> None:  # noqa: A002
+    """A ``--name/--no-name`` switch, off unless given (``--force``, ``--resume``, ``--dry-run``)."""
+    parser.add_argument(name, action=argparse.BooleanOptionalAction, default=False, help=help)
 
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chestxai.errors import UserError
+
 HELP = (
     "reader option, repeatable; VALUE is read as the option's declared type "
     "(true/false, numbers, text, lists as A,B); `chestxai data sources` lists the readers"
@@ -22,7 +24,7 @@ def split_pairs(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         key, eq, value = pair.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"--option {pair!r} is not KEY=VALUE (e.g. --option include_no_finding=true)")
+            raise UserError(f"--option {pair!r} is not KEY=VALUE (e.g. --option include_no_finding=true)")
         out[key.strip().replace("-", "_")] = value  # as typed: sep=" " is a separator
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import add_common_flags
+from chestxai.commands._common import NoSwitch, add_common_flags
 
 DIRECTIONS = ("a2b", "b2a")  # chestxai.synth.checkpoint.DIRECTIONS (spelt here: the CLI starts without torch)
 
@@ -71,13 +71,18 @@ def register_generate(sub: Any) -> None:
         epilog=GENERATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="synthesis run directory (chestxai synth train)")
+    p.add_argument("run", metavar="RUN", help="synthesis run directory (chestxai synth train)")
     p.add_argument("--direction", required=True, help="a2b (domain A -> B) or b2a")
     p.add_argument("--n", type=_positive("--n"), required=True, help="images to translate")
     p.add_argument("--out", required=True, help="output folder (new or empty; --force to write into one)")
     p.add_argument("--split", default="test", help="split the source images come from (default test)")
     p.add_argument("--batch-size", type=_positive("--batch-size"), default=16, help="images per batch (16)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out (own files only)")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="write into a non-empty --out (own files only)",
+    )
     add_common_flags(p, seed=True, seed_help="seed of the choice of source images")
     p.set_defaults(func=run_generate)
 
@@ -111,7 +116,7 @@ def register_evaluate(sub: Any) -> None:
         epilog=EVALUATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="synthesis run directory (chestxai synth train)")
+    p.add_argument("run", metavar="RUN", help="synthesis run directory (chestxai synth train)")
     p.add_argument("--classifier", help="a classifier run trained on real images (chestxai train)")
     p.add_argument(
         "--extractor",
@@ -131,8 +136,18 @@ def register_evaluate(sub: Any) -> None:
     p.add_argument("--c2st-epochs", type=_positive("--c2st-epochs"), default=15,
                    help="epochs of the two-sample CNN (default 15)")  # fmt: skip
     p.add_argument("--batch-size", type=_positive("--batch-size"), default=16, help="images per batch (16)")
-    p.add_argument("--no-report", action="store_true", help="write synth_metrics.json only")
-    p.add_argument("--force", action="store_true", help="replace files this command did not write")
+    p.add_argument(
+        "--report",
+        dest="no_report",
+        action=NoSwitch,
+        help="write the report (--no-report: synth_metrics.json only)",
+    )
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace files this command did not write",
+    )
     add_common_flags(p, seed=True, seed_help="seed of the image draws and the two-sample CNN")
     p.set_defaults(func=run_evaluate)
 

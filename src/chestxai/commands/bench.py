@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chestxai.bench.settings import BenchConfig
 from chestxai.commands._common import add_common_flags
+from chestxai.commands._flags import add_setting_flags, setting_values
 from chestxai.commands._options import HELP, reader_options
 
 EPILOG = """\
@@ -44,14 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    q.add_argument("--source", required=True, help="reader name (nih, folder, medmnist, csv, ...)")
-    q.add_argument("--root", required=True, help="folder (or file) holding the images")
     q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help=HELP)
-    q.add_argument("--size", type=int, default=128, help="image side in px (default 128; at least 32)")
-    q.add_argument("--out", required=True, help="output folder DIR (new or empty; --force to reuse)")
-    q.add_argument(
-        "--backgrounds", type=int, default=600, help="real images used (seeded subset; default 600)"
-    )
     q.add_argument(
         "--variants", type=int, default=8, help="jittered copies per image, half with a lesion (8)"
     )
@@ -64,44 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--methods", nargs="+", help="explanation methods (default: the batched CAM family)")
     q.add_argument("--layers", nargs="+", help="target layers (default layer2 layer3 layer4 for ResNets)")
     q.add_argument(
-        "--model", default="resnet18", help="architecture, trained from scratch (default resnet18)"
+        "--force", action=argparse.BooleanOptionalAction, default=False, help="write into a non-empty --out"
     )
-    q.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
-    q.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="the training loop's augmentation (default off: the lesions already vary per variant, and "
-        "the augmentation's black fill taught border cues)",
-    )
-    q.add_argument(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="mixed-precision training (bfloat16 on CPU, float16 on CUDA; default off: on an AMX CPU it "
-        "trains 1.7x faster, but the NIH 128 px model localized worse, see docs/BENCHMARKS.md)",
-    )
-    q.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
-    q.add_argument("--lr", type=float, default=3e-3, help="learning rate (AdamW, cosine; default 3e-3)")
-    q.add_argument(
-        "--tolerance", type=float, help="pointing-game tolerance in px (default size/32: 4 at 128)"
-    )
-    q.add_argument(
-        "--explain", type=int, default=200, metavar="N", help="test lesions explained (default 200)"
-    )
-    q.add_argument("--faithfulness", type=int, default=16, metavar="N",
-                   help="items with deletion/insertion/ROAD at each method's best layer (default 16; 0 = off)")  # fmt: skip
-    q.add_argument("--sanity", type=int, default=8, metavar="N",
-                   help="images for the weight-randomisation check at the best layer (default 8; 0 = off)")  # fmt: skip
-    q.add_argument("--label-sanity", type=int, default=0, metavar="N",
-                   help="label randomisation check: train a second model on permuted labels and compare "
-                   "each method's maps on N test lesions (costs a second training; default 0 = off)")  # fmt: skip
-    q.add_argument(
-        "--cache", default="", help="where the backgrounds' prepared cache goes (default the user cache)"
-    )
-    q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    q.add_argument("--force", action="store_true", help="write into a non-empty --out")
-    add_common_flags(q, seed=True)
+    # one flag per BenchConfig field declared with a flag: help, range and type from the field
+    add_setting_flags(q, BenchConfig)
+    add_common_flags(q, device=False)  # --device and --seed are BenchConfig fields above
     q.set_defaults(func=run)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -110,23 +72,21 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from chestxai.bench.lesions import DIFFICULTY
-    from chestxai.bench.run import DEFAULT_METHODS, BenchConfig, run_bench
+    from chestxai.bench.run import DEFAULT_METHODS, run_bench
     from chestxai.bench.task import TaskSpec
     from chestxai.report.bench import build_bench_report
 
     lesion = DIFFICULTY[args.difficulty]
     changes: dict[str, Any] = {k: v for k, v in (("radius", args.radius), ("contrast", args.contrast)) if v}
     lesion = replace(lesion, **changes) if changes else lesion
-    spec = TaskSpec(size=args.size, variants=args.variants, lesion=lesion, seed=args.seed,
-                    shortcut="" if args.shortcut == "none" else args.shortcut)  # fmt: skip
     cfg = BenchConfig(
-        source=args.source, root=args.root, out=args.out, size=args.size,
-        options=reader_options(args.source, args.option), backgrounds=args.backgrounds, task=spec,
-        methods=tuple(args.methods or DEFAULT_METHODS), layers=tuple(args.layers or ()), model=args.model,
-        epochs=args.epochs, augment=args.augment, amp=args.amp, batch_size=args.batch_size, lr=args.lr, tolerance=args.tolerance, explain_limit=args.explain,
-        faithfulness=args.faithfulness, sanity=args.sanity, label_sanity=args.label_sanity, cache=args.cache, device=args.device,
-        threads=args.threads, seed=args.seed, force=args.force, progress=not args.no_progress,
+        **setting_values(args, BenchConfig), options=reader_options(args.source, args.option),
+        methods=tuple(args.methods or DEFAULT_METHODS), layers=tuple(args.layers or ()), force=args.force,
+        progress=not args.no_progress,
     )  # fmt: skip
+    spec = TaskSpec(size=cfg.size, variants=args.variants, lesion=lesion, seed=cfg.seed,
+                    shortcut="" if args.shortcut == "none" else args.shortcut)  # fmt: skip
+    cfg = replace(cfg, task=spec)  # checked again with the task
     out = run_bench(cfg)
     report = build_bench_report(args.out)
     print(summary(out))

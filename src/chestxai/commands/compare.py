@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import add_common_flags
+from chestxai.commands._common import add_common_flags, add_n_boot
 
 EPILOG = """\
 examples:
@@ -45,25 +45,30 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("runs", nargs="+", help="run directories; the first is the reference")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is the reference")
     p.add_argument("--split", default="test", help="evaluated split to compare (default test)")
     p.add_argument("--out", default="compare", help="output path prefix (default ./compare)")
     p.add_argument("--title", default=None, help="title of OUT.html (default: the run names)")
-    p.add_argument("--n-boot", type=int, default=2000, help="paired bootstrap replicates (default 2000)")
+    add_n_boot(p, "paired bootstrap replicates")
     p.add_argument(
-        "--no-speed",
-        dest="speed",
-        action="store_false",
-        help="do not measure inference speed (the infer_* columns stay empty, with the reason)",
+        "--speed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure inference speed (--no-speed: the infer_* columns stay empty, with the reason)",
     )
     p.add_argument(
-        "--remeasure", action="store_true", help="measure inference speed again even if RUN/cost.json has it"
+        "--remeasure",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="measure inference speed again even if RUN/cost.json has it",
     )
     p.add_argument(
         "--threads", type=_threads, default=0, help="torch CPU threads while measuring (0 = torch's default)"
     )
     add_common_flags(p, device=True, progress=True, seed=True, seed_help="bootstrap seed")
-    p.add_argument("--force", action="store_true", help="replace existing OUT.* files")
+    p.add_argument(
+        "--force", action=argparse.BooleanOptionalAction, default=False, help="replace existing OUT.* files"
+    )
     p.set_defaults(func=run)
 
 

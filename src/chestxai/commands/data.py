@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from chestxai.commands._common import NoSwitch
 from chestxai.commands._options import HELP, reader_options
 
 EPILOG = """\
@@ -84,8 +85,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--source", required=True, help="reader name (see `chestxai data sources`)")
     s.add_argument("--root", required=True, help="dataset folder, or its label table file")
     s.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help=HELP)
-    s.add_argument("--json", action="store_true", help="print the summary as JSON")
-    s.add_argument("--no-file-check", action="store_true", help="do not count which image files exist")
+    s.add_argument(
+        "--json", action=argparse.BooleanOptionalAction, default=False, help="print the summary as JSON"
+    )
+    s.add_argument(
+        "--file-check", dest="no_file_check", action=NoSwitch, help="count which image files exist"
+    )
     s.set_defaults(func=summary)
 
     src = sub.add_parser("sources", help="list the dataset readers", description="List the dataset readers.")

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from chestxai.commands._common import NoSwitch, add_n_boot
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,9 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (new or empty)")
     p.add_argument("--split", default="test", help="split to score (default test)")
     p.add_argument("--threshold-policy", default="youden", help="as in `chestxai evaluate`")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs")
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    add_n_boot(p, "bootstrap resamples for the CIs")
+    p.add_argument(
+        "--figures", dest="no_figures", action=NoSwitch, help="write the figures (--no-figures: skip them)"
+    )
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="write into a non-empty --out folder",
+    )
     p.set_defaults(func=run)
 
 

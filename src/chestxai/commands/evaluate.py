@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import add_common_flags
+from chestxai.commands._common import NoSwitch, add_common_flags, add_n_boot
 from chestxai.commands._sharded import add_dist_timeout, run_sharded
 from chestxai.rundir import RunDir
 
@@ -39,7 +39,9 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="run directory holding checkpoint.pt (or an ensemble's ensemble.json)")
+    p.add_argument(
+        "run", metavar="RUN", help="run directory holding checkpoint.pt (or an ensemble's ensemble.json)"
+    )
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument(
         "--data", default=None, help="prepared cache to evaluate on (default: the run's training cache)"
@@ -49,26 +51,31 @@ def register(subparsers: Any) -> None:
         default="youden",
         help="youden, a fixed number such as 0.5, sensitivity:0.95 or specificity:0.95 (default youden)",
     )
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the CIs (default 1000)")
+    add_n_boot(p, "bootstrap replicates for the CIs")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
     add_common_flags(p, seed=True, seed_help="bootstrap seed")
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    p.add_argument(
+        "--figures", dest="no_figures", action=NoSwitch, help="write the figures (--no-figures: skip them)"
+    )
     p.add_argument(
         "--out", default=None, help="folder for the outputs (needed with --data OTHER; new or empty)"
     )
     p.add_argument(
         "--calibrated",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="scale probabilities by the temperature fitted on val before thresholds and metrics",
     )
     p.add_argument(
         "--keep-thresholds",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="do not write the chosen thresholds to RUN/thresholds.json",
     )
     p.add_argument(
         "--force",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="evaluate a run that is still training; write into a non-empty --out",
     )
     add_dist_timeout(p)

@@ -5,23 +5,18 @@ from __future__ import annotations
 import argparse
 
 from chestxai.commands._common import add_common_flags
+from chestxai.commands._flags import add_setting_flags, setting_values
+from chestxai.errors import UserError
+from chestxai.explain.settings import ExplainSettings
 
 
-def _threshold(text: str) -> float | str:
-    if text.lower() == "otsu":
-        return "otsu"
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"threshold must be a fraction like 0.5 or 'otsu', got {text!r}"
-        ) from None
-
-
-def _layer_list(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
+def _layer_list(texts: list[str] | None) -> list[str] | None:
+    """``--layers a b`` or ``--layers a,b`` -> ``["a", "b"]`` (the comma form is the older spelling)."""
+    if texts is None:
+        return None
+    names = [name.strip() for text in texts for name in text.split(",") if name.strip()]
     if not names:
-        raise argparse.ArgumentTypeError(f"--layers needs comma-separated layer names, got {text!r}")
+        raise UserError(f"--layers needs layer names, got {texts!r}")
     return names
 
 
@@ -45,35 +40,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--method", default="gradcam", help="explanation method (default gradcam; see --list-methods)"
     )
-    p.add_argument("--list-methods", action="store_true", help="print the available methods and exit")
     p.add_argument(
-        "--compare-methods", action="store_true", help="run every method (or --methods) and rank them"
+        "--list-methods",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="print the available methods and exit",
+    )
+    p.add_argument(
+        "--compare-methods",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run every method (or --methods) and rank them",
     )
     p.add_argument("--methods", nargs="+", help="with --compare-methods: only these methods")
     p.add_argument(
         "--compare-layers",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="run --method at several target layers (default: the last stage at each resolution) and rank them",
     )
     p.add_argument(
         "--layers",
-        type=_layer_list,
-        help="with --compare-layers: comma-separated dotted layer names, e.g. layer1,layer2,layer3",
+        nargs="+",
+        help="with --compare-layers: dotted layer names, e.g. layer1 layer2 layer3 (or layer1,layer2,layer3)",
     )
     p.add_argument(
         "--sanity",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="model-randomisation sanity check: re-initialise the weights (cascading from the head down, "
         "and one block at a time) and compare the maps with the trained model's (Spearman, SSIM)",
-    )
-    p.add_argument(
-        "--sanity-limit", type=int, default=16, help="items the sanity check explains per randomised model"
-    )
-    p.add_argument(
-        "--faithfulness-score",
-        choices=("logit", "probability"),
-        default="logit",
-        help="what deletion/insertion and ROAD score (default logit: a saturated probability does not move)",
     )
     p.add_argument(
         "--finding",
@@ -100,30 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--layer", help="target layer as a dotted module name (default: chosen per architecture)")
     p.add_argument("--limit", type=int, help="explain at most this many images")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument(
-        "--threshold", type=_threshold, default=0.5, help="box threshold: fraction of the maximum, or 'otsu'"
-    )
-    p.add_argument("--max-boxes", type=int, default=3, help="boxes per heatmap (largest heatmap mass first)")
-    p.add_argument("--tolerance", type=float, default=0.0, help="pointing-game tolerance in pixels")
-    p.add_argument("--colormap", default="jet")
-    p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in overlays (0-1)")
-    p.add_argument("--no-overlays", action="store_true", help="do not write overlay PNGs")
-    p.add_argument(
-        "--no-align",
-        action="store_true",
-        help="keep pytorch-grad-cam's map placement (by default each map is moved onto the receptive-field "
-        "centres of its cells: 3.5 px up-left at a ResNet's layer2, 15.5 px at layer4)",
-    )
-    p.add_argument(
-        "--faithfulness-limit",
-        type=int,
-        default=16,
-        help="items that get deletion/insertion and ROAD (0 = none)",
-    )
-    add_common_flags(
-        p, seed=True, device_default="cpu", seed_help="seed of the random control and ROAD's imputation noise"
-    )
+    # one flag per ExplainSettings field declared with a flag: help, range and type from the field
+    add_setting_flags(p, ExplainSettings)
+    add_common_flags(p, device_default="cpu")  # --seed is ExplainSettings.seed above
     p.set_defaults(func=run)
 
 
@@ -136,28 +111,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from chestxai.explain.layer_compare import compare_layers
     from chestxai.explain.run import compare_methods, explain_run
-    from chestxai.explain.settings import ExplainSettings
 
     if args.compare_methods and args.compare_layers:
-        raise ValueError("--compare-methods and --compare-layers rank different things; pass one of them")
+        raise UserError("--compare-methods and --compare-layers rank different things; pass one of them")
     if args.layers and not args.compare_layers:
-        raise ValueError("--layers goes with --compare-layers; to explain at one layer pass --layer NAME")
+        raise UserError("--layers goes with --compare-layers; to explain at one layer pass --layer NAME")
     if args.methods and not args.compare_methods:
-        raise ValueError("--methods goes with --compare-methods; to explain one method pass --method NAME")
-    settings = ExplainSettings(
-        batch_size=args.batch_size,
-        threshold=args.threshold,
-        max_boxes=args.max_boxes,
-        tolerance=args.tolerance,
-        colormap=args.colormap,
-        opacity=args.opacity,
-        overlays=not args.no_overlays,
-        faithfulness_limit=args.faithfulness_limit,
-        faithfulness_score=args.faithfulness_score,
-        sanity_limit=args.sanity_limit,
-        seed=args.seed,
-        align=not args.no_align,
-    )
+        raise UserError("--methods goes with --compare-methods; to explain one method pass --method NAME")
+    settings = ExplainSettings(**setting_values(args, ExplainSettings))
     common = dict(
         finding=args.finding,
         split=args.split,
@@ -171,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         sanity=args.sanity,
     )
     if args.compare_layers:
-        table = compare_layers(args.run_dir, method=args.method, layers=args.layers, **common)
+        table = compare_layers(args.run_dir, method=args.method, layers=_layer_list(args.layers), **common)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         best = table[table["recommended"]]
         print(

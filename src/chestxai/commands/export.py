@@ -26,14 +26,19 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="run directory holding checkpoint.pt")
+    p.add_argument("run", metavar="RUN", help="run directory holding checkpoint.pt")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (default onnx)")
     p.add_argument("--out", default=None, help="output file (default RUN/export/model.onnx)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     p.add_argument(
         "--parity-images", nargs="+", default=None, metavar="FILE", help="images for the parity check"
     )
-    p.add_argument("--force", action="store_true", help="replace an output this command did not write")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace an output this command did not write",
+    )
     p.set_defaults(func=run)
 
 

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", nargs="?", default=None, help="run directory holding checkpoint.pt")
+    p.add_argument("run", metavar="RUN", nargs="?", default=None, help="run directory holding checkpoint.pt")
     p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="an exported model instead of RUN")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", nargs="+", metavar="PATH", help="image files (PNG, JPEG, DICOM)")
@@ -53,7 +53,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--passes", type=int, default=30, help="MC-dropout passes / TTA views (default 30)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward (default 64)")
-    p.add_argument("--force", action="store_true", help="replace an OUT.csv this command did not write")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace an OUT.csv this command did not write",
+    )
     add_common_flags(p, seed=True, seed_help="MC-dropout / TTA seed")
     add_dist_timeout(p)
     p.set_defaults(func=run)

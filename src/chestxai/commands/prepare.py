@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import add_common_flags
+from chestxai.commands._common import NoSwitch, add_common_flags
 from chestxai.commands._options import HELP, reader_options
 
 EPILOG = """\
@@ -50,9 +50,17 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--workers", type=int, default=None, help="decoding processes (default min(CPUs, 4); 1 = none)"
     )
-    p.add_argument("--strict", action="store_true", help="fail when any image cannot be decoded")
     p.add_argument(
-        "--force", action="store_true", help="rebuild even if a finished cache of the same inputs exists"
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="fail when any image cannot be decoded",
+    )
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="rebuild even if a finished cache of the same inputs exists",
     )
     p.add_argument(
         "--max-pixels",
@@ -75,7 +83,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="merge the N finished shards into the cache (same flags as the shards otherwise)",
     )
-    p.add_argument("--no-voi", action="store_true", help="ignore DICOM VOI LUT / window (min-max instead)")
+    p.add_argument(
+        "--voi",
+        dest="no_voi",
+        action=NoSwitch,
+        help="apply the DICOM VOI LUT / window (--no-voi: min-max instead)",
+    )
     p.add_argument(
         "--option",
         action="append",

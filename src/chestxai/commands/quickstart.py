@@ -22,8 +22,12 @@ import time
 from pathlib import Path
 
 from chestxai.commands._common import add_common_flags
+from chestxai.commands._flags import add_setting_flags, setting_values
+from chestxai.config import RunConfig
 
 RECIPE = "pneumoniamnist_resnet18"
+#: the recipe keys quickstart offers as flags (the train command's spelling, generated from RunConfig)
+FLAGS = ("train.epochs", "train.device")
 EXPLAIN_METHOD = "hirescam"  # shown in the gallery (see the module doc for why)
 BASELINE_METHOD = "gradcam"  # measured beside it, no overlays
 # MedMNIST v2 (Yang et al., Scientific Data 2023), PneumoniaMNIST test split: AUC / ACC
@@ -46,10 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run-dir", default="runs/quickstart", help="where to write the run (a new one if it exists)"
     )
-    p.add_argument("--epochs", type=int, help="override the recipe's epoch count")
-    p.add_argument("--explain", type=int, default=32, metavar="N", help="test images to explain (0 = skip)")
+    add_setting_flags(p, RunConfig, only=FLAGS, default_note="default: the recipe's")
+    p.add_argument("--explain-limit", dest="explain", type=int, default=32, metavar="N",
+                   help="test images to explain (0 = skip)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key")
-    add_common_flags(p, device_default=None)
+    add_common_flags(p, device=False)  # --device is train.device above
     p.set_defaults(func=run)
 
 
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     run_dir = fresh_run_dir(Path(args.run_dir))
     # flags go in as typed values, not "key=value" text: a run directory "runs/exp #2" stays whole
-    values = {"run_dir": str(run_dir), "train.epochs": args.epochs or None, "train.device": args.device}
+    values = {**setting_values(args, RunConfig, only=FLAGS), "run_dir": str(run_dir)}
     config = load_config(RECIPE, list(args.set), values=values)
     progress = not args.no_progress
     on = {"device": args.device} if args.device else {}  # unset: each step keeps its own default
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             for name in (EXPLAIN_METHOD, BASELINE_METHOD)
         ]
     else:
-        print("[3/4] explanations skipped (--explain 0)")
+        print("[3/4] explanations skipped (--explain-limit 0)")
     print("[4/4] writing the report")
     report = build_report(run_dir)
 

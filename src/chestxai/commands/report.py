@@ -14,13 +14,18 @@ def register(subparsers: Any) -> None:
         "curves, metrics with CIs, figures and, when RUN/cams/index.csv exists, a gallery of true/false "
         "positives and negatives with heatmaps. Run `chestxai evaluate RUN` first.",
     )
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument(
         "--out",
         default=None,
         help="output file (default RUN/report.html); an existing file that is not a chestxai report is refused",
     )
-    p.add_argument("--force", action="store_true", help="replace --out even if it is not a chestxai report")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace --out even if it is not a chestxai report",
+    )
     p.set_defaults(func=run)
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from chestxai.commands._common import add_common_flags
+from chestxai.commands._flags import add_setting_flags, setting_values
 from chestxai.commands._options import HELP as OPTION_HELP
 from chestxai.commands._synth_outputs import register_evaluate, register_generate
+from chestxai.synth.settings import DATA, TRAINING, SynthSettings
 
 TRAIN_EPILOG = """\
 examples:
@@ -34,38 +36,6 @@ Images are never flipped: a mirrored chest puts the heart on the wrong side. The
 history.csv (g_adv, cycle, identity, d per epoch) and samples/epoch-NNN.png.
 """
 
-# flag dest -> SynthSettings field; None = not given (keeps the default, or the run's on --resume)
-FLAG_FIELDS = {
-    "name": "name",
-    "run_dir": "run_dir",
-    "source": "source",
-    "root": "root",
-    "size": "size",
-    "cache": "cache",
-    "cache_dir": "cache_dir",
-    "source_b": "source_b",
-    "root_b": "root_b",
-    "cache_dir_b": "cache_dir_b",
-    "domain_a": "domain_a",
-    "domain_b": "domain_b",
-    "epochs": "epochs",
-    "decay_epochs": "decay_epochs",
-    "max_steps": "max_steps",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "ngf": "ngf",
-    "ndf": "ndf",
-    "blocks": "n_blocks",
-    "pool_size": "pool_size",
-    "lambda_cycle": "lambda_cycle",
-    "lambda_identity": "lambda_identity",
-    "amp": "amp",
-    "threads": "threads",
-    "samples": "samples",
-    "seed": "seed",
-    "device": "device",
-}
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -87,8 +57,6 @@ def _no_subcommand(parser: argparse.ArgumentParser) -> int:
 
 
 def _register_train(inner: argparse._SubParsersAction) -> None:
-    from chestxai.commands.train import run_name
-
     p = inner.add_parser(
         "train",
         help="train a CycleGAN between two label domains",
@@ -99,48 +67,19 @@ def _register_train(inner: argparse._SubParsersAction) -> None:
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = p.add_argument_group("data")
-    data.add_argument("--source", help="dataset reader (medmnist, nih, folder, csv, chexpert, siim, ...)")
-    data.add_argument("--root", help="dataset folder (or file)")
+    data = p.add_argument_group(DATA)
     data.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help=OPTION_HELP)
-    data.add_argument("--size", type=int, help="image side in px: a multiple of 4, >= 32 (default 256)")
-    data.add_argument("--cache", help="root folder of prepared caches (default $CHESTXAI_CACHE/prepared)")
-    data.add_argument("--cache-dir", help="use this prepared cache as it is (instead of --source/--root)")
-    data.add_argument("--domain-a", help="domain A: LABEL, not:LABEL or 'No Finding'")
-    data.add_argument("--domain-b", help="domain B: LABEL, not:LABEL or 'No Finding'")
-    data.add_argument("--source-b", help="take domain B from this second dataset (same --size)")
-    data.add_argument("--root-b", help="folder of the second dataset")
     data.add_argument(
         "--option-b", action="append", default=[], metavar="KEY=VALUE", help="reader option of --source-b"
     )
-    data.add_argument("--cache-dir-b", help="a prepared cache for domain B (instead of --source-b/--root-b)")
-    net = p.add_argument_group("networks and losses")
-    net.add_argument("--ngf", type=int, help="generator filters (default 64, the paper's)")
-    net.add_argument("--ndf", type=int, help="discriminator filters (default 64)")
-    net.add_argument("--blocks", type=int, help="residual blocks (default: 9 from 256 px, else 6)")
-    net.add_argument("--pool-size", type=int, help="past fakes the discriminators see (default 50)")
-    net.add_argument("--lambda-cycle", type=float, help="cycle-consistency weight (default 10)")
-    net.add_argument(
-        "--lambda-identity", type=float, help="identity weight, times the cycle weight (default 0.5)"
-    )
-    opt = p.add_argument_group("training")
-    opt.add_argument("--name", type=run_name, help="run name (run directory runs/<name>)")
-    opt.add_argument("--run-dir", help="explicit run directory (overrides runs/<name>)")
-    opt.add_argument("--epochs", type=int, help="epochs (default 200)")
-    opt.add_argument(
-        "--decay-epochs", type=int, help="last epochs of linear lr decay (default half of --epochs)"
-    )
-    opt.add_argument("--max-steps", type=int, help="cap on steps per epoch (default: max(|A|, |B|) / batch)")
-    opt.add_argument("--batch-size", type=int, help="images per domain per step (default 1, the paper's)")
-    opt.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
-    opt.add_argument("--amp", choices=("auto", "on", "off"), help="mixed precision (auto: on CUDA only)")
-    opt.add_argument("--threads", type=int, help="torch CPU threads (default torch's)")
-    opt.add_argument("--samples", type=int, help="images per domain in each epoch's sample grid (default 4)")
-    opt.add_argument("--resume", action="store_true", help="continue the run after its last complete epoch")
-    opt.add_argument(
-        "--force", action="store_true", help="train into a non-empty folder, or start a run over"
-    )
-    add_common_flags(p, seed=True, device_default=None, seed_default=None, seed_help="seed")
+    opt = p.add_argument_group(TRAINING)
+    opt.add_argument("--resume", action=argparse.BooleanOptionalAction, default=False,
+                     help="continue the run after its last complete epoch")  # fmt: skip
+    opt.add_argument("--force", action=argparse.BooleanOptionalAction, default=False,
+                     help="train into a non-empty folder, or start a run over")  # fmt: skip
+    # one flag per SynthSettings field declared with a flag: help, range and type from the field
+    add_setting_flags(p, SynthSettings, groups={DATA: data, TRAINING: opt})
+    add_common_flags(p, device=False)  # --device and --seed are SynthSettings fields above
     p.set_defaults(func=run_train)
 
 
@@ -148,12 +87,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     """The run's settings: its ``config.yaml`` on --resume (when there is one), flags over it."""
     from chestxai.commands._options import reader_options
     from chestxai.rundir import SynthRunDir
-    from chestxai.synth.settings import SynthSettings
     from chestxai.yamlsafe import load_yaml_file
 
-    given = {
-        f: getattr(args, dest) for dest, f in FLAG_FIELDS.items() if getattr(args, dest, None) is not None
-    }
+    given = setting_values(args, SynthSettings)  # None = not given: the default, or the run's on --resume
     if "name" not in given and "run_dir" not in given:
         raise ValueError("give --name NAME (the run goes to runs/NAME) or --run-dir PATH")
     base: dict[str, Any] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import add_common_flags
+from chestxai.commands._common import add_common_flags, add_n_boot
 from chestxai.commands.train import run_name
 
 EPILOG = """\
@@ -75,11 +75,12 @@ def register(subparsers: Any) -> None:
         help="trials drawn at random and never pruned before TPE and the median rule start (default 5)",
     )
     p.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
+    add_n_boot(p, "bootstrap replicates for the test CI")
     p.add_argument(
-        "--n-boot", type=int, default=1000, help="bootstrap replicates for the test CI (default 1000)"
-    )
-    p.add_argument(
-        "--force", action="store_true", help="replace study.json/best.yaml/report.html not written by tune"
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace study.json/best.yaml/report.html not written by tune",
     )
     add_common_flags(p, seed=True, device_default=None, seed_help="sampler (TPE) seed")
     p.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import add_common_flags
+from chestxai.commands._common import NoSwitch, add_common_flags, add_n_boot
 
 EPILOG = """\
 examples:
@@ -59,7 +59,9 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="run directory (checkpoint.pt, or ensemble.json with --method ensemble)")
+    p.add_argument(
+        "run", metavar="RUN", help="run directory (checkpoint.pt, or ensemble.json with --method ensemble)"
+    )
     p.add_argument("more_runs", nargs="*", metavar="RUN", help="more runs: the members of --method ensemble")
     p.add_argument("--method", choices=METHODS, default="mc-dropout", help="default mc-dropout")
     p.add_argument("--passes", type=_passes, default=30, help="stochastic passes per image (default 30)")
@@ -69,11 +71,18 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--dropout", type=_dropout, default=None, help="insert/override head dropout p at inference"
     )
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the CIs (default 1000)")
+    add_n_boot(p, "bootstrap replicates for the CIs")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--gallery", type=int, default=4, help="cases per gallery list (default 4)")
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument("--force", action="store_true", help="write into a folder this command did not write")
+    p.add_argument(
+        "--figures", dest="no_figures", action=NoSwitch, help="write the figures (--no-figures: skip them)"
+    )
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="write into a folder this command did not write",
+    )
     add_common_flags(p, seed=True, seed_help="seed of the passes and the bootstrap")
     p.set_defaults(func=run)
 

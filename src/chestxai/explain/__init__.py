@@ -9,17 +9,37 @@
   pipeline behind ``chestxai explain``;
 * :func:`randomisation_similarity` - the model-randomisation sanity check (``sanity``), border /
   outside-lung energy (``anatomy``) and the paired comparison with the random control (``checks``).
+
+The names below are imported on first use (PEP 562): ``chestxai --help`` reads
+:class:`ExplainSettings` for the ``explain`` flags and must not pay for torch on the way.
 """
 
-from chestxai.explain.boxes import Box, boxes_from_heatmap, otsu_threshold
-from chestxai.explain.explainer import Explainer
-from chestxai.explain.layer_compare import compare_layers
-from chestxai.explain.layers import LayerNotFoundError, find_target_layer
-from chestxai.explain.methods import CONTROL, UnsupportedMethodError, gradient_methods, list_methods
-from chestxai.explain.run import ExplainResult, compare_methods, explain_run
-from chestxai.explain.sanity import randomisation_similarity
-from chestxai.explain.settings import ExplainSettings
-from chestxai.explain.targets import UnknownFindingError
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> the module that defines it
+_WHERE = {
+    "Box": "boxes",
+    "boxes_from_heatmap": "boxes",
+    "otsu_threshold": "boxes",
+    "Explainer": "explainer",
+    "compare_layers": "layer_compare",
+    "LayerNotFoundError": "layers",
+    "find_target_layer": "layers",
+    "CONTROL": "methods",
+    "UnsupportedMethodError": "methods",
+    "gradient_methods": "methods",
+    "list_methods": "methods",
+    "ExplainResult": "run",
+    "compare_methods": "run",
+    "explain_run": "run",
+    "randomisation_similarity": "sanity",
+    "ExplainSettings": "settings",
+    "UnknownFindingError": "targets",
+}
+
 
 __all__ = [
     "CONTROL",
@@ -40,3 +60,13 @@ __all__ = [
     "otsu_threshold",
     "randomisation_similarity",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

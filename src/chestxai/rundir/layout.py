@@ -236,12 +236,12 @@ class BenchDir:
 
     @property
     def permuted_task(self) -> Path:
-        """``--label-sanity``: the same images with permuted labels (a second prepared cache)."""
+        """``--label-sanity-limit``: the same images with permuted labels (a second prepared cache)."""
         return self.root / "task-permuted"
 
     @property
     def permuted_run(self) -> RunDir:
-        """``--label-sanity``: the model trained on the permuted labels."""
+        """``--label-sanity-limit``: the model trained on the permuted labels."""
         return RunDir(self.root / "run-permuted")
 
     @property

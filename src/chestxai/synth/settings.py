@@ -12,14 +12,14 @@ CPU run or a test affordable. Every number is range-checked here, with the flag 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from chestxai.checks import check_device, check_keys, check_numbers, check_run_name
+from chestxai.checks import DEVICE_HELP, check_device, check_keys, check_numbers, check_run_name, parse_seed
 from chestxai.config import MAX_SIZE, MAX_WORKERS
-from chestxai.synth.domains import parse_domain
-from chestxai.synth.networks import blocks_for_size, check_size
+from chestxai.errors import UserError
+from chestxai.flags import flag_name, setting
 
 KIND = "cyclegan"
 AMP_CHOICES = ("auto", "on", "off")
@@ -38,92 +38,160 @@ FIXED_ON_RESUME = (
     "seed",
 )
 
-# field -> (check, valid range as text, flag)
-RULES: dict[str, tuple[Any, str, str]] = {
-    "size": (lambda v: v == 0 or 32 <= v <= MAX_SIZE, f"0 (the cache's) or in [32, {MAX_SIZE}]", "--size"),
-    "epochs": (lambda v: 1 <= v <= 100_000, "in [1, 100000]", "--epochs"),
-    "decay_epochs": (lambda v: v >= -1, ">= -1 (-1 = half of --epochs)", "--decay-epochs"),
-    "max_steps": (lambda v: v >= 0, ">= 0 (0 = full epoch)", "--max-steps"),
-    "batch_size": (lambda v: 1 <= v <= 65_536, "in [1, 65536]", "--batch-size"),
-    "lr": (lambda v: 0 < v <= 1, "in (0, 1]", "--lr"),
-    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)", "--beta1"),
-    "beta2": (lambda v: 0 <= v < 1, "in [0, 1)", "--beta2"),
-    "lambda_cycle": (lambda v: 0 <= v <= 1000, "in [0, 1000]", "--lambda-cycle"),
-    "lambda_identity": (lambda v: 0 <= v <= 100, "in [0, 100] (times the cycle weight)", "--lambda-identity"),
-    "pool_size": (lambda v: 0 <= v <= 10_000, "in [0, 10000] (0 = no pool)", "--pool-size"),
-    "ngf": (lambda v: 1 <= v <= 1024, "in [1, 1024]", "--ngf"),
-    "ndf": (lambda v: 1 <= v <= 1024, "in [1, 1024]", "--ndf"),
-    "n_blocks": (lambda v: 0 <= v <= 64, "in [0, 64] (0 = by size: 9 from 256 px, else 6)", "--blocks"),
-    "d_layers": (lambda v: 1 <= v <= 6, "in [1, 6]", "--d-layers"),
-    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)", "--seed"),
-    "threads": (lambda v: 0 <= v <= MAX_WORKERS, f"in [0, {MAX_WORKERS}] (0 = torch's default)", "--threads"),
-    "samples": (lambda v: 1 <= v <= 64, "in [1, 64]", "--samples"),
-    "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)", "--val-fraction"),
-    "test_fraction": (lambda v: 0 <= v < 1, "in [0, 1)", "--test-fraction"),
+# field -> (check, valid range as text); the flag an error names comes from the field (flag_name)
+RULES: dict[str, tuple[Any, str]] = {
+    "size": (lambda v: v == 0 or 32 <= v <= MAX_SIZE, f"0 (the cache's) or in [32, {MAX_SIZE}]"),
+    "epochs": (lambda v: 1 <= v <= 100_000, "in [1, 100000]"),
+    "decay_epochs": (lambda v: v >= -1, ">= -1 (-1 = half of --epochs)"),
+    "max_steps": (lambda v: v >= 0, ">= 0 (0 = full epoch)"),
+    "batch_size": (lambda v: 1 <= v <= 65_536, "in [1, 65536]"),
+    "lr": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "lambda_cycle": (lambda v: 0 <= v <= 1000, "in [0, 1000]"),
+    "lambda_identity": (lambda v: 0 <= v <= 100, "in [0, 100] (times the cycle weight)"),
+    "pool_size": (lambda v: 0 <= v <= 10_000, "in [0, 10000] (0 = no pool)"),
+    "ngf": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+    "ndf": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+    "n_blocks": (lambda v: 0 <= v <= 64, "in [0, 64] (0 = by size: 9 from 256 px, else 6)"),
+    "d_layers": (lambda v: 1 <= v <= 6, "in [1, 6]"),
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    "threads": (lambda v: 0 <= v <= MAX_WORKERS, f"in [0, {MAX_WORKERS}] (0 = torch's default)"),
+    "samples": (lambda v: 1 <= v <= 64, "in [1, 64]"),
+    "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "test_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
 }
+DATA, NETS, TRAINING = "data", "networks and losses", "training"
+DOMAIN = "LABEL, not:LABEL or 'No Finding'"
+
+
+def _number(key: str, default: Any, help: str, flag: str = "", group: str = "") -> Any:  # noqa: A002
+    """A range-checked number: its valid range shown in --help is its rule's."""
+    return setting(default, help=help, flag=flag, bounds=RULES[key][1], group=group)
+
+
+def _device_flag(text: str) -> str:
+    return check_device(text, "--device")
 
 
 @dataclass
 class SynthSettings:
-    name: str = "synth"
-    run_dir: str = ""  # "" = runs/<name>
+    name: str = setting(
+        "synth",
+        help="run name (run directory runs/<name>)",
+        flag="--name",
+        parse=check_run_name,
+        group=TRAINING,
+    )
+    run_dir: str = setting(
+        "", help="folder of the new run, when not runs/<name>", flag="--run-dir", group=TRAINING
+    )
     # ---- data: domain A (and B unless a second source is given) --------------------------------
-    source: str = "medmnist"
-    root: str = ""  # "" = the chestxai cache (MedMNIST downloads there)
-    options: dict[str, Any] = field(default_factory=dict)
-    size: int = 0  # 0 = the prepared cache_dir's size (256, the paper's, when preparing)
-    cache: str = ""  # root of prepared caches ("" = $CHESTXAI_CACHE/prepared)
-    cache_dir: str = ""  # a prepared cache to use as it is (filled in at run time)
-    source_b: str = ""  # domain B from another dataset ("" = the same as A)
-    root_b: str = ""
-    options_b: dict[str, Any] = field(default_factory=dict)
-    cache_dir_b: str = ""
-    domain_a: str = ""
-    domain_b: str = ""
-    val_fraction: float = 0.1  # when the source defines no split
-    test_fraction: float = 0.2
+    source: str = setting(
+        "medmnist",
+        help="dataset reader (medmnist, nih, folder, csv, chexpert, siim, ...)",
+        flag="--source",
+        group=DATA,
+    )
+    root: str = setting(
+        "", help="dataset folder (or file); none = the chestxai cache", flag="--root", group=DATA
+    )
+    options: dict[str, Any] = setting(factory=dict, help="reader options (--option KEY=VALUE)")
+    size: int = _number("size", 0, "image side in px, a multiple of 4 (0 = the cache's; 256 when preparing)",
+                        "--size", DATA)  # fmt: skip
+    cache: str = setting(
+        "", help="root folder of prepared caches; none = $CHESTXAI_CACHE/prepared", flag="--cache", group=DATA
+    )
+    cache_dir: str = setting(
+        "",
+        help="use this prepared cache as it is (instead of --source/--root)",
+        flag="--cache-dir",
+        group=DATA,
+    )
+    source_b: str = setting(
+        "", help="take domain B from this second dataset (same --size)", flag="--source-b", group=DATA
+    )
+    root_b: str = setting("", help="folder of the second dataset", flag="--root-b", group=DATA)
+    options_b: dict[str, Any] = setting(factory=dict, help="reader options of source_b (--option-b)")
+    cache_dir_b: str = setting(
+        "",
+        help="a prepared cache for domain B (instead of --source-b/--root-b)",
+        flag="--cache-dir-b",
+        group=DATA,
+    )
+    domain_a: str = setting("", help=f"domain A: {DOMAIN}", flag="--domain-a", group=DATA)
+    domain_b: str = setting("", help=f"domain B: {DOMAIN}", flag="--domain-b", group=DATA)
+    val_fraction: float = _number("val_fraction", 0.1, "validation share when the source defines no split")
+    test_fraction: float = _number("test_fraction", 0.2, "test share when the source defines no split")
     # ---- networks and objective -------------------------------------------------------------
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 0  # 0 = blocks_for_size(size)
-    d_layers: int = 3
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
-    pool_size: int = 50
+    ngf: int = _number("ngf", 64, "generator filters (the paper's 64)", "--ngf", NETS)
+    ndf: int = _number("ndf", 64, "discriminator filters", "--ndf", NETS)
+    n_blocks: int = _number("n_blocks", 0, "generator residual blocks", "--blocks", NETS)
+    d_layers: int = _number("d_layers", 3, "PatchGAN discriminator layers")
+    lambda_cycle: float = _number("lambda_cycle", 10.0, "cycle-consistency weight", "--lambda-cycle", NETS)
+    lambda_identity: float = _number(
+        "lambda_identity", 0.5, "identity weight, times the cycle weight", "--lambda-identity", NETS
+    )
+    pool_size: int = _number("pool_size", 50, "past fakes the discriminators see", "--pool-size", NETS)
     # ---- optimisation -----------------------------------------------------------------------
-    epochs: int = 200
-    decay_epochs: int = -1  # epochs of linear decay at the end; -1 = epochs // 2 (the reference's 100 + 100)
-    max_steps: int = 0  # steps per epoch cap; 0 = max(|A|, |B|) / batch_size
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    amp: str = "auto"  # auto = float16 + GradScaler on CUDA, off on CPU; on | off
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    samples: int = 4  # images per domain in each epoch's sample grid
+    epochs: int = _number("epochs", 200, "epochs", "--epochs", TRAINING)
+    decay_epochs: int = _number(
+        "decay_epochs",
+        -1,
+        "last epochs of linear lr decay (the reference's 100 + 100)",
+        "--decay-epochs",
+        TRAINING,
+    )
+    max_steps: int = _number(
+        "max_steps", 0, "cap on steps per epoch (default: max(|A|, |B|) / batch)", "--max-steps", TRAINING
+    )
+    batch_size: int = _number(
+        "batch_size", 1, "images per domain per step (the paper's 1)", "--batch-size", TRAINING
+    )
+    lr: float = _number("lr", 2e-4, "Adam learning rate", "--lr", TRAINING)
+    beta1: float = _number("beta1", 0.5, "Adam beta1")
+    beta2: float = _number("beta2", 0.999, "Adam beta2")
+    amp: str = setting(
+        "auto",
+        help="mixed precision: --amp on, --no-amp off; not given: auto = float16 + GradScaler on CUDA, "
+        "off on CPU (config.yaml: auto | on | off)",
+        flag="--amp",
+        choices=AMP_CHOICES,
+        switch=("on", "off"),
+        group=TRAINING,
+    )
+    seed: int = setting(0, help="seed", flag="--seed", parse=parse_seed, bounds=RULES["seed"][1])
+    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=_device_flag)
+    threads: int = _number("threads", 0, "torch CPU threads", "--threads", TRAINING)
+    samples: int = _number(
+        "samples", 4, "images per domain in each epoch's sample grid", "--samples", TRAINING
+    )
 
     def __post_init__(self) -> None:
         check_run_name(self.name)
-        check_numbers(self, RULES)
+        check_numbers(self, {k: (ok, valid, flag_name(SynthSettings, k)) for k, (ok, valid) in RULES.items()})
+        from chestxai.synth.domains import parse_domain  # numpy/torch: loaded when a run is configured,
+        from chestxai.synth.networks import check_size  # not when the CLI reads these fields for --help
+
         if self.size:
             check_size(self.size)
         if self.amp not in AMP_CHOICES:
-            raise ValueError(f"--amp must be one of {AMP_CHOICES}, got {self.amp!r}")
+            raise UserError(
+                f"amp must be one of {AMP_CHOICES} (--amp/--no-amp on the command line), got {self.amp!r}"
+            )
         check_device(self.device, "--device")
         if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError("--val-fraction + --test-fraction must be below 1 (nothing left to train on)")
+            raise UserError("--val-fraction + --test-fraction must be below 1 (nothing left to train on)")
         if self.decay_epochs > self.epochs:
-            raise ValueError(f"--decay-epochs {self.decay_epochs} exceeds --epochs {self.epochs}")
+            raise UserError(f"--decay-epochs {self.decay_epochs} exceeds --epochs {self.epochs}")
         for flag, text in (("--domain-a", self.domain_a), ("--domain-b", self.domain_b)):
             if not str(text).strip():
-                raise ValueError(f"{flag} is required: a label (Pneumothorax), not:LABEL or 'No Finding'")
+                raise UserError(f"{flag} is required: a label (Pneumothorax), not:LABEL or 'No Finding'")
             parse_domain(text)
         if self.domain_a.strip() == self.domain_b.strip() and not self.has_second_source:
-            raise ValueError(f"--domain-a and --domain-b are both {self.domain_a!r}: nothing to translate")
+            raise UserError(f"--domain-a and --domain-b are both {self.domain_a!r}: nothing to translate")
         if "\0" in self.run_dir:
-            raise ValueError(f"--run-dir {self.run_dir!r} contains a NUL byte")
+            raise UserError(f"--run-dir {self.run_dir!r} contains a NUL byte")
 
     # ---- derived -----------------------------------------------------------------------------
     @property
@@ -143,6 +211,8 @@ class SynthSettings:
         return self.epochs // 2 if self.decay_epochs < 0 else self.decay_epochs
 
     def blocks(self, size: int) -> int:
+        from chestxai.synth.networks import blocks_for_size
+
         return self.n_blocks or blocks_for_size(size)
 
     def lr_factor(self, epoch: int) -> float:
@@ -163,7 +233,7 @@ class SynthSettings:
         try:
             return cls(**raw)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: {exc}") from None
+            raise UserError(f"{where}: {exc}") from None
 
     def changed_on_resume(self, old: SynthSettings) -> list[str]:
         """The :data:`FIXED_ON_RESUME` fields that differ from the run's ``old`` settings."""

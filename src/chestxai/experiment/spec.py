@@ -6,7 +6,7 @@
     description: seed 000, VGG vs ResNets on balanced SIIM splits
     set: {train.epochs: 20}           # optional: applied to every run (a mapping or ["k=v", ...])
     evaluate: {threshold_policy: youden, n_boot: 1000}
-    compare: {n_boot: 2000, speed: true}
+    compare: {n_boot: 1000, speed: true}
     runs:
       - name: resnet34
         recipe: siim_resnet34         # a shipped recipe's name, or a path (relative to this file)
