@@ -1,4 +1,5 @@
-"""Shared fixtures: the real-data folder (skip when absent) and tiny synthetic caches."""
+"""Shared fixtures: the real-data folder (skip when absent) and tiny synthetic caches; MLflow is
+hidden from every test but those marked ``real_mlflow`` (:mod:`mlflow_off`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from chestxai.paths import shared_data_root
 from chestxai.testing import blob_dataset, write_tiny_cache  # noqa: F401  (re-exported for tests)
+
+pytest_plugins = ["mlflow_off"]
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,6 @@ from chestxai.experiment.spec import load_experiment
 from chestxai.testing import blob_cache
 
 FAST = {"train.epochs": 1, "train.max_steps_per_epoch": 1, "train.threads": 1, "train.batch_size": 16}
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +57,7 @@ def finished(cache, tmp_path_factory) -> tuple[Path, Path, str, int]:
     exp = write_experiment(root / "tiny.yaml", cache)
     out = root / "out"
     buffer = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buffer):
-        mp.setitem(sys.modules, "mlflow", None)
+    with contextlib.redirect_stdout(buffer):
         rc = main(["experiment", str(exp), "--out", str(out), "--no-progress"])
     return exp, out, buffer.getvalue(), rc
 

@@ -9,7 +9,6 @@ overrides a smoke test needs (no pretrained download, 32 px, one thread).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +34,6 @@ SOURCE_LABELS = {"nih": list(NIH14), "chexpert": list(CHEXPERT)}
 #: too big to train a step in a smoke test (VGG-16 writes a ~1.6 GB last.pt with Adam's state):
 #: built and run forward instead
 BUILD_ONLY = {"vgg16", "resnet101"}
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)  # tracking to the run directory only
 
 
 def test_the_seed_recipes_are_shipped():

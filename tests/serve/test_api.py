@@ -61,6 +61,39 @@ def test_health_models_docs_and_viewer(client):
     assert client.get("/viewer.js").status_code == 200 and client.get("/viewer.css").status_code == 200
 
 
+def test_openapi_names_the_response_schemas_and_answers_hold_their_keys(client, png_bytes):
+    """Typed answers on /docs: each endpoint's 200 is its schema (serve/schemas.py), every refusal
+    ErrorDetail; and an answer holds the keys its schema declares, in order (image and image_size
+    only when display=true)."""
+    spec = client.get("/openapi.json").json()
+
+    def schema(path: str, method: str, status: str) -> str:
+        content = spec["paths"][path][method]["responses"][status]["content"]
+        return content["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+    assert schema("/healthz", "get", "200") == "Health" and schema("/v1/models", "get", "200") == "Models"
+    assert schema("/v1/predict", "post", "200") == "Prediction"
+    assert {schema("/v1/predict", "post", s) for s in ("400", "404", "413", "415", "503", "504")} == {
+        "ErrorDetail"
+    }
+    schemas = spec["components"]["schemas"]
+    assert {"ModelInfo", "FileInfo", "LabelAnswer", "Explanation", "Box", "Uncertainty"} <= set(schemas)
+    declared = {name: list(schemas[name]["properties"]) for name in schemas if "properties" in schemas[name]}
+    assert list(client.get("/healthz").json()) == declared["Health"]
+    models = client.get("/v1/models").json()
+    assert list(models) == declared["Models"] and list(models["models"][0]) == declared["ModelInfo"]
+    plain = client.post("/v1/predict", files={"file": ("a.png", png_bytes, "image/png")}).json()
+    assert list(plain) == [k for k in declared["Prediction"] if k not in ("image", "image_size")]
+    assert plain["explanation"] is None and plain["uncertainty"] is None
+    shown = client.post(
+        "/v1/predict?display=true&explain=gradcam&uncertainty=tta&passes=2",
+        files={"file": ("a.png", png_bytes, "image/png")},
+    ).json()
+    assert list(shown) == declared["Prediction"] and list(shown["explanation"]) == declared["Explanation"]
+    assert list(shown["uncertainty"]) == declared["Uncertainty"]
+    assert all(list(box) == declared["Box"] for box in shown["explanation"]["boxes"])
+
+
 def test_predict_gives_probabilities_decisions_heatmap_and_boxes(client, png_bytes, run_dir):
     from chestxai.serve.models import load_served
 

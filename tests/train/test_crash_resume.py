@@ -18,23 +18,21 @@ from chestxai.crashpoints import ENV
 from chestxai.models.checkpoint import read_checkpoint
 from chestxai.testing import blob_cache
 from chestxai.train.loop import train
+from mlflow_off import DRIVER_PREAMBLE
 
 EPOCHS = 3
 # measured, not computed: they differ between processes
 TIMING = ["epoch_time_s", "train_images_per_s", "peak_memory_mb"]
-# the subprocess: the real loop, without MLflow (tracking is beside the point here, and slow to start)
-DRIVER = """
+# the subprocess: the real loop, without MLflow (as in-process: tests/mlflow_off.py)
+DRIVER = (
+    DRIVER_PREAMBLE
+    + """
 import sys
-sys.modules["mlflow"] = None
 from chestxai.config import load_config
 from chestxai.train.loop import train
 train(load_config(None, sys.argv[2:]), resume=sys.argv[1] == "resume", progress=False)
 """
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +56,7 @@ def overrides(cache: Path, run_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference(cache, tmp_path_factory) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setitem(sys.modules, "mlflow", None)
-    try:
-        return train(
-            load_config(None, overrides(cache, tmp_path_factory.mktemp("r") / "full")), progress=False
-        )
-    finally:
-        mp.undo()
+    return train(load_config(None, overrides(cache, tmp_path_factory.mktemp("r") / "full")), progress=False)
 
 
 def run_killed(cache: Path, run_dir: Path, point: str) -> subprocess.CompletedProcess:

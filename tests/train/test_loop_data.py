@@ -3,12 +3,10 @@ NaN targets masked (issue 9, weaker), a best checkpoint when the AUC is undefine
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from chestxai.config import load_config
@@ -17,11 +15,6 @@ from chestxai.models.checkpoint import load_model, read_checkpoint
 from chestxai.models.predict import predict_probs
 from chestxai.testing import blob_dataset, write_tiny_cache
 from chestxai.train import loop
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)
 
 
 def config(cache: Path, run_dir: Path, *extra: str):

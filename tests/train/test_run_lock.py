@@ -49,7 +49,6 @@ def test_a_second_train_process_fails_at_once_and_touches_nothing(cache, tmp_pat
 
 
 def test_the_run_directory_is_locked_for_the_whole_training(cache, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)
     run_dir = tmp_path / "run"
     seen = []
     setup, save = loop.setup_data, loop.save_epoch

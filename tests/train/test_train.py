@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 import torch
 
 from chestxai.config import load_config
+from chestxai.crashpoints import ENV as CRASH_ENV
 from chestxai.models.checkpoint import load_model, read_checkpoint
 from chestxai.testing import blob_dataset, write_tiny_cache
 from chestxai.train.loop import train
@@ -116,8 +115,12 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "chestxai", "train", *args]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+def _env(**extra: str) -> dict[str, str]:
+    """The subprocess imports this checkout's sources (``src/``), before any other on the path."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
+    )
     return env
 
 
@@ -135,19 +138,18 @@ def test_kill_and_resume_matches_an_uninterrupted_run(blob_cache, tmp_path) -> N
     full = tmp_path / "full"
     subprocess.run(_cli(*_cli_args(blob_cache, full, epochs)), check=True, env=_env(), capture_output=True)
 
+    # killed (os._exit, as SIGKILL) after epoch 1's last write: epoch 2 writes nothing before its
+    # end, so this is the state a kill anywhere inside epoch 2 leaves -- at a known point, every time
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*_cli_args(blob_cache, killed, epochs)), env=_env(), stderr=subprocess.PIPE)
+    crashed = subprocess.run(
+        _cli(*_cli_args(blob_cache, killed, epochs)),
+        env=_env(**{CRASH_ENV: "train:after-history@1"}),
+        capture_output=True,
+        text=True,
+    )
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
     history = killed / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if history.exists() and len(pd.read_csv(history)) >= 1:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)  # well inside epoch 2
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(pd.read_csv(history))
-    assert done < epochs, "the run finished before it could be interrupted; make the test data bigger"
+    assert list(pd.read_csv(history)["epoch"]) == [1] and read_checkpoint(killed / "last.pt")["epoch"] == 1
 
     subprocess.run(
         _cli(*_cli_args(blob_cache, killed, epochs), "--resume"), check=True, env=_env(), capture_output=True
@@ -179,6 +181,7 @@ def test_torchrun_two_process_gloo(blob_cache, tmp_path) -> None:
     load_model(run_dir / "checkpoint.pt")
 
 
+@pytest.mark.real_mlflow
 def test_mlflow_tracking_logs_params_metrics_and_artifacts(blob_cache, tmp_path) -> None:
     mlflow = pytest.importorskip("mlflow", reason="the [track] extra (mlflow) is not installed")
     run = train(tiny_config(blob_cache, tmp_path / "runs" / "tracked", "name=tracked"), progress=False)

@@ -8,7 +8,6 @@ fix, validation died after epoch 1 with "y should be a 1d array, got (8, 2)" for
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,6 @@ from PIL import Image
 
 from chestxai.cli import main
 from chestxai.models.checkpoint import read_checkpoint
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)
 
 
 def two_folders(root: Path, names: tuple[str, str], per_class: int = 24) -> Path:

@@ -1,5 +1,5 @@
 """Tune fixtures: a tiny blob cache, a recipe on it, and ways to run ``chestxai tune`` in this
-process or in a subprocess (MLflow off in both: tracking is beside the point and slow to start)."""
+process or in a subprocess (MLflow off in both, as in every test: tests/mlflow_off.py)."""
 
 from __future__ import annotations
 
@@ -12,29 +12,23 @@ import pytest
 
 from chestxai.cli import main
 from chestxai.testing import blob_cache
+from mlflow_off import DRIVER_PREAMBLE
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-#: the subprocess: the real CLI, without MLflow
-DRIVER = """
+#: the subprocess: the real CLI, without MLflow (as in-process: tests/mlflow_off.py)
+DRIVER = (
+    DRIVER_PREAMBLE
+    + """
 import sys
-sys.modules["mlflow"] = None
 from chestxai.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+)
 SPACE = """\
 train.lr: {log_uniform: [1e-4, 1e-1]}
 train.batch_size: {choice: [8, 16]}
 model.dropout: {uniform: [0, 0.5]}
 """
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(request, monkeypatch):
-    """Hide MLflow, except from tests marked ``real_mlflow``. Those keep whatever ``mlflow`` is
-    already imported: deleting it and importing again would make a second ``mlflow`` module
-    whose submodules (``mlflow.utils`` ...) stay cached from the first and are not its attributes."""
-    if request.node.get_closest_marker("real_mlflow") is None:
-        monkeypatch.setitem(sys.modules, "mlflow", None)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ kill, two processes on one journal, errors before any trial, the report (issue 1
 from __future__ import annotations
 
 import json
-import sys
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -14,22 +14,24 @@ from chestxai.crashpoints import ENV as CRASH_ENV
 from chestxai.report.tune import build_tune_report
 from chestxai.rundir import StudyDir
 from chestxai.train.loop import train
-from chestxai.tune.objective import FORCE_ENV, forced_value
+from chestxai.tune import objective
 
 from .conftest import run_here, start, tune_args
 
 
 @pytest.fixture(scope="module")
 def study(tiny, tmp_path_factory):
-    """A finished 3-trial study whose trial 1 reports val AUC 0.0 at epoch 1 (forced)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv(FORCE_ENV, "1:1:0.0")
-    mp.setitem(sys.modules, "mlflow", None)  # module scope: the autouse no_mlflow is not active yet
-    try:
-        folder = tmp_path_factory.mktemp("s") / "st"
+    """A finished 3-trial study whose trial 1 reports val AUC 0.0 at epoch 1 (forced through the
+    objective's one value function, so the median rule must prune it there)."""
+    real = objective.epoch_value
+
+    def forced(number: int, row: dict) -> float:
+        return 0.0 if (number, int(row["epoch"])) == (1, 1) else real(number, row)
+
+    folder = tmp_path_factory.mktemp("s") / "st"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(objective, "epoch_value", forced)
         assert run_here(tune_args(tiny, folder)) == 0
-    finally:
-        mp.undo()
     return StudyDir(folder)
 
 
@@ -119,12 +121,17 @@ def test_space_errors_come_before_any_trial(tiny, tmp_path, capsys):
     assert not (tmp_path / "never").exists()
 
 
-def test_forced_value_hook_parses_its_spec(monkeypatch):
-    monkeypatch.setenv(FORCE_ENV, "1:1:0.0, 3:2:0.5")
-    assert forced_value(1, 1) == 0.0 and forced_value(3, 2) == 0.5 and forced_value(1, 2) is None
-    monkeypatch.setenv(FORCE_ENV, "1-1-0")
-    with pytest.raises(ValueError, match="TRIAL:EPOCH:VALUE"):
-        forced_value(1, 1)
+def test_unforced_trials_report_each_epochs_val_auc_from_their_history(study):
+    """The value function's default: what a trial reports at an epoch is its history row's val AUC."""
+    checked = 0
+    for t in summary(study)["trials"]:
+        if t["number"] == 1:  # the forced trial
+            continue
+        history = pd.read_csv(study.trial(t["number"]).history).set_index("epoch")["val_auc"]
+        for epoch, value in t["intermediate"].items():
+            assert value == pytest.approx(history[int(epoch)], abs=1e-12), (t["number"], epoch)
+            checked += 1
+    assert checked >= 2
 
 
 def test_a_killed_study_resumes_and_re_runs_the_dead_trial(tiny, tmp_path, capsys):

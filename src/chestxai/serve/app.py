@@ -8,7 +8,8 @@ uncertainty (``uncertainty=mc-dropout|tta``) through ``predict_with_uncertainty`
 
 Models are loaded before the app is made (:func:`chestxai.serve.models.load_all`) and never
 written to. Every refusal is JSON ``{"detail": "..."}`` with a status that says why; the service
-keeps serving after any bad request.
+keeps serving after any bad request. Every answer has a response model (:mod:`.schemas`), so
+``/docs`` shows typed answers.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from chestxai.serve.inputs import decode_file, to_cache_pixels
 from chestxai.serve.limits import Limits, RequestError, TempFolder, check_content_length, check_type
 from chestxai.serve.models import ServedModel
 from chestxai.serve.render import display_image, heatmap_picture, png_data_url
+from chestxai.serve.schemas import ErrorDetail, Health, Models, Prediction
 from chestxai.serve.upload import receive_upload
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,18 @@ UPLOAD_SCHEMA = {
             }
         },
     }
+}
+#: the refusals of ``POST /v1/predict`` besides 422 (FastAPI documents its own; ours has a string detail)
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorDetail, "description": why}
+    for status, why in [
+        (400, "the Content-Length header is not a number"),
+        (404, "model= names no served model"),
+        (413, "the upload or its image is larger than the service's limits"),
+        (415, "the upload is not a PNG, JPEG or DICOM file"),
+        (503, "the queue is full: retry after a second (Retry-After)"),
+        (504, "the request took longer than the service's time limit"),
+    ]
 }
 
 
@@ -88,7 +102,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
     app.state.batchers = batchers
     app.state.limits = limits
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health)
     def healthz() -> dict:
         return {
             "status": "ok",
@@ -98,7 +112,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
             "images": {n: b.items for n, b in batchers.items()},
         }
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=Models)
     def list_models() -> dict:
         from chestxai.explain import list_methods
 
@@ -110,7 +124,13 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
             "disclaimer": DISCLAIMER,
         }
 
-    @app.post("/v1/predict", openapi_extra=UPLOAD_SCHEMA)
+    @app.post(
+        "/v1/predict",
+        openapi_extra=UPLOAD_SCHEMA,
+        response_model=Prediction,
+        response_model_exclude_unset=True,  # image and image_size only when display=true
+        responses=REFUSALS,
+    )
     async def predict(
         request: Request,
         explain: str | None = Query(None, description="CAM method, e.g. gradcam (see /v1/models)"),
@@ -119,7 +139,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
         model: str | None = Query(None, description="served model name (default: the first)"),
         passes: int = Query(30, ge=2, le=200, description="uncertainty passes"),
         display: bool = Query(False, description="also return the decoded image as PNG (the viewer does)"),
-    ) -> JSONResponse:
+    ) -> dict | JSONResponse:
         target = None
         try:
             served = _pick(models, model)
@@ -142,8 +162,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
                 passes,
                 display,
             )
-            body = await asyncio.wait_for(work, timeout=limits.timeout_s)
-            return JSONResponse(body)
+            return await asyncio.wait_for(work, timeout=limits.timeout_s)  # written as a Prediction
         except RequestError as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status)
         except QueueFullError as exc:

@@ -7,39 +7,30 @@ reported to Optuna at ``step=epoch`` and the pruner decides whether to stop ther
 value is the validation AUC of the checkpoint the run selected (its best epoch). Only val is
 used: the test split is evaluated once, for the best trial, after the study.
 
-Test hook: ``CHESTXAI_TUNE_FORCE_VALUE="TRIAL:EPOCH:VALUE[,...]"`` replaces the value reported by
-trial TRIAL at EPOCH (e.g. ``"1:1:0.0"``), so tests can make the pruner's decision certain. It is
-read in :func:`forced_value` only, and never set outside tests.
+What a trial reports for an epoch is one function, :func:`epoch_value` (the row's val AUC), looked
+up when the epoch ends: a caller of :func:`run_trial` may pass another (``value_of``), and tests
+replace it (monkeypatch) to make the pruner's decision certain -- no test hook in this module.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chestxai.config import RunConfig, apply_values, config_from_dict
 from chestxai.rundir import StudyDir
 
-FORCE_ENV = "CHESTXAI_TUNE_FORCE_VALUE"
 METRIC = "val_auc"
+#: ``(trial number, the epoch's history row) -> the value reported to Optuna for that epoch``
+ValueOf = Callable[[int, dict[str, Any]], float]
 
 
-def forced_value(number: int, epoch: int) -> float | None:
-    """The test hook's value for trial ``number`` at ``epoch``, or None (see the module docstring)."""
-    spec = os.environ.get(FORCE_ENV, "").strip()
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        try:
-            trial, at, value = item.split(":")
-            if int(trial) == number and int(at) == epoch:
-                return float(value)
-        except ValueError:
-            raise ValueError(
-                f"{FORCE_ENV}={spec!r}: each item must be TRIAL:EPOCH:VALUE, e.g. 1:1:0.0"
-            ) from None
-    return None
+def epoch_value(number: int, row: dict[str, Any]) -> float:
+    """The value trial ``number`` reports for the epoch of history ``row``: its validation AUC."""
+    return float(row[METRIC])
 
 
 def trial_name(study_name: str, number: int) -> str:
@@ -68,11 +59,15 @@ class Outcome:
     reported: dict[int, float] = field(default_factory=dict)
 
 
-def run_trial(trial: Any, config: RunConfig, on_epoch_done: Any = None) -> Outcome:
+def run_trial(
+    trial: Any, config: RunConfig, on_epoch_done: Any = None, value_of: ValueOf | None = None
+) -> Outcome:
     """Train ``config`` for Optuna ``trial``; pruning stops the run after an epoch (its folder stays
-    a complete run). Exceptions propagate (the caller marks the trial failed)."""
+    a complete run). ``value_of`` reads each epoch's value (default :func:`epoch_value`).
+    Exceptions propagate (the caller marks the trial failed)."""
     from chestxai.train.loop import train
 
+    value_of = value_of or epoch_value
     reported: dict[int, float] = {}
     pruned, epochs = False, 0
     started = time.perf_counter()
@@ -80,8 +75,7 @@ def run_trial(trial: Any, config: RunConfig, on_epoch_done: Any = None) -> Outco
     def on_epoch(row: dict) -> bool:
         nonlocal pruned, epochs
         epoch = epochs = int(row["epoch"])
-        forced = forced_value(trial.number, epoch)
-        value = float(row[METRIC]) if forced is None else forced
+        value = float(value_of(trial.number, row))
         if on_epoch_done is not None:
             on_epoch_done(epoch, value)
         if not math.isfinite(value):  # AUC undefined (one class in val): nothing to prune on
