@@ -6,7 +6,7 @@ Two kinds of numbers, kept apart because they travel differently:
   ``train_images_per_s``, ``peak_memory_mb``) and static facts of the files (parameter count,
   checkpoint size). Read every time, never measured here.
 * **measured** here: inference images/s and latency at batch 1 and 32 through the run's real
-  predict path (:func:`chestxai.models.scorer.load_scorer`: the checkpoint's preprocessing, the
+  predict path (:meth:`chestxai.models.trained_run.TrainedRun.predict`: the checkpoint's preprocessing, the
   model, the probabilities; an ensemble predicts with all its members), on random uint8 images
   of the size the model reads from its cache. A speed belongs to a machine, so it is stored in
   ``RUN/cost.json`` under a key naming the device, its model name, the torch thread count and
@@ -77,13 +77,10 @@ DEFAULT_SPEED = SpeedSettings()
 
 # --- machine ---------------------------------------------------------------------------------
 def resolve_device(device: str | None) -> str:
-    import torch
+    """The device a speed is measured and recorded under (:func:`chestxai.devices.pick_device`)."""
+    from chestxai.devices import pick_device
 
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu or auto")
-    return str(device)
+    return str(pick_device(device))
 
 
 def machine(device: str) -> dict[str, Any]:
@@ -128,15 +125,12 @@ def members(run: RunDir) -> list[RunDir]:
 def model_info(run: RunDir) -> tuple[str, int, float]:
     """Model name, parameter count (every parameter, trainable or frozen) and checkpoint size in
     MiB; an ensemble: ``ensemble(a+b)`` and the sums over its members."""
-    from chestxai.models.checkpoint import load_model  # torch: only when comparing
+    from chestxai.models.trained_run import TrainedRun  # torch: only when comparing
 
-    names, params, size = [], 0, 0
-    for member in members(run):
-        path = member.require_checkpoint()
-        model, ckpt = load_model(path)
-        names.append(str(ckpt.get("model", {}).get("name", "?")))
-        params += int(sum(p.numel() for p in model.parameters()))
-        size += path.stat().st_size
+    trained = TrainedRun.open(run, "cpu")
+    names = [m.model_name for m in trained.members]
+    params = sum(int(sum(p.numel() for p in model.parameters())) for model in trained.models)
+    size = sum(m.path.stat().st_size for m in trained.members)
     name = "ensemble(" + "+".join(names) + ")" if run.is_ensemble else names[0]
     return name, params, size / MIB
 
@@ -252,14 +246,6 @@ def read_cost(run: RunDir) -> dict[str, Any]:
     return data
 
 
-def _image_size(run: RunDir) -> int:
-    """Side of the uint8 images the model is given (its cache's size; see ``cache_size``)."""
-    from chestxai.models.checkpoint import read_checkpoint
-    from chestxai.models.preprocess import cache_size
-
-    return cache_size(read_checkpoint(members(run)[0].require_checkpoint()))
-
-
 def inference_speed(
     run: RunDir,
     device: str = "auto",
@@ -289,12 +275,16 @@ def inference_speed(
             return cached, key, f"cached in cost.json ({cached.get('measured_at', '?')})"
         try:
             with exclusive(run.root, "run directory"):
-                from chestxai.models.scorer import load_scorer
+                from chestxai.models.trained_run import TrainedRun
 
-                scorer = load_scorer(run, device=device)
-                size = _image_size(run)
+                trained = TrainedRun.open(run, device)
+                size = trained.image_size  # the uint8 images the model is given: its cache's rows
+
+                def predict(images, batch_size: int, device: str = device):  # opened on ``device``
+                    return trained.predict(images, batch_size=batch_size)
+
                 log.info("measuring inference speed of %s on %s", run.root, key)
-                batches = measure_speed(scorer.predict, size, device, settings)
+                batches = measure_speed(predict, size, device, settings)
                 entry = {
                     "machine": m,
                     "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
