@@ -23,7 +23,7 @@ An ensemble (``RUN/ensemble.json``, or several run directories given together as
 --method ensemble`` does) is opened the same way: its members are checked in one place
 (:func:`check_agreement`) and :meth:`TrainedRun.predict` is their weighted average. Members may
 differ in input size and normalisation (each predicts its own input); a stage that needs one
-geometry (uncertainty's pixel-wise comparisons) asks :meth:`TrainedRun.require_one_input_size`.
+geometry (uncertainty's pixel-wise comparisons) opens with ``one_input_size=True``.
 """
 
 from __future__ import annotations
@@ -107,20 +107,23 @@ class Member:
         return build_model(self.model_kwargs, self.state_dict, device)
 
 
-#: what every member of an ensemble must share, read from a :class:`Member`
+#: what every member of an ensemble must share, read from a :class:`Member`, in the order checked
 AGREE = {
     "label names": lambda m: list(m.label_names),
     "task": lambda m: m.task,
+    "preprocessing (input size)": lambda m: m.input_size,  # only with one_input_size
     "training cache": lambda m: m.cache_dir,
 }
 
 
-def check_agreement(members: Sequence[Member], extra: dict | None = None) -> None:
-    """ValueError naming the first member whose labels, task or cache (or ``extra``'s fields)
-    differ from the first member's; raised after reading the checkpoints, before any model is built."""
+def check_agreement(members: Sequence[Member], one_input_size: bool = False) -> None:
+    """ValueError naming the first member whose labels, task, cache (and with ``one_input_size``
+    its model input size) differ from the first member's; raised after reading the checkpoints,
+    before any model is built."""
     first = members[0]
+    fields = {k: v for k, v in AGREE.items() if one_input_size or not k.startswith("preprocessing")}
     for member in members[1:]:
-        for what, get in {**AGREE, **(extra or {})}.items():
+        for what, get in fields.items():
             if get(member) != get(first):
                 raise ValueError(
                     f"ensemble members disagree on {what}: {first.run.root} has {get(first)!r} but "
@@ -129,7 +132,9 @@ def check_agreement(members: Sequence[Member], extra: dict | None = None) -> Non
                 )
 
 
-def _open_members(run: RunDir, others: Sequence[str | Path]) -> tuple[list[Member], list[float], str]:
+def _open_members(
+    run: RunDir, others: Sequence[str | Path], one_input_size: bool
+) -> tuple[list[Member], list[float], str]:
     """Members, normalised weights and where they came from (for messages)."""
     if others:
         dirs = [run, *(RunDir(Path(o)) for o in others)]
@@ -157,7 +162,7 @@ def _open_members(run: RunDir, others: Sequence[str | Path]) -> tuple[list[Membe
                     f"ensemble member {m.run.root} now predicts {list(m.label_names)}, not {expected} "
                     f"as {run.ensemble} records; re-create the ensemble"
                 )
-    check_agreement(members)
+    check_agreement(members, one_input_size)
     total = sum(weights)
     return members, [w / total for w in weights], source
 
@@ -181,16 +186,18 @@ class TrainedRun:
         members: Sequence[str | Path] = (),
         *,
         single: bool = False,
+        one_input_size: bool = False,
     ) -> TrainedRun:
         """Read ``run_dir``'s checkpoint (or its ensemble's members, or ``run_dir`` plus the
         ``members`` run directories) once and check them; the models are built on first use.
-        ``single``: a stage that needs one network refuses an ensemble run (before reading it)."""
+        ``single``: a stage that needs one network refuses an ensemble run (before reading it);
+        ``one_input_size``: a stage comparing members pixel for pixel needs one input size."""
         run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
         run.require_dir()
         if single and run.is_ensemble:
             run.require_checkpoint()  # the error that says it is an ensemble and what to do
         resolved = pick_device(device)
-        found, weights, source = _open_members(run, members)
+        found, weights, source = _open_members(run, members, one_input_size)
         return cls(run, tuple(found), tuple(weights), resolved, source)
 
     # --- facts -----------------------------------------------------------------------------
@@ -256,10 +263,6 @@ class TrainedRun:
     @property
     def facts(self) -> ModelFacts:
         return ModelFacts(self.label_names, self.task, self.cache_dir, self.source)
-
-    def require_one_input_size(self) -> None:
-        """For stages comparing members pixel for pixel: every member reads the same input size."""
-        check_agreement(self.members, {"preprocessing (input size)": lambda m: m.input_size})
 
     # --- models and predictions --------------------------------------------------------------
     @property

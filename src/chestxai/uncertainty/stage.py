@@ -90,8 +90,7 @@ def build_sampler(
                 f"give more runs (`chestxai uncertainty {run.root} RUN2 RUN3 --method ensemble`) or build one "
                 f"with `chestxai ensemble`"
             )
-        trained = TrainedRun.open(run, device, members)
-        trained.require_one_input_size()  # one geometry: members are compared pixel for pixel
+        trained = TrainedRun.open(run, device, members, one_input_size=True)  # compared pixel for pixel
         source = "runs given on the command line" if members else str(run.ensemble)
         return Sampler(
             method, trained.models, trained.preprocess, trained.label_names, trained.task, trained,
