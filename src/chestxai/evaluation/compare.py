@@ -20,8 +20,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from chestxai.atomic import write_text
+from chestxai.devices import pick_device
 from chestxai.evaluation.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
-from chestxai.evaluation.cost import SpeedSettings, cost_row, resolve_device
+from chestxai.evaluation.cost import SpeedSettings, cost_row
 from chestxai.evaluation.significance import format_p, paired_bootstrap_auc, per_class_delong
 from chestxai.evaluation.tasks import uses_thresholds
 from chestxai.rundir import RunDir
@@ -186,7 +187,7 @@ def compare_runs(
         raise ValueError("give at least one run directory")
     runs = [RunDir(Path(r)) for r in run_dirs]
     if speed:
-        device = resolve_device(device)  # a CUDA device that is not here: an error before any work
+        device = str(pick_device(device))  # a CUDA device that is not here: an error before any work
     if out is not None:
         for path in output_paths(Path(out)):
             check_overwrite(path, force, what="comparison")

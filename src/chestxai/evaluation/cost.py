@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from chestxai.devices import pick_device
 from chestxai.locks import LockedError, exclusive
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -76,13 +77,6 @@ DEFAULT_SPEED = SpeedSettings()
 
 
 # --- machine ---------------------------------------------------------------------------------
-def resolve_device(device: str | None) -> str:
-    """The device a speed is measured and recorded under (:func:`chestxai.devices.pick_device`)."""
-    from chestxai.devices import pick_device
-
-    return str(pick_device(device))
-
-
 def machine(device: str) -> dict[str, Any]:
     """Where a speed is measured: device, its name (CPU model or GPU), torch threads and version."""
     from chestxai.environment import capture_environment
@@ -257,7 +251,7 @@ def inference_speed(
     when it holds a valid entry for this machine (same checkpoint, same protocol), else measured
     now and stored. ``entry`` is None (with the reason in ``note``) when the run directory is
     locked by another process (training, or another compare measuring it)."""
-    device = resolve_device(device)
+    device = str(pick_device(device))  # the device a speed is measured and recorded under
     settings = settings or DEFAULT_SPEED
     with torch_threads(threads):
         m = machine(device)
