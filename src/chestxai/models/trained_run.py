@@ -190,14 +190,16 @@ class TrainedRun:
     ) -> TrainedRun:
         """Read ``run_dir``'s checkpoint (or its ensemble's members, or ``run_dir`` plus the
         ``members`` run directories) once and check them; the models are built on first use.
-        ``single``: a stage that needs one network refuses an ensemble run (before reading it);
+        ``single``: a stage that needs one network reads only ``checkpoint.pt`` (an ensemble run has
+        none: the error names its members' way out);
         ``one_input_size``: a stage comparing members pixel for pixel needs one input size."""
         run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
         run.require_dir()
-        if single and run.is_ensemble:
-            run.require_checkpoint()  # the error that says it is an ensemble and what to do
         resolved = pick_device(device)
-        found, weights, source = _open_members(run, members, one_input_size)
+        if single:  # the run's own checkpoint; an ensemble's error says what to do instead
+            found, weights, source = [Member.read(run)], [1.0], str(run.checkpoint)
+        else:
+            found, weights, source = _open_members(run, members, one_input_size)
         return cls(run, tuple(found), tuple(weights), resolved, source)
 
     # --- facts -----------------------------------------------------------------------------
