@@ -135,5 +135,5 @@ def test_members_on_other_images_are_refused(ensemble, tmp_path) -> None:
     a, _, _, _ = ensemble
     other, _ = write_tiny_run(tmp_path / "o", "binary", 1, n=32)
     evaluate_run(other, n_boot=10, figures=False)
-    with pytest.raises(ValueError, match="differ in cache|other val images"):
+    with pytest.raises(ValueError, match="disagree on training cache|other val images"):
         ensemble_runs([a, other], tmp_path / "ens")

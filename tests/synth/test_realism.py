@@ -120,7 +120,7 @@ def test_foreign_files_are_not_replaced(run, tmp_path):
 
 
 def _judge(names, task, thresholds):
-    return ClassifierJudge(run=None, model=None, checkpoint={}, label_names=names, task=task,
+    return ClassifierJudge(run=None, model=None, model_name="?", preprocess={}, label_names=names, task=task,
                            thresholds=thresholds, threshold_source="test", temperature=None)  # fmt: skip
 
 

@@ -124,8 +124,7 @@ def test_a_run_on_some_findings_of_a_multilabel_cache_is_evaluated_on_those(tmp_
     """``data.labels`` (NIH's 8 boxed findings of 14, in the recipe's order): evaluate sees the
     cache through the run's label columns instead of refusing the cache it was trained on."""
     from chestxai.data.cache import PreparedCache
-    from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
-    from chestxai.rundir import RunDir
+    from chestxai.models.trained_run import TrainedRun
 
     rng = np.random.default_rng(0)
     images, blob, _ = blob_dataset(120, size=32, seed=3)
@@ -134,8 +133,7 @@ def test_a_run_on_some_findings_of_a_multilabel_cache_is_evaluated_on_those(tmp_
     split = ["train"] * 60 + ["val"] * 30 + ["test"] * 30
     cache = write_tiny_cache(tmp_path / "cache", images, labels, ["A", "B", "C"], "multilabel", split=split)
     run = train(_config(cache, tmp_path / "run", "model.name=resnet18", "data.labels=[C, A]"), progress=False)
-    ckpt = read_checkpoint(run / "checkpoint.pt")
-    inputs = resolve_inputs(RunDir(run), ModelFacts.from_checkpoint(ckpt, run / "checkpoint.pt"))
+    inputs = TrainedRun.open(run, "cpu").inputs()
     assert inputs.cache.label_names == ["C", "A"]
     np.testing.assert_array_equal(inputs.cache.labels, labels[:, [2, 0]])
     assert PreparedCache(cache).label_names == ["A", "B", "C"]  # the cache itself is untouched

@@ -138,18 +138,19 @@ def _label_sanity(
     each method's maps at its best layer with the trained model's on the first ``label_sanity``
     test lesions. A method whose maps stay alike (mean |Spearman| >= the model-randomisation
     threshold) explains the image, not what the labels taught."""
+    from chestxai.devices import pick_device
     from chestxai.explain.explainer import Explainer
     from chestxai.explain.measure import model_inputs
-    from chestxai.explain.run import load_run
+    from chestxai.explain.run import open_explained
     from chestxai.explain.sanity import SANITY_THRESHOLD, map_similarity, summarise_similarity
     from chestxai.rundir.tables import read_history
-    from chestxai.train.distributed import pick_device
 
     rng = np.random.default_rng(cfg.seed + 7919)
     permuted = replace(task, labels=rng.permutation(task.labels))
     cache_dir = write_task(permuted, bench.permuted_task, f"bench-{cfg.source}", progress=cfg.progress)
     run_dir, seconds = _train(cfg, bench, cache_dir, bench.permuted_run.root)
-    run, other, _ = load_run(run_dir, pick_device(cfg.device))
+    permuted_run = open_explained(run_dir, pick_device(cfg.device))
+    run, other = permuted_run.run, permuted_run.model
     history = read_history(run)
     device = next(model.parameters()).device
     x = model_inputs([it.image for it in items[: cfg.label_sanity]], preprocess, device)
@@ -174,10 +175,10 @@ def _label_sanity(
 def run_bench(cfg: BenchConfig) -> dict:
     """The whole benchmark (module doc); returns what it wrote to ``DIR/bench.json``."""
     from chestxai.data.cache import PreparedCache
-    from chestxai.explain.run import load_run, select_items
+    from chestxai.devices import pick_device
+    from chestxai.explain.run import open_explained, select_items
     from chestxai.explain.settings import ExplainSettings
     from chestxai.rundir.tables import read_history
-    from chestxai.train.distributed import pick_device
 
     started = time.perf_counter()
     layers = check_inputs(cfg)
@@ -197,8 +198,8 @@ def run_bench(cfg: BenchConfig) -> dict:
     build_s = time.perf_counter() - started
 
     run_dir, train_s = _train(cfg, bench, cache_dir)
-    run, model, ckpt = load_run(run_dir, pick_device(cfg.device))
-    preprocess = ckpt["preprocess"]
+    trained = open_explained(run_dir, pick_device(cfg.device))
+    run, model, preprocess = trained.run, trained.model, trained.preprocess
     cache = PreparedCache(cache_dir)
     history = read_history(run)
     best_epoch = history[history["best"] == 1].iloc[-1] if history is not None else None
@@ -207,7 +208,7 @@ def run_bench(cfg: BenchConfig) -> dict:
 
     settings = ExplainSettings(tolerance=float(cfg.tolerance), overlays=False,
                                faithfulness_limit=cfg.faithfulness, seed=cfg.seed)  # fmt: skip
-    sel = select_items(run, model, ckpt, None, "test", limit=cfg.explain_limit or None)
+    sel = select_items(trained, None, "test", limit=cfg.explain_limit or None)
     items = [it for it in sel.items if it.finding == FINDING]
     methods = [m for m in cfg.methods if m != "random"]
     explain_started = time.perf_counter()

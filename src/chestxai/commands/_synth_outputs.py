@@ -88,8 +88,8 @@ def register_generate(sub: Any) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from chestxai.devices import pick_device
     from chestxai.synth.generate import generate
-    from chestxai.train.distributed import pick_device
 
     g = generate(
         args.run,
@@ -153,10 +153,10 @@ def register_evaluate(sub: Any) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from chestxai.devices import pick_device
     from chestxai.metrics.significance import format_p
     from chestxai.report.synth import build_synth_report
     from chestxai.synth.realism import evaluate_synth
-    from chestxai.train.distributed import pick_device
 
     m = evaluate_synth(
         args.run,

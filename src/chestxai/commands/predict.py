@@ -64,12 +64,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _one_device(name: str) -> str:
-    from chestxai.train.distributed import pick_device
-
-    return str(pick_device(name))
-
-
 def run(args: argparse.Namespace) -> int:
     from chestxai.serve.inputs import list_inputs
     from chestxai.serve.predict_files import PredictOptions
@@ -104,7 +98,7 @@ def _run(args: argparse.Namespace, paths: list, options, info, device: str) -> i
     else:
         from chestxai.serve.models import load_served
 
-        scorer = load_served(args.run, device=device if info is not None else _one_device(device))
+        scorer = load_served(args.run, device=device)  # TrainedRun resolves auto
     if info is not None:
         from chestxai.train.distributed import wait_for_all
 

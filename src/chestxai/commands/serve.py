@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         raise ValueError("chestxai serve needs the [serve] extra: pip install 'chestxai[serve]'") from None
+    from chestxai.devices import pick_device
     from chestxai.serve.app import create_app
     from chestxai.serve.models import load_all
-    from chestxai.train.distributed import pick_device
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(

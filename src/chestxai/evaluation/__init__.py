@@ -9,7 +9,7 @@ Entry points: :func:`evaluate_run` (a trained or ensemble run directory -> its s
 predictions, metrics, figures and ``thresholds.json``; names in :mod:`chestxai.rundir`),
 :func:`evaluate_predictions` (arrays -> the metrics dict), :func:`compare_runs`, and
 :func:`chestxai.evaluation.ensemble_runs.ensemble_runs` (evaluated runs -> an ensemble run).
-Cache and split resolution for every stage: :mod:`chestxai.evaluation.inputs`.
+Cache and split resolution for every stage: :mod:`chestxai.models.run_inputs`.
 Importing this package does not import torch or matplotlib.
 """
 

@@ -20,7 +20,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from chestxai.atomic import write_text
-from chestxai.evaluation.cost import SpeedSettings, cost_row, resolve_device
+from chestxai.devices import pick_device
+from chestxai.evaluation.cost import SpeedSettings, cost_row
 from chestxai.metrics.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
 from chestxai.metrics.markdown import markdown_table
 from chestxai.metrics.significance import format_p, paired_bootstrap_auc, per_class_delong
@@ -178,7 +179,7 @@ def compare_runs(
         raise ValueError("give at least one run directory")
     runs = [RunDir(Path(r)) for r in run_dirs]
     if speed:
-        device = resolve_device(device)  # a CUDA device that is not here: an error before any work
+        device = str(pick_device(device))  # a CUDA device that is not here: an error before any work
     if out is not None:
         for path in output_paths(Path(out)):
             check_overwrite(path, force, what="comparison")

@@ -6,7 +6,7 @@ Two kinds of numbers, kept apart because they travel differently:
   ``train_images_per_s``, ``peak_memory_mb``) and static facts of the files (parameter count,
   checkpoint size). Read every time, never measured here.
 * **measured** here: inference images/s and latency at batch 1 and 32 through the run's real
-  predict path (:func:`chestxai.models.scorer.load_scorer`: the checkpoint's preprocessing, the
+  predict path (:meth:`chestxai.models.trained_run.TrainedRun.predict`: the checkpoint's preprocessing, the
   model, the probabilities; an ensemble predicts with all its members), on random uint8 images
   of the size the model reads from its cache. A speed belongs to a machine, so it is stored in
   ``RUN/cost.json`` under a key naming the device, its model name, the torch thread count and
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from chestxai.devices import pick_device
 from chestxai.locks import LockedError, exclusive
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -76,16 +77,6 @@ DEFAULT_SPEED = SpeedSettings()
 
 
 # --- machine ---------------------------------------------------------------------------------
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu or auto")
-    return str(device)
-
-
 def machine(device: str) -> dict[str, Any]:
     """Where a speed is measured: device, its name (CPU model or GPU), torch threads and version."""
     from chestxai.environment import capture_environment
@@ -128,15 +119,12 @@ def members(run: RunDir) -> list[RunDir]:
 def model_info(run: RunDir) -> tuple[str, int, float]:
     """Model name, parameter count (every parameter, trainable or frozen) and checkpoint size in
     MiB; an ensemble: ``ensemble(a+b)`` and the sums over its members."""
-    from chestxai.models.checkpoint import load_model  # torch: only when comparing
+    from chestxai.models.trained_run import TrainedRun  # torch: only when comparing
 
-    names, params, size = [], 0, 0
-    for member in members(run):
-        path = member.require_checkpoint()
-        model, ckpt = load_model(path)
-        names.append(str(ckpt.get("model", {}).get("name", "?")))
-        params += int(sum(p.numel() for p in model.parameters()))
-        size += path.stat().st_size
+    trained = TrainedRun.open(run, "cpu")
+    names = [m.model_name for m in trained.members]
+    params = sum(int(sum(p.numel() for p in model.parameters())) for model in trained.models)
+    size = sum(m.path.stat().st_size for m in trained.members)
     name = "ensemble(" + "+".join(names) + ")" if run.is_ensemble else names[0]
     return name, params, size / MIB
 
@@ -252,14 +240,6 @@ def read_cost(run: RunDir) -> dict[str, Any]:
     return data
 
 
-def _image_size(run: RunDir) -> int:
-    """Side of the uint8 images the model is given (its cache's size; see ``cache_size``)."""
-    from chestxai.models.checkpoint import read_checkpoint
-    from chestxai.models.preprocess import cache_size
-
-    return cache_size(read_checkpoint(members(run)[0].require_checkpoint()))
-
-
 def inference_speed(
     run: RunDir,
     device: str = "auto",
@@ -271,7 +251,7 @@ def inference_speed(
     when it holds a valid entry for this machine (same checkpoint, same protocol), else measured
     now and stored. ``entry`` is None (with the reason in ``note``) when the run directory is
     locked by another process (training, or another compare measuring it)."""
-    device = resolve_device(device)
+    device = str(pick_device(device))  # the device a speed is measured and recorded under
     settings = settings or DEFAULT_SPEED
     with torch_threads(threads):
         m = machine(device)
@@ -289,12 +269,16 @@ def inference_speed(
             return cached, key, f"cached in cost.json ({cached.get('measured_at', '?')})"
         try:
             with exclusive(run.root, "run directory"):
-                from chestxai.models.scorer import load_scorer
+                from chestxai.models.trained_run import TrainedRun
 
-                scorer = load_scorer(run, device=device)
-                size = _image_size(run)
+                trained = TrainedRun.open(run, device)
+                size = trained.image_size  # the uint8 images the model is given: its cache's rows
+
+                def predict(images, batch_size: int, device: str = device):  # opened on ``device``
+                    return trained.predict(images, batch_size=batch_size)
+
                 log.info("measuring inference speed of %s on %s", run.root, key)
-                batches = measure_speed(scorer.predict, size, device, settings)
+                batches = measure_speed(predict, size, device, settings)
                 entry = {
                     "machine": m,
                     "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -21,7 +21,6 @@ from chestxai.atomic import write_text
 from chestxai.evaluation.evaluate import evaluate_predictions
 from chestxai.evaluation.outputs import SplitScores, write_split_outputs
 from chestxai.metrics.ensemble_weights import fit_weights, weighted_average
-from chestxai.models.checkpoint import read_checkpoint
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import EnsembleManifest, write_ensemble
 from chestxai.rundir.guard import check_output_dir
@@ -46,12 +45,6 @@ def _member_rows(run: RunDir, split: str) -> Predictions:
             f"{run.root} has no {split!r} predictions; run `chestxai evaluate {run.root} --split {split}` first"
         )
     return rows
-
-
-def _checkpoint(run: RunDir) -> dict:
-    if run.is_ensemble:
-        raise ValueError(f"{run.root} is itself an ensemble; combine its members directly")
-    return read_checkpoint(run.require_checkpoint())
 
 
 def _common(values: list, what: str, runs: list[RunDir]):
@@ -84,11 +77,14 @@ def ensemble_runs(
     """Fit weights on the members' validation rows, score ``split``, write the ensemble run to ``out``."""
     members = [RunDir(Path(r)) for r in runs]
     dest = RunDir(check_output_dir(out, force))
-    ckpts = [_checkpoint(m) for m in members]
-    names = _common([list(c["label_names"]) for c in ckpts], "label names", members)
-    task = _common([str(c["model"]["task"]) for c in ckpts], "task", members)
-    configs = [c.get("config") or {} for c in ckpts]
-    cache_dir = _common([(c.get("data") or {}).get("cache_dir") for c in configs], "cache", members)
+    from chestxai.models.trained_run import TrainedRun  # torch: only when an ensemble is built
+
+    for m in members:
+        if m.is_ensemble:
+            raise ValueError(f"{m.root} is itself an ensemble; combine its members directly")
+    # the members' checkpoints, read and checked (labels, task, cache) where every ensemble is
+    first = TrainedRun.open(members[0], "cpu", [m.root for m in members[1:]]).first
+    names, task, cache_dir = list(first.label_names), first.task, first.cache_dir
     parts: dict[str, list[Predictions]] = {}
     for name in ("val", split):
         sel = [_member_rows(m, name) for m in members]
@@ -132,7 +128,7 @@ def ensemble_runs(
     )
     dest.root.mkdir(parents=True, exist_ok=True)
     write_ensemble(dest, manifest)
-    config = {"kind": "ensemble", **manifest.as_dict(), "data": configs[0].get("data") or {}}
+    config = {"kind": "ensemble", **manifest.as_dict(), "data": first.config.get("data") or {}}
     write_text(dest.config, yaml.safe_dump(config, sort_keys=False))
     _copy_splits(members, dest)
     result = {

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
 from chestxai.evaluation.outputs import SplitScores, write_split_outputs
 from chestxai.evaluation.sharded_inference import Shards, predict_sharded
 from chestxai.metrics.bootstrap import bootstrap_samples, count_clusters, has_patient_ids, intervals
@@ -29,7 +28,6 @@ from chestxai.metrics.threshold_policy import choose_thresholds, parse_policy
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_not_training, check_output_dir
 from chestxai.rundir.tables import read_history
-from chestxai.rundir.thresholds import operating_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +150,6 @@ class _RowView:
         return np.asarray(self.images[self.rows[index]])
 
 
-def _device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def evaluate_run(
     run_dir: str | Path,
     split: str = "test",
@@ -191,24 +181,21 @@ def evaluate_run(
     ``shards`` (torchrun): this rank predicts its block of the rows and hands it to rank 0, which
     writes everything and returns the metrics; the other ranks write nothing and return ``None``.
     """
-    from chestxai.models.scorer import load_scorer
+    from chestxai.models.trained_run import TrainedRun  # torch: only when a run is scored
 
     run = RunDir(Path(run_dir))
     run.require_dir()
     check_not_training(run, force, "evaluate it")
-    device = _device(device)
-    scorer = load_scorer(run, device)
-    facts = ModelFacts(
-        scorer.label_names, scorer.task, scorer.cache_dir, scorer.checkpoint or str(run.ensemble)
-    )
-    inputs = resolve_inputs(run, facts, data)
+    trained = TrainedRun.open(run, device)
+    checkpoint = str(trained.checkpoint) if trained.checkpoint is not None else None
+    inputs = trained.inputs(data)
     if not inputs.own_cache and out is None:
         raise ValueError(
             f"--data {data} is not the cache {run.root} was trained on: pass --out DIR for its predictions, "
             f"metrics and figures, so the run's own results stay its own"
         )
     dest = RunDir(check_output_dir(out, force)) if out is not None else run
-    cache, names, task = inputs.cache, scorer.label_names, inputs.cache.task
+    cache, names, task = inputs.cache, trained.label_names, inputs.cache.task
     if split == "val":
         log.warning(
             "evaluating on val, the split thresholds and temperature are fitted on: optimistic numbers"
@@ -216,9 +203,7 @@ def evaluate_run(
 
     def predict(rows: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        p = scorer.predict(
-            _RowView(cache.images, rows), batch_size=batch_size, device=device, progress=progress
-        )
+        p = trained.predict(_RowView(cache.images, rows), batch_size=batch_size, progress=progress)
         log.info("predicted %d images in %.1fs", len(rows), time.perf_counter() - t0)
         return p
 
@@ -240,7 +225,7 @@ def evaluate_run(
         if split == "val":
             val_probs = probs
 
-    operating = operating_thresholds(run, names, scorer.default_thresholds, scorer.epoch)
+    operating = trained.operating_thresholds()
     patients = cache.frame["patient_id"].astype(str).to_numpy()
     result = evaluate_predictions(
         probs,
@@ -263,9 +248,9 @@ def evaluate_run(
         "split": split,
         "cache": str(cache.path),
         "splits_from": inputs.splits_from,
-        "model": scorer.description,
-        "checkpoint": scorer.checkpoint,
-        "checkpoint_epoch": scorer.epoch,
+        "model": trained.description,
+        "checkpoint": checkpoint,
+        "checkpoint_epoch": trained.epoch,
         **result,
     }
     ids = cache.frame["image_id"].to_numpy(str)
@@ -284,6 +269,6 @@ def evaluate_run(
         figures=figures,
         history=read_history(run),
         thresholds_for=run if store_thresholds and own_outputs else None,
-        epoch=scorer.epoch,
-        checkpoint=scorer.checkpoint,
+        epoch=trained.epoch,
+        checkpoint=checkpoint,
     )

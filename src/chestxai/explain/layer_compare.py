@@ -35,8 +35,8 @@ from chestxai.explain.run import (
     RANK_COLUMNS_GT,
     RANK_COLUMNS_NO_GT,
     comparison_markdown,
-    load_run,
     measure_selection,
+    open_explained,
     run_sanity,
     select_items,
 )
@@ -99,16 +99,16 @@ def compare_layers(
         )
     if get_method(method).final_layer_only:
         raise ValueError(f"{method} is defined on the final feature map only; compare layers of e.g. gradcam")
-    run, model, ckpt = load_run(run_dir, device)
-    size = int(ckpt["preprocess"]["size"])
+    trained = open_explained(run_dir, device)
+    run, model, size = trained.run, trained.model, int(trained.preprocess["size"])
     names = [resolve_layer(model, name)[0] for name in layers] if layers else candidate_layers(model, size)
     names = list(dict.fromkeys(names))
-    sel = select_items(run, model, ckpt, finding, split, images, boxes, masks, limit, settings.batch_size)
+    sel = select_items(trained, finding, split, images, boxes, masks, limit, settings.batch_size)
     rows = []
     for name in tqdm(names, desc=f"{method} layers", disable=not progress, leave=False):
-        res = measure_selection(model, sel, method, ckpt, settings, name)
-        control = measure_selection(model, sel, CONTROL, ckpt, settings, name)
-        check = run_sanity(model, sel, method, name, ckpt, settings) if sanity else None
+        res = measure_selection(trained, sel, method, settings, name)
+        control = measure_selection(trained, sel, CONTROL, settings, name)
+        check = run_sanity(trained, sel, method, name, settings) if sanity else None
         rows.append(_row(name, res, control, check))
     table = pd.DataFrame(rows)
     has_truth = "pointing_game" in table

@@ -2,8 +2,8 @@
 ``compare_layers`` (one method at several layers) is in :mod:`chestxai.explain.layer_compare`.
 
 Both read only the run directory (checkpoint, splits.csv) and the prepared cache the checkpoint
-names (``config["data"]["cache_dir"]``), resolved and checked by
-:func:`chestxai.evaluation.inputs.resolve_inputs` exactly as ``evaluate`` does, and write under
+names, opened as a :class:`~chestxai.models.trained_run.TrainedRun` and resolved and checked by
+:meth:`~chestxai.models.trained_run.TrainedRun.inputs` exactly as ``evaluate`` does, and write under
 ``RUN/cams/`` and ``RUN/explain_metrics.json`` (layout in :mod:`chestxai.explain.store`). The
 random-map control is computed on the same items beside every method, so each figure has its
 chance level next to it. With ``sanity=True`` each method also gets the model-randomisation
@@ -23,7 +23,6 @@ import pandas as pd
 import torch
 
 from chestxai.atomic import write_text
-from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
 from chestxai.explain.anatomy import is_anatomy_label
 from chestxai.explain.items import (
     ImageSet,
@@ -42,7 +41,7 @@ from chestxai.explain.sanity import randomisation_similarity
 from chestxai.explain.settings import ExplainSettings
 from chestxai.explain.store import method_entry, update_index, update_metrics, write_method
 from chestxai.metrics.markdown import markdown_table
-from chestxai.models.checkpoint import load_model
+from chestxai.models.trained_run import TrainedRun
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
 
@@ -71,9 +70,10 @@ class Selection:
     lung_masks: list[np.ndarray | None] = field(default_factory=list)  # per item, or empty
 
 
-def load_run(run_dir: str | Path, device: str = "cpu"):
-    """``(RunDir, model in eval mode, checkpoint dict)``; an ensemble is refused in one line: a
-    heatmap explains one network's gradients, and the members' maps would not share a layer."""
+def open_explained(run_dir: str | Path, device: str | torch.device = "auto") -> TrainedRun:
+    """The run to explain (``device``: ``auto`` too); an ensemble is refused in one line, before
+    its members are read: a heatmap explains one network's gradients, and the members' maps would
+    not share a layer."""
     run = RunDir(Path(run_dir))
     run.require_dir()
     if run.is_ensemble:
@@ -82,8 +82,7 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
             f"{run.root} is an ensemble; explanations need a single model: explain its members instead "
             f"(`chestxai explain MEMBER` for each of {members})"
         )
-    model, ckpt = load_model(run.require_checkpoint(), device=device)
-    return run, model, ckpt
+    return TrainedRun.open(run, device)
 
 
 def _top_outputs(model, preprocess: dict, batch_size: int):
@@ -101,9 +100,7 @@ def _top_outputs(model, preprocess: dict, batch_size: int):
 
 
 def select_items(
-    run: RunDir,
-    model,
-    ckpt: dict,
+    trained: TrainedRun,
     finding: str | None = None,
     split: str = "test",
     images: Sequence[str | Path] | None = None,
@@ -113,7 +110,7 @@ def select_items(
     batch_size: int = 16,
 ) -> Selection:
     """The run's (image, finding) items with ground truth; see :mod:`chestxai.explain.items`."""
-    label_names = list(ckpt["label_names"])
+    label_names = trained.label_names
     mask_lookup = csv_mask_lookup(masks) if masks else None
     mask_pairs = pd.read_csv(masks, dtype=str)[["image_id", "label"]] if masks else None
     gt_boxes = read_boxes_csv(boxes) if boxes else None
@@ -122,7 +119,7 @@ def select_items(
         if not image_set.ids:
             raise ValueError(f"none of the {len(images)} files could be decoded: {image_set.skipped}")
     else:
-        inputs = resolve_inputs(run, ModelFacts.from_checkpoint(ckpt, run.checkpoint))
+        inputs = trained.inputs()
         cache = inputs.cache
         image_set = cache_images(cache, inputs.rows(split), split)
         if gt_boxes is None:
@@ -136,7 +133,7 @@ def select_items(
         boxes=gt_boxes,
         mask_lookup=mask_lookup,
         mask_pairs=mask_pairs,
-        top_outputs=_top_outputs(model, ckpt["preprocess"], batch_size),
+        top_outputs=_top_outputs(trained.model, trained.preprocess, batch_size),
         limit=limit,
     )
     if not items:
@@ -164,26 +161,34 @@ def _lung_masks(items: list[Item], mask_lookup, mask_pairs: pd.DataFrame | None)
     return out
 
 
-def measure_selection(model, sel: Selection, method: str, ckpt: dict, settings, layer=None, progress=False):
+def measure_selection(
+    trained: TrainedRun, sel: Selection, method: str, settings, layer=None, progress=False
+) -> MethodResult:
     return measure_method(
-        model, sel.items, method, ckpt["preprocess"], settings, layer, progress, sel.lung_masks or None
+        trained.model,
+        sel.items,
+        method,
+        trained.preprocess,
+        settings,
+        layer,
+        progress,
+        sel.lung_masks or None,
     )
 
 
 def run_sanity(
-    model,
+    trained: TrainedRun,
     sel: Selection,
     method: str,
     layer: str,
-    ckpt: dict,
     settings: ExplainSettings,
     progress: bool = False,
 ) -> dict:
     """:func:`~chestxai.explain.sanity.randomisation_similarity` on the first ``settings.sanity_limit`` items."""
     items = sel.items[: settings.sanity_limit]
-    x = model_inputs([it.image for it in items], ckpt["preprocess"], next(model.parameters()).device)
+    x = model_inputs([it.image for it in items], trained.preprocess, trained.device)
     return randomisation_similarity(
-        model,
+        trained.model,
         x,
         method,
         layer,
@@ -217,14 +222,15 @@ def explain_run(
     """
     settings = settings or ExplainSettings()
     get_method(method)  # an unknown name fails before any work
-    run, model, ckpt = load_run(run_dir, device)
-    sel = select_items(run, model, ckpt, finding, split, images, boxes, masks, limit, settings.batch_size)
-    result = measure_selection(model, sel, method, ckpt, settings, layer, progress)
+    trained = open_explained(run_dir, device)
+    run = trained.run
+    sel = select_items(trained, finding, split, images, boxes, masks, limit, settings.batch_size)
+    result = measure_selection(trained, sel, method, settings, layer, progress)
     control = (
-        result if method == CONTROL else measure_selection(model, sel, CONTROL, ckpt, settings, result.layer)
+        result if method == CONTROL else measure_selection(trained, sel, CONTROL, settings, result.layer)
     )
     check = (
-        run_sanity(model, sel, method, result.layer, ckpt, settings, progress)
+        run_sanity(trained, sel, method, result.layer, settings, progress)
         if sanity and method != CONTROL
         else None
     )
@@ -292,9 +298,10 @@ def compare_methods(
         get_method(name)
     if CONTROL not in names:
         names.append(CONTROL)
-    run, model, ckpt = load_run(run_dir, device)
-    sel = select_items(run, model, ckpt, finding, split, images, boxes, masks, limit, settings.batch_size)
-    control = measure_selection(model, sel, CONTROL, ckpt, settings)
+    trained = open_explained(run_dir, device)
+    run = trained.run
+    sel = select_items(trained, finding, split, images, boxes, masks, limit, settings.batch_size)
+    control = measure_selection(trained, sel, CONTROL, settings)
     results: dict[str, MethodResult] = {CONTROL: control}
     checks: dict[str, dict] = {}
     not_applicable: dict[str, str] = {}
@@ -302,9 +309,9 @@ def compare_methods(
         if name == CONTROL:
             continue
         try:
-            results[name] = measure_selection(model, sel, name, ckpt, settings, None, progress)
+            results[name] = measure_selection(trained, sel, name, settings, None, progress)
             if sanity:
-                checks[name] = run_sanity(model, sel, name, results[name].layer, ckpt, settings, progress)
+                checks[name] = run_sanity(trained, sel, name, results[name].layer, settings, progress)
         except UnsupportedMethodError as exc:
             log.info("skipping %s: %s", name, exc)
             not_applicable[name] = str(exc)

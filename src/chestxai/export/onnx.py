@@ -101,7 +101,7 @@ def written_by_export(path: Path) -> bool:
 
 
 def parity_images(
-    run: RunDir, ckpt: dict, images: list[str | Path] | None, size: int
+    cache_dir: str | None, images: list[str | Path] | None, size: int
 ) -> tuple[np.ndarray, str]:
     """Real images for the parity check: given files (decoded as ``prepare`` does), else the first
     test images of the run's prepared cache. Refuses to check on nothing."""
@@ -111,7 +111,6 @@ def parity_images(
 
         arrays = [resize_unit(decode_image(p), size) for p in images]
         return np.stack(arrays), f"{len(arrays)} given image file(s)"
-    cache_dir = ((ckpt.get("config") or {}).get("data") or {}).get("cache_dir")
     if cache_dir and Path(cache_dir).is_dir():
         from chestxai.data.cache import PreparedCache
 
@@ -141,9 +140,7 @@ def export_run(
     """
     import torch
 
-    from chestxai.models.checkpoint import load_model
-    from chestxai.models.preprocess import cache_size
-    from chestxai.rundir.thresholds import operating_thresholds
+    from chestxai.models.trained_run import TrainedRun
 
     run = RunDir(Path(run_path))
     run.require_dir()
@@ -151,13 +148,11 @@ def export_run(
     if target.suffix.lower() != ".onnx":
         raise ValueError(f"--out {target} must end in .onnx")
     check_overwrite(target, force, written_by_export, what="ONNX model")
-    model, ckpt = load_model(run.require_checkpoint())
-    size = cache_size(ckpt)
-    pixels, source = parity_images(run, ckpt, images, size)  # fail before the export work
-    names = list(ckpt["label_names"])
-    epoch = ckpt.get("epoch")
-    thresholds = operating_thresholds(run, names, ckpt.get("thresholds"), epoch)
-    wrapped = _wrapped(model, dict(ckpt["preprocess"]), size)
+    trained = TrainedRun.open(run, "cpu", single=True)
+    model, size, names, epoch = trained.model, trained.image_size, trained.label_names, trained.epoch
+    pixels, source = parity_images(trained.cache_dir, images, size)  # fail before the export work
+    thresholds = trained.operating_thresholds()
+    wrapped = _wrapped(model, trained.preprocess, size)
     example = torch.zeros(2, 1, size, size)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
@@ -178,9 +173,9 @@ def export_run(
             {
                 "format": 1,
                 "label_names": names,
-                "task": str(ckpt.get("model", {}).get("task") or "binary"),
-                "model": str(ckpt.get("model", {}).get("name", "?")),
-                "preprocess": dict(ckpt["preprocess"]),
+                "task": trained.task,
+                "model": trained.model_name,
+                "preprocess": trained.preprocess,
                 "resize_to": size,
                 "input": f"{INPUT}: float32 N x 1 x {size} x {size}, decoded image resized (Lanczos) / 255",
                 "output": f"{OUTPUT}: float32 N x {len(names)}",
@@ -192,7 +187,7 @@ def export_run(
                 "checkpoint_epoch": epoch,
             },
         )
-    diff = parity(model, dict(ckpt["preprocess"]), target, pixels)
+    diff = parity(model, trained.preprocess, target, pixels)
     result = ExportResult(target, diff, len(pixels), source, opset)
     if not result.ok:
         raise ValueError(

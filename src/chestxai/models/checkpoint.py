@@ -82,14 +82,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def build_model(
+    model_kwargs: dict[str, Any], state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu"
+) -> ChestClassifier:
+    """The model a checkpoint's ``model`` kwargs and ``state_dict`` describe, in eval mode on ``device``."""
+    kwargs = dict(model_kwargs)
+    kwargs.pop("freeze_backbone", None)
+    model = create_model(**kwargs, pretrained=False)
+    model.load_state_dict(state_dict)
+    model.to(device).eval()
+    return model
+
+
 def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[ChestClassifier, dict[str, Any]]:
-    """Rebuild the model from a checkpoint alone; returns (model in eval mode, checkpoint dict)."""
+    """Rebuild the model from a checkpoint alone; returns (model in eval mode, checkpoint dict).
+
+    For tests and the training side only: stages open runs with
+    :class:`chestxai.models.trained_run.TrainedRun`, which reads the file once into typed fields."""
     ckpt = read_checkpoint(path)
-    kwargs = dict(ckpt["model"])
-    kwargs.pop("freeze_backbone", None)
-    model = create_model(**kwargs, pretrained=False)
-    model.load_state_dict(ckpt["state_dict"])
-    model.to(device).eval()
-    return model, ckpt
+    return build_model(ckpt["model"], ckpt["state_dict"], device), ckpt

@@ -22,14 +22,3 @@ def to_input(images: np.ndarray | torch.Tensor, preprocess: dict) -> torch.Tenso
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return (x - float(preprocess["mean"])) / float(preprocess["std"])
-
-
-def cache_size(checkpoint: dict) -> int:
-    """Side of the cached images the model was trained on (``data.size`` of the run's config).
-
-    New images (``predict``, the service, ONNX) are decoded and resized to this size exactly as
-    ``prepare`` resizes training images, then :func:`to_input` takes them to the model input size;
-    checkpoints without a recorded data size fall back to the model input size.
-    """
-    size = ((checkpoint.get("config") or {}).get("data") or {}).get("size")
-    return int(size or checkpoint["preprocess"]["size"])

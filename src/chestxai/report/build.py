@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from chestxai.atomic import write_text
-from chestxai.models.checkpoint import read_checkpoint
+from chestxai.models.trained_run import TrainedRun
 from chestxai.report import gallery, sections, uncertainty
 from chestxai.report.html import GENERATOR, page, paragraph, table
 from chestxai.rundir import RunDir
@@ -23,8 +23,9 @@ def _is_report(path: Path) -> bool:
     return has_marker(GENERATOR)(path) or has_marker("<title>chestxai report: ", 1024)(path)
 
 
-def _checkpoint(run: RunDir) -> dict | None:
-    return read_checkpoint(run.checkpoint) if run.checkpoint.exists() else None
+def _trained(run: RunDir) -> TrainedRun | None:
+    """The run's checkpoint facts (no model is built), or None when it has none (an ensemble)."""
+    return TrainedRun.open(run, "cpu", single=True) if run.checkpoint.exists() else None
 
 
 def ensemble_section(run: RunDir) -> str:
@@ -58,11 +59,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
             f"Train with `chestxai train` and evaluate with `chestxai evaluate {run.root}`"
         )
     metrics = read_json(run.metrics) if run.metrics.exists() else None
-    ckpt = _checkpoint(run)
+    trained = _trained(run)
     parts = [
-        ("dataset", "Dataset", sections.dataset_section(run, metrics, ckpt)),
+        ("dataset", "Dataset", sections.dataset_section(run, metrics, trained)),
         *([("ensemble", "Ensemble", ensemble_section(run))] if run.is_ensemble else []),
-        ("config", "Configuration", sections.config_section(run, ckpt)),
+        ("config", "Configuration", sections.config_section(run, trained)),
         ("training", "Training curves", sections.curves_section(run)),
         ("metrics", "Metrics", sections.metrics_section(metrics)),
         ("figures", "Figures", sections.figures_section(run)),
@@ -74,7 +75,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
         parts.append(("uncertainty", "Uncertainty", uncertainty.uncertainty_section(run)))
     parts.append(("disclaimer", "Intended use", sections.disclaimer()))
     html_text = page(
-        f"chestxai report: {run.root.name}", parts, header=sections.summary_header(run, metrics, ckpt)
+        f"chestxai report: {run.root.name}", parts, header=sections.summary_header(run, metrics, trained)
     )
     write_text(path, html_text)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)

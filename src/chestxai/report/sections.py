@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ import pandas as pd
 from chestxai.metrics.run_figures import FIGURES
 from chestxai.report.html import esc, figure, paragraph, table
 from chestxai.rundir import RunDir
+
+if TYPE_CHECKING:
+    from chestxai.models.trained_run import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +63,10 @@ def disclaimer() -> str:
     return f'<p class="warning"><strong>{esc(DISCLAIMER)}</strong></p>'
 
 
-def summary_header(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str:
+def summary_header(run: RunDir, metrics: dict | None, trained: TrainedRun | None) -> str:
     items = [f"run <code>{esc(run.root)}</code>"]
-    if ckpt:
-        items.append(f"model <strong>{esc(ckpt.get('model', {}).get('name', '?'))}</strong>")
+    if trained:
+        items.append(f"model <strong>{esc(trained.model_name)}</strong>")
     if metrics:
         items.append(f"task {esc(metrics.get('task'))}")
         auc = metrics.get("metrics", {}).get("macro", {}).get("roc_auc")
@@ -70,24 +74,23 @@ def summary_header(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str:
     return disclaimer() + "<p>" + " &middot; ".join(items) + "</p>"
 
 
-def _run_inputs(run: RunDir, metrics: dict | None, ckpt: dict | None):
+def _run_inputs(run: RunDir, metrics: dict | None, trained: TrainedRun | None):
     """The run's cache and splits, resolved and checked as evaluate and explain do them."""
-    from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
+    from chestxai.models.run_inputs import ModelFacts, resolve_inputs
 
-    if ckpt:
-        facts = ModelFacts.from_checkpoint(ckpt, run.checkpoint)
-    else:  # an ensemble (or a run whose checkpoint is gone): what metrics.json records
-        m = metrics or {}
-        facts = ModelFacts(list(m.get("label_names") or []), m.get("task"), m.get("cache"), str(run.metrics))
+    if trained:
+        return trained.inputs()
+    m = metrics or {}  # an ensemble (or a run whose checkpoint is gone): what metrics.json records
+    facts = ModelFacts(list(m.get("label_names") or []), m.get("task"), m.get("cache"), str(run.metrics))
     return resolve_inputs(run, facts)
 
 
-def dataset_section(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str:
-    path = (metrics or {}).get("cache") or ((ckpt or {}).get("config") or {}).get("data", {}).get("cache_dir")
+def dataset_section(run: RunDir, metrics: dict | None, trained: TrainedRun | None) -> str:
+    path = (metrics or {}).get("cache") or (trained.cache_dir if trained else None)
     if not path:
         return paragraph("The run records no prepared cache (config.data.cache_dir).", "note")
     try:
-        inputs = _run_inputs(run, metrics, ckpt)
+        inputs = _run_inputs(run, metrics, trained)
     except (FileNotFoundError, ValueError) as exc:
         return paragraph(f"Prepared cache {path} is not available: {exc}", "note")
     cache = inputs.cache
@@ -123,7 +126,7 @@ def dataset_section(run: RunDir, metrics: dict | None, ckpt: dict | None) -> str
     return out
 
 
-def config_section(run: RunDir, ckpt: dict | None) -> str:
+def config_section(run: RunDir, trained: TrainedRun | None) -> str:
     import yaml
 
     from chestxai.config import ENVIRONMENT_KEY, load_yaml_file
@@ -141,18 +144,16 @@ def config_section(run: RunDir, ckpt: dict | None) -> str:
             text = yaml.safe_dump(saved, sort_keys=False)
         else:
             text = run.config.read_text(errors="replace")
-    elif ckpt and ckpt.get("config"):
-        text, source = yaml.safe_dump(ckpt["config"], sort_keys=False), "the checkpoint"
+    elif trained and trained.config:
+        text, source = yaml.safe_dump(trained.config, sort_keys=False), "the checkpoint"
     else:
         return paragraph("No config.yaml and no config in the checkpoint.", "note")
     out = paragraph(f"Resolved training configuration (from {source}).")
     out += f"<pre>{esc(text)}</pre>"
     out += environment_table(env)
-    if ckpt:
-        model = {k: v for k, v in ckpt.get("model", {}).items()}
-        out += table(
-            ["model", ""], list(model.items()) + [("preprocess", json.dumps(ckpt.get("preprocess")))]
-        )
+    if trained:
+        model = dict(trained.first.model_kwargs)
+        out += table(["model", ""], list(model.items()) + [("preprocess", json.dumps(trained.preprocess))])
     return out
 
 

@@ -1,8 +1,8 @@
 """The models a service (or ``predict``) scores with: loaded once, from read-only run directories.
 
-A :class:`ServedModel` is built from ``RUN/checkpoint.pt`` alone (``torch.load(weights_only=True)``
-through :func:`chestxai.models.checkpoint.load_model`: no pickle runs) plus the operating
-thresholds; nothing is ever written into the run directory, so it may be mounted read-only.
+A :class:`ServedModel` is built from a :class:`~chestxai.models.trained_run.TrainedRun`
+(``RUN/checkpoint.pt`` read with ``torch.load(weights_only=True)``: no pickle runs) plus the
+operating thresholds; nothing is ever written into the run directory, so it may be mounted read-only.
 Explanations and MC dropout flip module state (hooks, dropout train mode) for the length of a
 call, so they hold the model's lock; plain forwards of the micro-batcher run one at a time on a
 single worker thread and need no lock against each other, but do take it so that they never
@@ -21,7 +21,7 @@ import numpy as np
 
 from chestxai.metrics.decisions import decide
 from chestxai.rundir import RunDir, safe_name
-from chestxai.rundir.thresholds import OperatingThresholds, operating_thresholds
+from chestxai.rundir.thresholds import OperatingThresholds
 
 log = logging.getLogger(__name__)
 
@@ -121,29 +121,23 @@ class ServedModel:
 
 
 def load_served(run_path: str | Path, name: str | None = None, device: str = "cpu") -> ServedModel:
-    """Load ``RUN/checkpoint.pt`` (weights only) and the run's operating thresholds; reads only."""
-    from chestxai.models.checkpoint import load_model
-    from chestxai.models.preprocess import cache_size
+    """A single-model run opened as a :class:`~chestxai.models.trained_run.TrainedRun` (weights
+    only) with its operating thresholds; reads only."""
+    from chestxai.models.trained_run import TrainedRun
 
-    run = RunDir(Path(run_path))
-    run.require_dir()
-    model, ckpt = load_model(run.require_checkpoint(), device=device)
-    names = list(ckpt["label_names"])
-    epoch = ckpt.get("epoch")
-    epoch = int(epoch) if epoch is not None else None
-    thresholds = operating_thresholds(run, names, ckpt.get("thresholds"), epoch)
+    trained = TrainedRun.open(run_path, device, single=True)
     return ServedModel(
-        name=name or safe_name(run.root.resolve().name),
-        run=run,
-        model=model,
-        label_names=names,
-        task=str(ckpt.get("model", {}).get("task") or "binary"),
-        preprocess=dict(ckpt["preprocess"]),
-        resize_to=cache_size(ckpt),
-        thresholds=thresholds,
-        description=str(ckpt.get("model", {}).get("name", "?")),
-        epoch=epoch,
-        device=str(device),
+        name=name or safe_name(trained.run.root.resolve().name),
+        run=trained.run,
+        model=trained.model,
+        label_names=trained.label_names,
+        task=trained.task,
+        preprocess=trained.preprocess,
+        resize_to=trained.image_size,
+        thresholds=trained.operating_thresholds(),
+        description=trained.model_name,
+        epoch=trained.epoch,
+        device=str(trained.device),
     )
 
 

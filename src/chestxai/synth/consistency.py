@@ -25,20 +25,17 @@ import torch
 
 @dataclass
 class ClassifierJudge:
-    """A classifier run loaded for decisions: model, checkpoint, labels, thresholds."""
+    """A classifier run loaded for decisions (:func:`load_judge`): model, preprocessing, labels, thresholds."""
 
     run: Path
     model: torch.nn.Module
-    checkpoint: dict[str, Any]
+    model_name: str
+    preprocess: dict[str, float]
     label_names: list[str]
     task: str
     thresholds: dict[str, float]
     threshold_source: str
     temperature: float | None
-
-    @property
-    def preprocess(self) -> dict:
-        return dict(self.checkpoint["preprocess"])
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """uint8 ``N x H x W`` -> probabilities ``N x L`` (temperature applied when thresholds need it)."""
@@ -97,35 +94,34 @@ class ClassifierJudge:
     def info(self) -> dict[str, Any]:
         return {
             "run": str(self.run),
-            "model": self.checkpoint["model"].get("name"),
+            "model": self.model_name,
             "labels": list(self.label_names),
             "task": self.task,
             "thresholds": dict(self.thresholds),
             "threshold_source": self.threshold_source,
             "temperature": self.temperature,
-            "input_size": int(self.checkpoint["preprocess"]["size"]),
+            "input_size": int(self.preprocess["size"]),
         }
 
 
 def load_judge(run: str | Path, device: str | torch.device = "cpu") -> ClassifierJudge:
-    from chestxai.models.checkpoint import load_model
+    from chestxai.models.trained_run import TrainedRun
     from chestxai.rundir import RunDir
-    from chestxai.rundir.thresholds import operating_thresholds
 
     rd = RunDir(Path(run))
     if not rd.checkpoint.is_file():
         raise FileNotFoundError(
             f"--classifier {run}: no checkpoint.pt there; give a classifier run trained with `chestxai train`"
         )
-    model, ckpt = load_model(rd.checkpoint, device=device)
-    names = list(ckpt["label_names"])
-    ops = operating_thresholds(rd, names, ckpt.get("thresholds"), ckpt.get("epoch"))
+    trained = TrainedRun.open(rd, device, single=True)
+    ops = trained.operating_thresholds()
     return ClassifierJudge(
         run=rd.root,
-        model=model,
-        checkpoint=ckpt,
-        label_names=names,
-        task=str(ckpt["model"].get("task")),
+        model=trained.model,
+        model_name=trained.model_name,
+        preprocess=trained.preprocess,
+        label_names=trained.label_names,
+        task=trained.task,
         thresholds=dict(ops.values),
         threshold_source=ops.source,
         temperature=ops.temperature,

@@ -5,7 +5,7 @@ TF Inception-v3, downloaded on first use; torch-fidelity is not installed here a
 downloaded. So the extractor is always explicit and recorded in ``synth_metrics.json``:
 
 * ``classifier`` (default): the pooled (penultimate) features of a chestxai classifier run,
-  loaded from its ``checkpoint.pt`` (:func:`chestxai.models.checkpoint.load_model`) and fed exactly
+  opened from its ``checkpoint.pt`` (:class:`chestxai.models.trained_run.TrainedRun`) and fed exactly
   as the classifier was trained (:func:`chestxai.models.preprocess.to_input`). A chest-X-ray
   extractor sees what matters in X-rays, but the figure depends on that classifier: it is **not
   comparable with published (Inception) FIDs**, nor across extractors;
@@ -119,7 +119,7 @@ class Extractor:
 
 def classifier_extractor(run: str | Path, device: str | torch.device = "cpu") -> Extractor:
     """The pooled features of the classifier run ``run`` (its local ``checkpoint.pt``)."""
-    from chestxai.models.checkpoint import load_model
+    from chestxai.models.trained_run import TrainedRun
     from chestxai.rundir import RunDir
 
     path = RunDir(Path(run)).checkpoint
@@ -127,15 +127,15 @@ def classifier_extractor(run: str | Path, device: str | torch.device = "cpu") ->
         raise FileNotFoundError(
             f"--classifier {run}: no checkpoint.pt there; give a classifier run trained with `chestxai train`"
         )
-    model, ckpt = load_model(path, device=device)
-    module = ClassifierFeatures(model, ckpt["preprocess"])
-    name = ckpt["model"].get("name", "?")
+    trained = TrainedRun.open(RunDir(Path(run)), device, single=True)
+    module = ClassifierFeatures(trained.model, trained.preprocess)
+    name = trained.model_name
     return Extractor(
         module,
         {
             "name": "classifier",
             "description": f"pooled (penultimate) features of the classifier run {run} ({name}, "
-            f"{module.num_features}-d, input {int(ckpt['preprocess']['size'])} px)",
+            f"{module.num_features}-d, input {int(trained.preprocess['size'])} px)",
             "file": str(path),
             "num_features": module.num_features,
             "comparable_with_published": False,

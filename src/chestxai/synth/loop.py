@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from chestxai.atomic import write_text
 from chestxai.crashpoints import crash_point
+from chestxai.devices import pick_device
 from chestxai.locks import LOCK_NAME, exclusive
 from chestxai.rundir import SynthRunDir
 from chestxai.rundir.tables import read_history, write_history
@@ -51,7 +52,6 @@ from chestxai.synth.cyclegan import LOSS_NAMES, CycleGAN
 from chestxai.synth.data import DomainData, setup_domains
 from chestxai.synth.samples import write_sample_grid
 from chestxai.synth.settings import SynthSettings
-from chestxai.train.distributed import pick_device
 
 log = logging.getLogger(__name__)
 

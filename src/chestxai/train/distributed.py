@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from chestxai.devices import pick_device  # the one resolver; train.loop calls it as D.pick_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -71,18 +73,6 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
 def teardown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def pick_device(name: str) -> torch.device:
-    """The device a config names; under torchrun, ``train`` then moves CUDA ranks to their local GPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", 0)
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 # --- sharded inference -------------------------------------------------------------------------

@@ -21,22 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from chestxai.evaluation.inputs import ModelFacts, resolve_inputs
 from chestxai.metrics.bootstrap import count_clusters, has_patient_ids
 from chestxai.metrics.calibration import apply_temperature, calibration_summary
-from chestxai.models.checkpoint import load_model
 from chestxai.models.preprocess import to_input
+from chestxai.models.trained_run import TrainedRun
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_not_training, has_marker
 from chestxai.rundir.jsonfile import write_json
 from chestxai.rundir.predictions import write_predictions
-from chestxai.rundir.thresholds import operating_thresholds
 from chestxai.uncertainty import figures as figs
 from chestxai.uncertainty.api import check_method, predict_with_uncertainty
-from chestxai.uncertainty.deep_ensemble import load_member_models, read_members
 from chestxai.uncertainty.gallery_select import select_cases, write_gallery
 from chestxai.uncertainty.mc_dropout import check_dropout, dropout_in_head_only
 from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty
@@ -64,18 +60,12 @@ class Sampler:
     preprocess: dict
     label_names: list[str]
     task: str
-    ckpt: dict  # the (first) checkpoint
+    trained: TrainedRun  # the run (an ensemble's members, or run directories given together)
     weights: list[float] | None = None
     member_preprocess: list[dict] | None = None  # ensemble: each member's own normalisation
     dropout: float | None = None
     members: list[str] = field(default_factory=list)
     batching: str = ""
-
-
-def _device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _check_output(out_root: Path, summary: Path, force: bool) -> None:
@@ -94,16 +84,22 @@ def build_sampler(
     if dropout is not None and method != "mc-dropout":
         raise ValueError(f"--dropout only applies to --method mc-dropout, not {method}")
     if method == "ensemble":
-        m = read_members(run, members)
-        ckpt = m.checkpoints[0]
-        models = load_member_models(m, device)
+        if not members and not run.is_ensemble:
+            raise ValueError(
+                f"--method ensemble needs several models: {run.root} is not an ensemble run (no ensemble.json); "
+                f"give more runs (`chestxai uncertainty {run.root} RUN2 RUN3 --method ensemble`) or build one "
+                f"with `chestxai ensemble`"
+            )
+        trained = TrainedRun.open(run, device, members, one_input_size=True)  # compared pixel for pixel
+        source = "runs given on the command line" if members else str(run.ensemble)
         return Sampler(
-            method, models, dict(ckpt["preprocess"]), list(ckpt["label_names"]), str(ckpt["model"]["task"]),
-            ckpt, m.weights, members=[str(r.root) for r in m.runs],
-            member_preprocess=[dict(c["preprocess"]) for c in m.checkpoints],
-            batching=f"one forward per member ({len(models)} members, {m.source})",
+            method, trained.models, trained.preprocess, trained.label_names, trained.task, trained,
+            list(trained.weights), members=[str(m.run.root) for m in trained.members],
+            member_preprocess=[dict(m.preprocess) for m in trained.members],
+            batching=f"one forward per member ({len(trained.members)} members, {source})",
         )  # fmt: skip
-    model, ckpt = load_model(run.require_checkpoint(), device=device)
+    trained = TrainedRun.open(run, device, single=True)
+    model = trained.model
     if method == "mc-dropout":
         check_dropout(model, dropout)
     batching = (
@@ -113,13 +109,13 @@ def build_sampler(
         + (" (dropout inside the backbone)" if method == "mc-dropout" else " (view)")
     )
     return Sampler(
-        method, model, dict(ckpt["preprocess"]), list(ckpt["label_names"]), str(ckpt["model"]["task"]),
-        ckpt, dropout=dropout, batching=batching,
+        method, model, trained.preprocess, trained.label_names, trained.task, trained,
+        dropout=dropout, batching=batching,
     )  # fmt: skip
 
 
 def predict_rows(
-    sampler: Sampler, images, rows: np.ndarray, passes: int, seed: int, batch_size: int, device: str,
+    sampler: Sampler, images, rows: np.ndarray, passes: int, seed: int, batch_size: int, device,
     progress: bool, desc: str,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """All measures for cache ``rows``; batch ``b`` is seeded by ``(seed, its first position)``."""
@@ -169,20 +165,12 @@ def uncertainty_run(
     check_not_training(run, force, "measure its uncertainty")
     out = run.uncertainty_dir(method)
     _check_output(out.root, out.summary, force)
-    device = _device(device)
     sampler = build_sampler(run, method, dropout, members, device)
-    facts = ModelFacts.from_checkpoint(
-        sampler.ckpt, sampler.members[0] if sampler.members else run.checkpoint
-    )
-    inputs = resolve_inputs(run, facts)
+    device = sampler.trained.device
+    inputs = sampler.trained.inputs()
     rows, val_rows = inputs.rows(split), inputs.optional_rows("val") if split != "val" else np.zeros(0, int)
     cache, names, task = inputs.cache, sampler.label_names, sampler.task
-    operating = operating_thresholds(
-        run,
-        names,
-        sampler.ckpt.get("thresholds"),
-        None if run.is_ensemble or sampler.members else sampler.ckpt.get("epoch"),
-    )
+    operating = sampler.trained.operating_thresholds()
     th = None if task == "multiclass" else np.array([operating.values[n] for n in names])
 
     def predict(r: np.ndarray, desc: str) -> dict:

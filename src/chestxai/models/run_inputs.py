@@ -1,5 +1,7 @@
 """Which cache a run is scored or explained on, and which of its rows form each split: resolved
-once here for ``evaluate``, ``explain`` and ``report`` alike, with the same checks.
+once here for ``evaluate``, ``explain``, ``uncertainty`` and ``report`` alike, with the same checks
+(:meth:`chestxai.models.trained_run.TrainedRun.inputs`). It lives in ``models`` beside the run
+object that calls it, so that opening a run never reaches up into ``evaluation``.
 
 The checks are the point: a cache re-prepared after training (same folder, other images or
 another order) must not be read through the run's ``splits.csv``, or test images silently become
@@ -27,18 +29,14 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """What the resolution needs to know of the model (a checkpoint or an ensemble manifest)."""
+    """What the resolution needs to know of the model: :attr:`TrainedRun.facts
+    <chestxai.models.trained_run.TrainedRun.facts>`, or a run's ``metrics.json`` when the report
+    has no checkpoint to open."""
 
     label_names: list[str]
     task: str | None
     cache_dir: str | None  # the cache it was trained on
     source: str  # the file these facts come from, for messages
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict, path: str | Path) -> ModelFacts:
-        cache_dir = ((ckpt.get("config") or {}).get("data") or {}).get("cache_dir")
-        task = (ckpt.get("model") or {}).get("task") or ckpt.get("task")
-        return cls(list(ckpt["label_names"]), task, cache_dir, str(path))
 
 
 @dataclass
