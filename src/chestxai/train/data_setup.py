@@ -136,6 +136,16 @@ def record_cache(cfg: DataConfig, cache: PreparedCache, note: bool = True) -> No
         cfg.size = cache.size
 
 
+def cache_row_size(cache_dir: str) -> int | None:
+    """The row size of the finished cache at ``cache_dir`` (None when there is none): the
+    ``data.size`` a run that uses it records (:func:`record_cache`), for callers that compare a
+    saved run config with the config they would train."""
+    try:
+        return PreparedCache(cache_dir).size if cache_dir else None
+    except (FileNotFoundError, ValueError):  # not prepared (yet): training prepares it at data.size
+        return None
+
+
 def splits_frame(data: TrainingData) -> pd.DataFrame:
     """image_id, row, split for every row used (what RUN/splits.csv records)."""
     parts = []
