@@ -154,7 +154,7 @@ def _fit(
 
 def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[float, float, int]:
     """One epoch of optimisation steps on this rank's share of the train split; returns the mean
-    training loss, the seconds taken and the images seen, both summed over all ranks."""
+    training loss over all ranks, this rank's seconds and the images seen by all ranks together."""
     cfg, data, opt, dist, device = fit.config.train, fit.data, fit.opt, fit.dist, fit.device
     opt.model.train()
     # global RNG (dropout) re-seeded per epoch: a resumed epoch draws what it drew uninterrupted
