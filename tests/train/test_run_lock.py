@@ -12,7 +12,7 @@ import pytest
 from chestxai.config import load_config
 from chestxai.locks import LockedError, exclusive, is_locked
 from chestxai.testing import blob_cache
-from chestxai.train import loop
+from chestxai.train import epoch_end, loop
 
 
 @pytest.fixture
@@ -51,12 +51,12 @@ def test_a_second_train_process_fails_at_once_and_touches_nothing(cache, tmp_pat
 def test_the_run_directory_is_locked_for_the_whole_training(cache, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     seen = []
-    setup, save = loop.setup_data, loop.save_epoch
+    setup, save = loop.setup_data, epoch_end.save_epoch  # the end of each epoch writes
     monkeypatch.setattr(
         loop, "setup_data", lambda *a, **k: (seen.append(is_locked(run_dir)), setup(*a, **k))[1]
     )
     monkeypatch.setattr(
-        loop, "save_epoch", lambda *a, **k: (seen.append(is_locked(run_dir)), save(*a, **k))[1]
+        epoch_end, "save_epoch", lambda *a, **k: (seen.append(is_locked(run_dir)), save(*a, **k))[1]
     )
     loop.train(load_config(None, args(cache, run_dir)), progress=False)
     assert seen == [True, True]

@@ -73,6 +73,7 @@ def _same_config(folder: Path, spec) -> bool:
     """Whether the run's saved config.yaml (if any) is the config ``spec`` would train."""
     from chestxai.config import ENVIRONMENT_KEY
     from chestxai.rundir import RunDir
+    from chestxai.train.data_setup import cache_row_size
     from chestxai.yamlsafe import load_yaml_file
 
     saved_path = RunDir(folder).config
@@ -80,6 +81,9 @@ def _same_config(folder: Path, spec) -> bool:
         return True
     saved = load_yaml_file(saved_path) or {}
     want = spec.fingerprint()["config"]
+    # training records an existing data.cache_dir's own row size as data.size (record_cache)
+    if (rows := cache_row_size(want.get("data", {}).get("cache_dir", ""))) is not None:
+        want["data"]["size"] = rows
     for config in (saved, want):
         config.pop(ENVIRONMENT_KEY, None)
         config.pop("run_dir", None)

@@ -115,6 +115,37 @@ def setup_data(cfg: DataConfig, seed: int, progress: bool = True) -> TrainingDat
     return TrainingData(cache, names, labels, task, splits, mean, std)
 
 
+def record_cache(cfg: DataConfig, cache: PreparedCache, note: bool = True) -> None:
+    """Write into ``cfg`` the cache this run trains on and the side of its rows: the run's one
+    image size (``data.size`` of the saved config and of checkpoint.pt's config), to which
+    ``predict``, the service and ONNX export decode new images before the model's own resize.
+
+    An existing ``data.cache_dir`` whose rows have another size than ``data.size`` is trained at
+    its own size (its rows are what the model sees); recording the size asked for instead would
+    make every later stage resize uploads twice, so the size is corrected here, with a note
+    (``note``: this process prints it, rank 0 of a distributed run).
+    """
+    cfg.cache_dir = str(cache.path.resolve())
+    if cache.size != cfg.size:
+        if note:
+            log.warning(
+                "data.cache_dir %s holds %d px images; training at %d px, not the %d px asked (data.size). "
+                "To train at %d px, point data.cache_dir at a %d px cache, or leave it empty to prepare one",
+                cache.path, cache.size, cache.size, cfg.size, cfg.size, cfg.size,
+            )  # fmt: skip
+        cfg.size = cache.size
+
+
+def cache_row_size(cache_dir: str) -> int | None:
+    """The row size of the finished cache at ``cache_dir`` (None when there is none): the
+    ``data.size`` a run that uses it records (:func:`record_cache`), for callers that compare a
+    saved run config with the config they would train."""
+    try:
+        return PreparedCache(cache_dir).size if cache_dir else None
+    except (FileNotFoundError, ValueError):  # not prepared (yet): training prepares it at data.size
+        return None
+
+
 def splits_frame(data: TrainingData) -> pd.DataFrame:
     """image_id, row, split for every row used (what RUN/splits.csv records)."""
     parts = []
