@@ -21,7 +21,7 @@ from chestxai.config import DataConfig
 from chestxai.data.cache import PreparedCache
 from chestxai.data.prepare import prepare
 from chestxai.models.checkpoint import read_checkpoint
-from chestxai.models.preprocess import cache_size
+from chestxai.models.trained_run import TrainedRun
 from chestxai.rundir import RunDir, prob_column
 from chestxai.train.data_setup import record_cache
 
@@ -73,7 +73,7 @@ def test_train_size_48_on_a_32px_cache_records_32_and_predict_matches_evaluate(
     ckpt = read_checkpoint(run.checkpoint)
     # the rows' size (config.data.size) and the model input (model.input_size = preprocess.size)
     # are two facts; here both are the cache's 32 px, and nothing in the run says 48
-    assert ckpt["config"]["data"]["size"] == 32 and cache_size(ckpt) == 32
+    assert ckpt["config"]["data"]["size"] == 32 and TrainedRun.open(run.root, device="cpu").image_size == 32
     assert ckpt["model"]["input_size"] == 32 and ckpt["preprocess"]["size"] == 32
     assert yaml.safe_load(run.config.read_text())["data"]["size"] == 32
 

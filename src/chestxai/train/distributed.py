@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from chestxai.devices import pick_device  # the one resolver; train.loop calls it as D.pick_device
+from chestxai.devices import pick_device  # the one resolver
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from chestxai.config import RunConfig, save_config
 from chestxai.crashpoints import crash_point
 from chestxai.data.dataset import to_unit
+from chestxai.devices import pick_device
 from chestxai.locks import exclusive
 from chestxai.models.factory import locate_weights, published_head_error
 from chestxai.models.preprocess import to_input
@@ -63,7 +64,7 @@ def train(
     (or starts from scratch when the folder holds nothing resumable yet); ``on_epoch`` may stop
     the run after any epoch (see :data:`EpochCallback`)."""
     preflight(config)
-    device = D.pick_device(config.train.device)
+    device = pick_device(config.train.device)
     dist = D.setup(device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
