@@ -34,17 +34,20 @@ def _mlflow_hidden() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _mlflow_for_marked_tests(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """Give a ``real_mlflow`` test the real module back (hidden again after it)."""
+def _mlflow_for_marked_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give a ``real_mlflow`` test the real module back (hidden again after it).
+
+    Its own MonkeyPatch, not the ``monkeypatch`` fixture: an autouse fixture that requested it would
+    set it up before every test's ``tmp_path`` and so undo a test's patches only after ``tmp_path``'s
+    clean-up ran under them."""
     if request.node.get_closest_marker("real_mlflow") is None:
         yield
         return
-    if "mlflow" in _real:
-        monkeypatch.setitem(sys.modules, "mlflow", _real["mlflow"])
-    else:
-        monkeypatch.delitem(sys.modules, "mlflow", raising=False)
-    yield
-    if isinstance(sys.modules.get("mlflow"), ModuleType):
-        _real["mlflow"] = sys.modules["mlflow"]
+    with pytest.MonkeyPatch.context() as mp:
+        if "mlflow" in _real:
+            mp.setitem(sys.modules, "mlflow", _real["mlflow"])
+        else:
+            mp.delitem(sys.modules, "mlflow", raising=False)
+        yield
+        if isinstance(sys.modules.get("mlflow"), ModuleType):
+            _real["mlflow"] = sys.modules["mlflow"]
