@@ -1,4 +1,4 @@
-"""Issue 19: the flags of train, synth train, explain, bench lesions and quickstart are generated
+"""Issue 19: the flags of train, synth train, explain, bench lesions, tune and quickstart are generated
 from the settings dataclasses' field metadata; no command restates a field by hand."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from chestxai.config import RULES, RunConfig
 from chestxai.explain.settings import ExplainSettings
 from chestxai.flags import flag_fields, flag_name, setting_fields
 from chestxai.synth.settings import SynthSettings
+from chestxai.tune.settings import TuneSettings
 
 #: command -> the settings dataclass its flags are generated from
 GENERATED = {
@@ -21,6 +22,7 @@ GENERATED = {
     ("synth", "train"): SynthSettings,
     ("explain",): ExplainSettings,
     ("bench", "lesions"): BenchConfig,
+    ("tune",): TuneSettings,
 }
 
 
@@ -51,7 +53,7 @@ def test_help_shows_the_range_rule_of_the_field() -> None:
 
 
 def test_every_field_has_help() -> None:
-    for cls in (RunConfig, SynthSettings, ExplainSettings):
+    for cls in (RunConfig, SynthSettings, ExplainSettings, TuneSettings):
         missing = [s.key for s in setting_fields(cls) if s.spec is None or not s.spec.help]
         assert missing == [], cls.__name__
 
@@ -123,3 +125,32 @@ def test_quickstart_offers_train_flags_with_the_same_help() -> None:
     train, quick = _parser("train")._option_string_actions, _parser("quickstart")._option_string_actions
     for flag in ("--epochs", "--device"):
         assert quick[flag].help.split(" (")[0] == train[flag].help.split(" (")[0]
+
+
+def test_tune_flags_build_the_settings_and_device_is_the_trials_train_device() -> None:
+    """``chestxai tune`` passes its flags through TuneSettings' fields, not a hand-written map;
+    ``--device`` is RunConfig's ``train.device`` flag, given to every trial."""
+    from chestxai.commands.tune import TRIAL_FLAGS
+
+    base = ["--config", "r.yaml", "--space", "s.yaml", "--trials", "4", "--name", "study"]
+    args = _parser("tune").parse_args(base)
+    assert TuneSettings(**setting_values(args, TuneSettings)) == TuneSettings(
+        recipe="r.yaml", space="s.yaml", trials=4, name="study"
+    )
+    assert setting_values(args, RunConfig, only=TRIAL_FLAGS) == {}  # the recipe's device
+    extra = ["--pruner", "halving", "--timeout", "60", "--seed", "3", "--force", "--device", "cpu"]
+    args = _parser("tune").parse_args([*base, *extra])
+    settings = TuneSettings(**setting_values(args, TuneSettings))
+    assert (settings.pruner, settings.timeout, settings.seed, settings.force) == ("halving", 60.0, 3, True)
+    assert setting_values(args, RunConfig, only=TRIAL_FLAGS) == {"train.device": "cpu"}
+    options = _parser("tune")._option_string_actions
+    assert all(options[f].required for f in ("--config", "--space", "--trials", "--name"))
+
+
+@pytest.mark.parametrize("flag,text", [("--name", "a/b"), ("--seed", "-1"), ("--trials", "x")])
+def test_bad_tune_values_are_usage_errors(flag, text, capsys) -> None:
+    argv = ["tune", "--config", "r", "--space", "s", "--trials", "2", "--name", "n", flag, text]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert flag in capsys.readouterr().err

@@ -2,21 +2,26 @@
 
 ``--help`` offered ``auto`` everywhere, but ``explain RUN --device auto`` ended in a raw torch
 ``RuntimeError``: each stage resolved the name its own way. Now :func:`chestxai.devices.pick_device`
-is the one resolver; this file runs each command with ``auto`` on tiny inputs. The list of commands
+is the one resolver; this file runs each command with ``auto`` on tiny inputs (those that train a
+model, a study, a CycleGAN or a benchmark are marked slow: one step of one epoch). The list of commands
 comes from the parser, so a new command with ``--device`` fails here until it is listed.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from chestxai.cli import build_parser, main
 from chestxai.devices import pick_device
+from chestxai.evaluation.cost import torch_threads
 from chestxai.testing import write_tiny_run
 
 AUTO = ["--device", "auto"]
@@ -39,17 +44,101 @@ FAST = {
     ],
 }  # fmt: skip
 #: commands that hand ``--device`` to a heavier stage (training a classifier or a CycleGAN, a study,
-#: a benchmark) where it goes through the same pick_device; not run here to keep this file fast,
-#: listed so that a new command with ``--device`` cannot go unnoticed
-NOT_HERE = {
-    "tune": "tune trials are `train` runs: train.device goes through pick_device (tests/tune)",
-    "quickstart": "train + evaluate with train.device (tests/test_cli_train_flags.py checks the hand-over)",
-    "experiment": "train + evaluate per cell with the command's device",
-    "synth train": "CycleGAN training: synth/loop.py calls pick_device",
-    "synth generate": "commands/_synth_outputs.py calls pick_device",
-    "synth evaluate": "commands/_synth_outputs.py calls pick_device; the classifier is a TrainedRun",
-    "bench lesions": "bench/run.py calls pick_device and opens the run with explain's opener",
-}
+#: a benchmark), run below with auto on the smallest inputs they accept (1 epoch, 1 step, a few
+#: images); marked slow. The builders take a :class:`Tiny` (the tiny run, its cache, tmp_path).
+SLOW = {
+    "tune": lambda t: [
+        "tune", "--config", str(t.recipe()), "--space", str(t.space()), "--trials", "1", "--name", "study",
+        "--run-dir", str(t.tmp / "study"), "--startup-trials", "1", "--n-boot", "10", "--no-progress",
+    ],
+    "quickstart": lambda t: [
+        "quickstart", "--run-dir", str(t.tmp / "qs"), "--epochs", "1", "--explain-limit", "2", "--no-progress",
+        *t.sets(),
+    ],
+    "experiment": lambda t: ["experiment", str(t.experiment()), "--out", str(t.tmp / "exp"), "--no-progress"],
+    "synth train": lambda t: [
+        "synth", "train", "--cache-dir", str(t.cache), "--domain-a", "not:Pneumonia", "--domain-b", "Pneumonia",
+        "--run-dir", str(t.tmp / "synth"), "--ngf", "4", "--ndf", "4", "--blocks", "1", "--epochs", "1",
+        "--max-steps", "1", "--batch-size", "2", "--threads", "1", "--no-progress",
+    ],
+    "synth generate": lambda t: [
+        "synth", "generate", str(t.synth_run()), "--direction", "a2b", "--n", "2", "--out", str(t.tmp / "gen"),
+        "--no-progress",
+    ],
+    "synth evaluate": lambda t: [
+        "synth", "evaluate", str(t.synth_run()), "--classifier", str(t.run), "--n", "4", "--gallery", "1",
+        "--c2st-epochs", "1", "--direction", "a2b", "--no-progress",
+    ],
+    "bench lesions": lambda t: [
+        "bench", "lesions", "--source", "folder", "--root", str(t.backgrounds()), "--out", str(t.tmp / "bench"),
+        "--cache", str(t.tmp / "bench-cache"), "--size", "32", "--backgrounds", "20", "--variants", "2",
+        "--epochs", "1", "--methods", "gradcam", "--layers", "layer3", "--explain-limit", "4",
+        "--faithfulness-limit", "0", "--sanity-limit", "0", "--threads", "1", "--no-progress",
+    ],
+}  # fmt: skip
+#: recipe keys that make a training run one step of one epoch on the tiny cache
+TINY_TRAIN = {"train.epochs": 1, "train.max_steps_per_epoch": 1, "train.batch_size": 16, "train.threads": 1}
+
+
+@dataclass
+class Tiny:
+    """The inputs of a slow command: the tiny classifier run, its cache, and files made on demand."""
+
+    run: Path
+    cache: Path
+    tmp: Path
+
+    def sets(self) -> list[str]:
+        """``--set`` flags: the shipped recipe trained one step on the tiny cache."""
+        values = {"data.cache_dir": str(self.cache), **TINY_TRAIN}
+        return [word for key, value in values.items() for word in ("--set", f"{key}={value}")]
+
+    def recipe(self) -> Path:
+        path = self.tmp / "recipe.yaml"
+        path.write_text(
+            f"name: tiny\ndata: {{source: synthetic, cache_dir: '{self.cache}', size: 32}}\n"
+            "model: {name: resnet18}\ntrain: {epochs: 1, batch_size: 16, max_steps_per_epoch: 1, threads: 1}\n"
+        )
+        return path
+
+    def space(self) -> Path:
+        path = self.tmp / "space.yaml"
+        path.write_text("train.lr: {log_uniform: [1e-4, 1e-1]}\n")
+        return path
+
+    def experiment(self) -> Path:
+        doc = {
+            "name": "tiny",
+            "set": {**TINY_TRAIN, "data.cache_dir": str(self.cache)},
+            "evaluate": {"n_boot": 10},
+            "compare": {"n_boot": 10, "speed": False},
+            "runs": [{"name": "a", "recipe": "pneumoniamnist_resnet18"}],
+        }
+        path = self.tmp / "tiny.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    def synth_run(self) -> Path:
+        """A CycleGAN run trained one step with 4-filter networks (through the Python API, on cpu)."""
+        from chestxai.synth.loop import train_synth
+        from chestxai.synth.settings import SynthSettings
+
+        settings = SynthSettings(
+            cache_dir=str(self.cache), run_dir=str(self.tmp / "synth-run"), domain_a="not:Pneumonia",
+            domain_b="Pneumonia", ngf=4, ndf=4, n_blocks=1, epochs=1, max_steps=1, batch_size=2, threads=1,
+            device="cpu",
+        )  # fmt: skip
+        return Path(train_synth(settings, progress=False))
+
+    def backgrounds(self) -> Path:
+        """20 noise PNGs in a class-per-folder tree (what ``--source folder`` reads)."""
+        rng = np.random.default_rng(1)
+        for i in range(20):
+            folder = self.tmp / "xrays" / ("NORMAL" if i % 2 else "PNEUMONIA")
+            folder.mkdir(parents=True, exist_ok=True)
+            image = rng.integers(40, 200, (64, 64), dtype=np.uint8)
+            Image.fromarray(image).save(folder / f"img{i:02d}.png")
+        return self.tmp / "xrays"
 
 
 def _png(tmp):
@@ -81,7 +170,7 @@ def device_commands() -> set[str]:
 
 
 def test_every_command_with_device_is_listed():
-    assert device_commands() == set(FAST) | set(NOT_HERE)
+    assert device_commands() == set(FAST) | set(SLOW)
 
 
 def test_auto_is_this_machines_device_and_cuda_elsewhere_is_one_error():
@@ -126,3 +215,18 @@ def test_command_runs_with_device_auto(command, tiny_run, tmp_path, monkeypatch,
         assert served["app"] is not None
     if command == "explain":
         assert (tiny_run / "explain_metrics.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(SLOW))
+def test_heavier_command_runs_with_device_auto(command, tiny_run, tmp_path, capsys):
+    """The command's own flag handling, device resolution and work, for real, on tiny inputs."""
+    if command == "tune":
+        pytest.importorskip("optuna", reason="chestxai tune needs Optuna: pip install 'chestxai[tune]'")
+    tiny = Tiny(tiny_run, _cache(tiny_run), tmp_path)
+    argv = SLOW[command](tiny) + AUTO
+    with torch_threads(1):  # the suite shares two cores
+        code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Traceback" not in err

@@ -6,7 +6,12 @@ import argparse
 from typing import Any
 
 from chestxai.commands._common import add_common_flags, add_n_boot
-from chestxai.commands.train import run_name
+from chestxai.commands._flags import add_setting_flags, setting_values
+from chestxai.config import RunConfig
+from chestxai.tune.settings import TuneSettings
+
+#: recipe keys a tune flag sets for every trial (the flag is RunConfig's own)
+TRIAL_FLAGS = ("train.device",)
 
 EPILOG = """\
 examples:
@@ -42,18 +47,8 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", required=True, help="recipe: a YAML path or a shipped name (configs/)")
-    p.add_argument("--space", required=True, help="search space YAML, or a shipped name (configs/spaces/)")
-    p.add_argument(
-        "--trials", type=int, required=True, help="trials in the study in total (a re-run continues)"
-    )
-    p.add_argument("--name", type=run_name, required=True, help="study name (and folder runs/<name>/)")
-    p.add_argument("--run-dir", help="study folder (default runs/<name>)")
-    p.add_argument(
-        "--storage",
-        help="Optuna storage: a journal file (default RUN_DIR/study.journal) or a database URL "
-        "(sqlite:///study.db, postgresql://...)",
-    )
+    # one flag per TuneSettings field declared with a flag: help, choices, range and type from the field
+    add_setting_flags(p, TuneSettings)
     p.add_argument(
         "--set",
         action="append",
@@ -61,28 +56,10 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="override a recipe key for every trial, e.g. --set data.root=/data (repeatable)",
     )
-    p.add_argument(
-        "--pruner",
-        choices=("median", "halving", "none"),
-        default="median",
-        help="median: stop a trial whose val AUC at an epoch is below the median of earlier trials at that "
-        "epoch; halving: successive halving; none (default median)",
-    )
-    p.add_argument(
-        "--startup-trials",
-        type=int,
-        default=5,
-        help="trials drawn at random and never pruned before TPE and the median rule start (default 5)",
-    )
-    p.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
+    # --device is the trials' train.device (RunConfig's field: "not given" keeps the recipe's)
+    add_setting_flags(p, RunConfig, only=TRIAL_FLAGS, default_note="default: the recipe's")
     add_n_boot(p, "bootstrap replicates for the test CI")
-    p.add_argument(
-        "--force",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="replace study.json/best.yaml/report.html not written by tune",
-    )
-    add_common_flags(p, seed=True, device_default=None, seed_help="sampler (TPE) seed")
+    add_common_flags(p, device=False)  # --seed is TuneSettings.seed above
     p.set_defaults(func=run)
 
 
@@ -97,29 +74,19 @@ def run(args: argparse.Namespace) -> int:
 
     from chestxai.report.tune import build_tune_report
     from chestxai.rundir import StudyDir
-    from chestxai.tune import TuneSettings, run_study
+    from chestxai.tune import run_study
 
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from us
     settings = TuneSettings(
-        name=args.name,
-        recipe=args.config,
-        space=args.space,
-        trials=args.trials,
-        storage=args.storage,
+        **setting_values(args, TuneSettings),
         overrides=list(args.set),
-        values={"train.device": args.device},
-        pruner=args.pruner,
-        startup_trials=args.startup_trials,
-        timeout=args.timeout,
-        seed=args.seed,
-        run_dir=args.run_dir,
+        values=setting_values(args, RunConfig, only=TRIAL_FLAGS),
         progress=not args.no_progress,
-        force=args.force,
         n_boot=args.n_boot,
     )
     result = run_study(settings, tqdm.write)  # tqdm.write: lines above any progress bar
     summary, folder = result["summary"], result["folder"]
-    report = build_tune_report(folder, force=args.force)
+    report = build_tune_report(folder, force=settings.force)
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["counts"].items()))
     retried = (
         f"; trials {summary['retried']} died with their process and were re-run" if summary["retried"] else ""

@@ -32,23 +32,21 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chestxai.atomic import write_text
-from chestxai.checks import check_run_name
 from chestxai.config import load_config
 from chestxai.locks import exclusive
 from chestxai.rundir import StudyDir
 from chestxai.tune.claims import claim_state, study_mutex
 from chestxai.tune.objective import Outcome, run_trial, trial_config
+from chestxai.tune.settings import TuneSettings
 from chestxai.tune.space import Space, load_space, parse_space_text
 from chestxai.tune.storage import describe, open_storage
 from chestxai.tune.summary import TEST_ATTR, best_trial, build_summary, write_best_config, write_summary
 
 log = logging.getLogger(__name__)
-PRUNERS = ("median", "halving", "none")
 #: a trial whose process died is re-queued this many times at most (one that kills its process
 #: every time, e.g. out of memory at a searched batch size, must not be retried forever)
 MAX_RETRIES = 2
@@ -57,36 +55,6 @@ MACHINE_KEYS = {
     "data": ("root", "cache", "cache_dir", "prepare_workers"),
     "train": ("device", "threads"),
 }
-
-
-@dataclass
-class TuneSettings:
-    name: str
-    recipe: str | None
-    space: str
-    trials: int
-    storage: str | None = None
-    overrides: list[str] = field(default_factory=list)
-    values: dict[str, Any] = field(default_factory=dict)  # dedicated flags (train.device)
-    pruner: str = "median"
-    startup_trials: int = 5
-    timeout: float | None = None
-    seed: int = 0
-    run_dir: str | None = None
-    progress: bool = True
-    force: bool = False
-    n_boot: int = 1000
-
-    def check(self) -> None:
-        check_run_name(self.name)
-        if self.trials < 1:
-            raise ValueError(f"--trials must be at least 1, got {self.trials}")
-        if self.pruner not in PRUNERS:
-            raise ValueError(f"--pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
-        if self.startup_trials < 0:
-            raise ValueError(f"--startup-trials must be >= 0, got {self.startup_trials}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"--timeout must be a number of seconds > 0, got {self.timeout}")
 
 
 def make_sampler(seed: int, startup: int) -> Any:
