@@ -129,12 +129,9 @@ class RegistryChoices(Sequence[str]):
 
     def __init__(self, names: Callable[[], Sequence[str]]) -> None:
         self._names = names
-        self._loaded: list[str] | None = None
 
     def _list(self) -> list[str]:
-        if self._loaded is None:
-            self._loaded = list(self._names())
-        return self._loaded
+        return list(self._names())  # asked each time: the registry is the one list
 
     def __getitem__(self, index):  # noqa: ANN001, ANN204 - Sequence's int/slice overloads
         return self._list()[index]
