@@ -17,6 +17,7 @@ The grammar every command follows (tests/test_cli.py walks the parser to check i
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator, Sequence
 
 from chestxai.checks import DEVICE_HELP, check_device, parse_seed
 
@@ -117,3 +118,29 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
             default=argparse.SUPPRESS,
             help="more log output (-vv for debug and tracebacks)",
         )
+
+
+class RegistryChoices(Sequence[str]):
+    """argparse ``choices`` read from a registry when first needed (checking a given value, or
+    printing ``--help``), not when the parser is built: a registry's modules import torch, and
+    building the parser must not. Pass a ``metavar`` beside it (argparse would otherwise list the
+    choices at ``add_argument``) and ``%(choices)s`` in the help to show them.
+    """
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+
+    def _list(self) -> list[str]:
+        return list(self._names())  # asked each time: the registry is the one list
+
+    def __getitem__(self, index):  # noqa: ANN001, ANN204 - Sequence's int/slice overloads
+        return self._list()[index]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._list())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._list()

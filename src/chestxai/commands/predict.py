@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import add_common_flags
+from chestxai.commands._common import RegistryChoices, add_common_flags
 from chestxai.commands._sharded import add_dist_timeout, run_sharded
 
 EPILOG = """\
@@ -25,6 +25,12 @@ Under torchrun each rank takes a shard of the files (its own GPU with --device a
 writes the merged OUT.csv, the same rows in the same order as one process; a rank that dies or does
 not arrive within --dist-timeout seconds fails the job with a message instead of hanging it.
 """
+
+
+def _single_model_methods() -> list[str]:
+    from chestxai.uncertainty.methods import single_model_methods
+
+    return single_model_methods()
 
 
 def register(subparsers: Any) -> None:
@@ -48,8 +54,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--uncertainty",
         default=None,
-        choices=["mc-dropout", "tta"],
-        help="mean/std over MC-dropout passes or test-time augmentations",
+        choices=RegistryChoices(_single_model_methods),
+        metavar="METHOD",
+        help="mean/std over MC-dropout passes or test-time augmentations (%(choices)s)",
     )
     p.add_argument("--passes", type=int, default=30, help="MC-dropout passes / TTA views (default 30)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward (default 64)")

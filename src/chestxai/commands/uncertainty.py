@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import NoSwitch, add_common_flags, add_n_boot
+from chestxai.commands._common import NoSwitch, RegistryChoices, add_common_flags, add_n_boot
 
 EPILOG = """\
 examples:
@@ -46,9 +46,14 @@ def _dropout(text: str) -> float:
     return value
 
 
-#: ``chestxai.uncertainty.api.METHODS`` (spelt here: importing that package loads torch, and the CLI
-#: starts without it; tests/uncertainty/test_stage.py checks the two agree)
-METHODS = ("mc-dropout", "tta", "ensemble")
+def _methods() -> list[str]:
+    from chestxai.uncertainty.methods import list_methods
+
+    return list_methods()
+
+
+#: ``--method``: the registered uncertainty methods, read when a value is checked or help printed
+METHODS = RegistryChoices(_methods)
 
 
 def register(subparsers: Any) -> None:
@@ -63,7 +68,13 @@ def register(subparsers: Any) -> None:
         "run", metavar="RUN", help="run directory (checkpoint.pt, or ensemble.json with --method ensemble)"
     )
     p.add_argument("more_runs", nargs="*", metavar="RUN", help="more runs: the members of --method ensemble")
-    p.add_argument("--method", choices=METHODS, default="mc-dropout", help="default mc-dropout")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="mc-dropout",
+        metavar="METHOD",
+        help="%(choices)s (default mc-dropout)",
+    )
     p.add_argument("--passes", type=_passes, default=30, help="stochastic passes per image (default 30)")
     p.add_argument(
         "--split", default="test", help="split to analyse (default test; val picks referral cut-offs)"

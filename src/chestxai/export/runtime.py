@@ -19,8 +19,6 @@ METADATA_KEY = "chestxai"  # the same key chestxai.export.onnx writes
 
 
 class OnnxModel:
-    mc_dropout = False  # no dropout at inference in an exported graph
-
     def __init__(self, path: str | Path, threads: int | None = None):
         try:
             import onnxruntime as ort

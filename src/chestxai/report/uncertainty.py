@@ -12,8 +12,8 @@ from __future__ import annotations
 from chestxai.report.html import esc, figure, paragraph, table
 from chestxai.rundir import RunDir
 from chestxai.rundir.jsonfile import read_json
-from chestxai.uncertainty.api import METHODS
 from chestxai.uncertainty.figures import FIGURES
+from chestxai.uncertainty.methods import list_methods
 
 SHOWN_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.5)
 KIND_TITLE = {
@@ -23,7 +23,7 @@ KIND_TITLE = {
 
 
 def methods_with_results(run: RunDir) -> list[str]:
-    return [m for m in METHODS if run.uncertainty_dir(m).summary.is_file()]
+    return [m for m in list_methods() if run.uncertainty_dir(m).summary.is_file()]
 
 
 def has_uncertainty(run: RunDir) -> bool:

@@ -43,13 +43,6 @@ class ServedModel:
     _explainers: dict = field(default_factory=dict, repr=False)
 
     # --- facts ------------------------------------------------------------------------------
-    @property
-    def mc_dropout(self) -> bool:
-        """Whether the model has active dropout to sample (else MC dropout would say std 0)."""
-        from chestxai.uncertainty.mc_dropout import dropout_modules
-
-        return bool(dropout_modules(self.model))
-
     def info(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -93,8 +86,11 @@ class ServedModel:
             return self._explainers[method].explain(self.to_input(images), indices)
 
     def uncertainty_methods(self) -> list[str]:
-        """What :meth:`uncertainty` can do for this model (MC dropout needs active dropout)."""
-        return (["mc-dropout"] if self.mc_dropout else []) + ["tta"]
+        """What :meth:`uncertainty` can do for this model: the registered methods that sample one
+        model and accept it as it is (MC dropout needs active dropout)."""
+        from chestxai.uncertainty.methods import get_method, single_model_methods
+
+        return [n for n in single_model_methods() if get_method(n).available(self.model)]
 
     def uncertainty(
         self, images: np.ndarray, method: str = "mc-dropout", passes: int = 30, seed: int = 0

@@ -34,8 +34,6 @@ from chestxai.serve.inputs import load_files
 
 log = logging.getLogger(__name__)
 
-UNCERTAINTY_METHODS = ("mc-dropout", "tta")
-
 
 def decision_column(label: str) -> str:
     return f"decision_{label}"
@@ -88,13 +86,8 @@ def check_request(scorer: Any, out: Path, options: PredictOptions, onnx: bool) -
             "--explain and --uncertainty need gradients or dropout at inference, which an ONNX model does "
             "not have; pass the run directory instead of --onnx"
         )
-    if options.uncertainty and options.uncertainty not in UNCERTAINTY_METHODS:
-        raise ValueError(f"--uncertainty {options.uncertainty!r}: choose one of {list(UNCERTAINTY_METHODS)}")
-    if options.uncertainty == "mc-dropout" and not scorer.mc_dropout:
-        raise ValueError(
-            f"--uncertainty mc-dropout: {scorer.run.root} has no active dropout (train with model.dropout > 0), "
-            "so every pass would agree and the std would be 0; use --uncertainty tta"
-        )
+    if options.uncertainty:
+        _check_uncertainty(scorer, options.uncertainty)
     if options.label is not None and options.label not in scorer.label_names:
         raise KeyError(f"--label {options.label!r} is not one of the run's labels {scorer.label_names}")
     if options.explain:
@@ -109,6 +102,20 @@ def check_request(scorer: Any, out: Path, options: PredictOptions, onnx: bool) -
             raise FileExistsError(
                 f"{overlay_dir(out, options.explain)} exists; choose another --out or pass --force"
             )
+
+
+def _check_uncertainty(scorer: Any, name: str) -> None:
+    """``--uncertainty NAME``: a registered method that samples one model, and can sample this one."""
+    from chestxai.uncertainty.methods import get_method, single_model_methods
+
+    offered = single_model_methods()
+    if name not in offered:
+        raise ValueError(f"--uncertainty {name!r}: choose one of {offered}")
+    reason = get_method(name).unavailable(scorer.model)
+    if reason:
+        others = [n for n in offered if get_method(n).available(scorer.model)]
+        use = f"; use --uncertainty {' or '.join(others)}" if others else ""
+        raise ValueError(f"--uncertainty {name}: {scorer.run.root} {reason}{use}")
 
 
 def predict_files(scorer: Any, paths: list[Path], out: str | Path, options: PredictOptions) -> dict:

@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from chestxai.explain.methods import UnsupportedMethodError
 from chestxai.metrics.decisions import decide
 from chestxai.models.preprocess import to_input
-from chestxai.uncertainty.heatmaps import ensemble_cams, mc_dropout_cams, tta_cams, write_heatmap_figure
+from chestxai.uncertainty.heatmaps import write_heatmap_figure
+from chestxai.uncertainty.methods import get_method
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,6 @@ def select_cases(
     return cases
 
 
-def _cams(sampler, x: torch.Tensor, labels: list[int], draws: np.ndarray, passes: int, seed: int):
-    if sampler.method == "mc-dropout":
-        return mc_dropout_cams(sampler.model, x, labels, passes, seed, sampler.dropout)
-    if sampler.method == "tta":
-        return tta_cams(sampler.model, x, sampler.preprocess, labels, passes, seed, draws=draws)
-    return ensemble_cams(sampler.model, x, labels, sampler.weights, preprocess=sampler.member_preprocess)
-
-
 def write_gallery(
     sampler, images, rows: np.ndarray, ids: np.ndarray, names: list[str], measures: dict,
     targets: np.ndarray, cases: list[Case], out, passes: int, seed: int,
@@ -84,7 +76,9 @@ def write_gallery(
     device = next(first.parameters()).device
     x = to_input(pixels, sampler.preprocess).to(device)
     try:
-        mean_maps, std_maps = _cams(sampler, x, [c.label for c in cases], pos, passes, seed)
+        mean_maps, std_maps = get_method(sampler.method).cams(
+            sampler, x, [c.label for c in cases], pos, passes, seed
+        )
     except UnsupportedMethodError as exc:
         log.warning("no uncertainty heatmaps: %s", exc)
         mean_maps = std_maps = None

@@ -26,7 +26,7 @@ import torch
 
 from chestxai.explain.explainer import Explainer
 from chestxai.explain.overlay import overlay_heatmap
-from chestxai.uncertainty.api import member_inputs
+from chestxai.uncertainty.forward import member_inputs
 from chestxai.uncertainty.mc_dropout import dropout_active, dropout_modules
 from chestxai.uncertainty.tta import augmented_views, normalise, to_unit, tta_params, unwarp
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,46 +25,23 @@ from tqdm.auto import tqdm
 from chestxai.metrics.bootstrap import count_clusters, has_patient_ids
 from chestxai.metrics.calibration import apply_temperature, calibration_summary
 from chestxai.models.preprocess import to_input
-from chestxai.models.trained_run import TrainedRun
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_not_training, has_marker
 from chestxai.rundir.jsonfile import write_json
 from chestxai.rundir.predictions import write_predictions
 from chestxai.uncertainty import figures as figs
-from chestxai.uncertainty.api import check_method, predict_with_uncertainty
+from chestxai.uncertainty.api import predict_with_uncertainty
 from chestxai.uncertainty.gallery_select import select_cases, write_gallery
-from chestxai.uncertainty.mc_dropout import check_dropout, dropout_in_head_only
 from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty
+from chestxai.uncertainty.methods import check_method, get_method, list_methods
 from chestxai.uncertainty.outputs import uncertainty_frame
 from chestxai.uncertainty.referral import baseline_rankings, referral_analysis, referral_for_target
 from chestxai.uncertainty.risk_coverage import decision_loss, risk_coverage_curve
+from chestxai.uncertainty.sampler import Sampler
 
 log = logging.getLogger(__name__)
 WRITTEN_BY = "chestxai uncertainty"
-#: per-image measures each method ranks by (TTA's view disagreement is not epistemic: no MI)
-RANKINGS = {
-    "mc-dropout": ("std", "entropy", "mutual_information"),
-    "tta": ("std", "entropy"),
-    "ensemble": ("std", "entropy", "mutual_information"),
-}
 N_BINS = 10
-
-
-@dataclass
-class Sampler:
-    """What draws the samples: one model (mc-dropout, tta) or the members (ensemble)."""
-
-    method: str
-    model: object  # a ChestClassifier, or a list of them
-    preprocess: dict
-    label_names: list[str]
-    task: str
-    trained: TrainedRun  # the run (an ensemble's members, or run directories given together)
-    weights: list[float] | None = None
-    member_preprocess: list[dict] | None = None  # ensemble: each member's own normalisation
-    dropout: float | None = None
-    members: list[str] = field(default_factory=list)
-    batching: str = ""
 
 
 def _check_output(out_root: Path, summary: Path, force: bool) -> None:
@@ -79,39 +55,14 @@ def build_sampler(
     run: RunDir, method: str, dropout: float | None, members: Sequence[str | Path], device: str
 ) -> Sampler:
     """Read and check the model(s); every bad-input error of the stage is raised here."""
-    if members and method != "ensemble":
-        raise ValueError(f"extra runs {list(map(str, members))} only make sense with --method ensemble")
-    if dropout is not None and method != "mc-dropout":
-        raise ValueError(f"--dropout only applies to --method mc-dropout, not {method}")
-    if method == "ensemble":
-        if not members and not run.is_ensemble:
-            raise ValueError(
-                f"--method ensemble needs several models: {run.root} is not an ensemble run (no ensemble.json); "
-                f"give more runs (`chestxai uncertainty {run.root} RUN2 RUN3 --method ensemble`) or build one "
-                f"with `chestxai ensemble`"
-            )
-        trained = TrainedRun.open(run, device, members, one_input_size=True)  # compared pixel for pixel
-        source = "runs given on the command line" if members else str(run.ensemble)
-        return Sampler(
-            method, trained.models, trained.preprocess, trained.label_names, trained.task, trained,
-            list(trained.weights), members=[str(m.run.root) for m in trained.members],
-            member_preprocess=[dict(m.preprocess) for m in trained.members],
-            batching=f"one forward per member ({len(trained.members)} members, {source})",
-        )  # fmt: skip
-    trained = TrainedRun.open(run, device, single=True)
-    model = trained.model
-    if method == "mc-dropout":
-        check_dropout(model, dropout)
-    batching = (
-        "the N passes share one backbone forward (dropout sits only in the head)"
-        if method == "mc-dropout" and dropout_in_head_only(model)
-        else "one forward per pass"
-        + (" (dropout inside the backbone)" if method == "mc-dropout" else " (view)")
-    )
-    return Sampler(
-        method, model, trained.preprocess, trained.label_names, trained.task, trained,
-        dropout=dropout, batching=batching,
-    )  # fmt: skip
+    chosen = get_method(method)
+    if members and chosen.single_model:
+        takes = " or ".join(n for n in list_methods() if not get_method(n).single_model)
+        raise ValueError(f"extra runs {list(map(str, members))} only make sense with --method {takes}")
+    if dropout is not None and not chosen.takes_dropout:
+        takes = " or ".join(n for n in list_methods() if get_method(n).takes_dropout)
+        raise ValueError(f"--dropout only applies to --method {takes}, not {method}")
+    return chosen.open(method, run, device, members, dropout)
 
 
 def predict_rows(
@@ -156,7 +107,7 @@ def uncertainty_run(
     progress: bool = False,
 ) -> dict:
     """Run the stage (see the module docstring); returns what ``uncertainty.json`` holds."""
-    check_method(method, passes)
+    chosen = check_method(method, passes)
     if int(batch_size) < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     run = RunDir(Path(run_dir))
@@ -185,14 +136,14 @@ def uncertainty_run(
     val = predict(val_rows, "val") if len(val_rows) else None
     targets, val_targets = cache.labels[rows], cache.labels[val_rows]
     patients = cache.frame["patient_id"].astype(str).to_numpy()[rows]
-    ranked = {k: image_uncertainty(test[k], task) for k in RANKINGS[method]}
+    ranked = {k: image_uncertainty(test[k], task) for k in chosen.rankings}
     analysis = referral_analysis(
         test["mean"], ranked, targets, task, th, confidence_probs=test["deterministic"],
         patient_ids=patients, n_boot=n_boot, seed=seed,
     )  # fmt: skip
     target_referral = {}
     if val is not None:
-        val_ranked = {k: image_uncertainty(val[k], task) for k in RANKINGS[method]}
+        val_ranked = {k: image_uncertainty(val[k], task) for k in chosen.rankings}
         val_ranked["confidence"] = confidence_uncertainty(val["deterministic"], th, task)
         test_ranked = {**ranked, "confidence": confidence_uncertainty(test["deterministic"], th, task)}
         for k, vu in val_ranked.items():
@@ -204,14 +155,14 @@ def uncertainty_run(
         "format": 1,
         "run": str(run.root),
         "method": method,
-        "passes": passes if method != "ensemble" else len(sampler.members),
+        "passes": passes if chosen.uses_passes else len(sampler.members),
         "split": split,
         "seed": seed,
         "label_names": names,
         "task": task,
         "n_images": len(rows),
         "n_patients": count_clusters(patients, len(rows)),
-        "dropout": test["dropout_source"] if method == "mc-dropout" else None,
+        "dropout": test["dropout_source"] if chosen.takes_dropout else None,
         "members": sampler.members,
         "member_weights": sampler.weights,
         "batching": sampler.batching,
@@ -228,7 +179,7 @@ def uncertainty_run(
             "unit": "patient" if has_patient_ids(patients) else "image",
             "note": "replicates resample patients; the retained set is the ranking's choice on the observed data",
         },  # fmt: skip
-        "rankings": {"method": list(RANKINGS[method]), "baselines": ["random", "confidence", "oracle"]},
+        "rankings": {"method": list(chosen.rankings), "baselines": ["random", "confidence", "oracle"]},
         **analysis,
         "definitions": {
             "aurc": "mean over k=1..n of the error rate among the k most certain cases (Geifman et al. 2018)",
