@@ -83,6 +83,13 @@ def add_n_boot(parser: argparse.ArgumentParser, help: str) -> None:  # noqa: A00
     parser.add_argument("--n-boot", type=int, default=N_BOOT, metavar="N", help=f"{help} (default {N_BOOT})")
 
 
+def add_figures_flag(parser: argparse.ArgumentParser) -> None:
+    """``--figures/--no-figures`` (read as ``args.no_figures``), the same on every command that draws."""
+    parser.add_argument(
+        "--figures", dest="no_figures", action=NoSwitch, help="write the figures (--no-figures: skip them)"
+    )
+
+
 class NoSwitch(argparse.BooleanOptionalAction):
     """``--x/--no-x`` for a switch the code reads as ``args.no_x`` (True after ``--no-x``).
 

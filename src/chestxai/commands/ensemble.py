@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from chestxai.commands._common import NoSwitch, add_n_boot
+from chestxai.commands._common import add_figures_flag, add_n_boot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,9 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", help="split to score (default test)")
     p.add_argument("--threshold-policy", default="youden", help="as in `chestxai evaluate`")
     add_n_boot(p, "bootstrap resamples for the CIs")
-    p.add_argument(
-        "--figures", dest="no_figures", action=NoSwitch, help="write the figures (--no-figures: skip them)"
-    )
+    add_figures_flag(p)
     p.add_argument(
         "--force",
         action=argparse.BooleanOptionalAction,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import NoSwitch, add_common_flags, add_n_boot
+from chestxai.commands._common import add_common_flags, add_figures_flag, add_n_boot
 from chestxai.commands._sharded import add_dist_timeout, run_sharded
 from chestxai.rundir import RunDir
 
@@ -54,9 +54,7 @@ def register(subparsers: Any) -> None:
     add_n_boot(p, "bootstrap replicates for the CIs")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
     add_common_flags(p, seed=True, seed_help="bootstrap seed")
-    p.add_argument(
-        "--figures", dest="no_figures", action=NoSwitch, help="write the figures (--no-figures: skip them)"
-    )
+    add_figures_flag(p)
     p.add_argument(
         "--out", default=None, help="folder for the outputs (needed with --data OTHER; new or empty)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chestxai.commands._common import NoSwitch, RegistryChoices, add_common_flags, add_n_boot
+from chestxai.commands._common import RegistryChoices, add_common_flags, add_figures_flag, add_n_boot
 
 EPILOG = """\
 examples:
@@ -85,9 +85,7 @@ def register(subparsers: Any) -> None:
     add_n_boot(p, "bootstrap replicates for the CIs")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--gallery", type=int, default=4, help="cases per gallery list (default 4)")
-    p.add_argument(
-        "--figures", dest="no_figures", action=NoSwitch, help="write the figures (--no-figures: skip them)"
-    )
+    add_figures_flag(p)
     p.add_argument(
         "--force",
         action=argparse.BooleanOptionalAction,
