@@ -59,6 +59,11 @@ def check_device(name: str, where: str = "device") -> str:
     return name
 
 
+def parse_device(text: str) -> str:
+    """``--device``'s parse function (the settings' device fields and every command's flag)."""
+    return check_device(text, "--device")
+
+
 def check_run_name(name: str) -> str:
     """``name`` if it is one usable folder name under runs/, else a ValueError saying why.
 

@@ -28,6 +28,7 @@ from chestxai.checks import (
     check_keys,
     check_numbers,
     check_run_name,
+    parse_device,
     parse_seed,
 )
 from chestxai.errors import UserError
@@ -92,10 +93,6 @@ def _check_per_class(cfg: Any) -> None:
 def _valid(section: str, key: str) -> str:
     """The valid range of ``section.key`` as text, for its flag's help (the rule above owns it)."""
     return RULES[section][key][1]
-
-
-def _device_flag(text: str) -> str:
-    return check_device(text, "--device")
 
 
 @dataclass
@@ -211,7 +208,7 @@ class TrainConfig:
     early_stopping: int = setting(0, help="patience in epochs on validation AUC; 0 = off")
     augment: bool = setting(True, help="training-time augmentation")
     seed: int = setting(0, help="training seed", flag="--seed", parse=parse_seed)
-    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=_device_flag)
+    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=parse_device)
     threads: int = setting(0, help="torch CPU threads; 0 = torch's default")
     max_steps_per_epoch: int = setting(0, help="cap on steps per epoch (for smoke tests); 0 = full epoch")
 

@@ -11,15 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chestxai.checks import DEVICE_HELP, check_device, parse_seed
+from chestxai.checks import DEVICE_HELP, parse_device, parse_seed
 from chestxai.errors import UserError
 from chestxai.flags import setting
 
 DEFAULT_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "eigencam", "cam")
-
-
-def _device_flag(text: str) -> str:
-    return check_device(text, "--device")
 
 
 @dataclass
@@ -85,7 +81,7 @@ class BenchConfig:
     cache: str = setting(
         "", help="where the backgrounds' prepared cache goes (none = the user cache)", flag="--cache"
     )
-    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=_device_flag)
+    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=parse_device)
     threads: int = setting(0, help="torch CPU threads (0 = torch's default)", flag="--threads")
     seed: int = setting(0, help="random seed", flag="--seed", parse=parse_seed)
     force: bool = False

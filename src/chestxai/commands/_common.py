@@ -19,26 +19,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator, Sequence
 
-from chestxai.checks import DEVICE_HELP, check_device, parse_seed
+from chestxai.checks import DEVICE_HELP, parse_device, parse_seed
+from chestxai.commands._flags import usage_type
 
 #: bootstrap replicates for every confidence interval and paired comparison (one default everywhere)
 N_BOOT = 1000
 
 
-def device_flag(text: str) -> str:
-    """argparse type for ``--device``: a usage error names the choices instead of a torch traceback."""
-    try:
-        return check_device(text, "--device")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def seed_flag(text: str) -> int:
-    """argparse type for ``--seed``: a whole number in [0, 2**32), as numpy's generators need."""
-    try:
-        return parse_seed(text, "--seed")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+#: argparse types for ``--device`` and ``--seed``: a usage error naming the flag and the fix
+device_flag = usage_type(parse_device)
+seed_flag = usage_type(parse_seed)
 
 
 def add_common_flags(

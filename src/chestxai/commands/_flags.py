@@ -25,7 +25,7 @@ def _dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
-def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+def usage_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """argparse type: a ValueError from ``parse`` becomes a usage error with its own message."""
 
     def convert(text: str) -> Any:
@@ -88,7 +88,7 @@ def add_setting_flags(
             parse = spec.parse or PLAIN_TYPES.get(s.type_name)
             if parse is None:
                 raise TypeError(f"{cls.__name__}.{s.key}: a {s.type_name} field needs a parse function")
-            kwargs["type"] = parse if parse in PLAIN_TYPES.values() else _checked(parse)
+            kwargs["type"] = parse if parse in PLAIN_TYPES.values() else usage_type(parse)
             if spec.choices:
                 kwargs["choices"] = spec.choices
             if spec.metavar:

@@ -33,16 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run_name(text: str) -> str:
-    """argparse type for ``--name``: one folder name, so the run lands in runs/<name>/."""
-    from chestxai.checks import check_run_name
-
-    try:
-        return check_run_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def values_from_args(args: argparse.Namespace) -> dict[str, object]:
     """Dotted config key -> the flag's value, for the flags given. Values go to the config as the
     Python objects argparse made (``--name 007`` is "007", ``--root "a #2"`` keeps its "#2"); only

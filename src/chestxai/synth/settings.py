@@ -16,7 +16,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from chestxai.checks import DEVICE_HELP, check_device, check_keys, check_numbers, check_run_name, parse_seed
+from chestxai.checks import (
+    DEVICE_HELP,
+    check_device,
+    check_keys,
+    check_numbers,
+    check_run_name,
+    parse_device,
+    parse_seed,
+)
 from chestxai.config import MAX_SIZE, MAX_WORKERS
 from chestxai.errors import UserError
 from chestxai.flags import flag_name, setting
@@ -68,10 +76,6 @@ DOMAIN = "LABEL, not:LABEL or 'No Finding'"
 def _number(key: str, default: Any, help: str, flag: str = "", group: str = "") -> Any:  # noqa: A002
     """A range-checked number: its valid range shown in --help is its rule's."""
     return setting(default, help=help, flag=flag, bounds=RULES[key][1], group=group)
-
-
-def _device_flag(text: str) -> str:
-    return check_device(text, "--device")
 
 
 @dataclass
@@ -161,7 +165,7 @@ class SynthSettings:
         group=TRAINING,
     )
     seed: int = setting(0, help="seed", flag="--seed", parse=parse_seed, bounds=RULES["seed"][1])
-    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=_device_flag)
+    device: str = setting("auto", help=DEVICE_HELP, flag="--device", parse=parse_device)
     threads: int = _number("threads", 0, "torch CPU threads", "--threads", TRAINING)
     samples: int = _number(
         "samples", 4, "images per domain in each epoch's sample grid", "--samples", TRAINING
