@@ -138,7 +138,6 @@ def _label_sanity(
     each method's maps at its best layer with the trained model's on the first ``label_sanity``
     test lesions. A method whose maps stay alike (mean |Spearman| >= the model-randomisation
     threshold) explains the image, not what the labels taught."""
-    from chestxai.devices import pick_device
     from chestxai.explain.explainer import Explainer
     from chestxai.explain.measure import model_inputs
     from chestxai.explain.run import open_explained
@@ -149,7 +148,7 @@ def _label_sanity(
     permuted = replace(task, labels=rng.permutation(task.labels))
     cache_dir = write_task(permuted, bench.permuted_task, f"bench-{cfg.source}", progress=cfg.progress)
     run_dir, seconds = _train(cfg, bench, cache_dir, bench.permuted_run.root)
-    permuted_run = open_explained(run_dir, pick_device(cfg.device))
+    permuted_run = open_explained(run_dir, cfg.device)
     run, other = permuted_run.run, permuted_run.model
     history = read_history(run)
     device = next(model.parameters()).device
@@ -175,7 +174,6 @@ def _label_sanity(
 def run_bench(cfg: BenchConfig) -> dict:
     """The whole benchmark (module doc); returns what it wrote to ``DIR/bench.json``."""
     from chestxai.data.cache import PreparedCache
-    from chestxai.devices import pick_device
     from chestxai.explain.run import open_explained, select_items
     from chestxai.explain.settings import ExplainSettings
     from chestxai.rundir.tables import read_history
@@ -198,7 +196,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     build_s = time.perf_counter() - started
 
     run_dir, train_s = _train(cfg, bench, cache_dir)
-    trained = open_explained(run_dir, pick_device(cfg.device))
+    trained = open_explained(run_dir, cfg.device)
     run, model, preprocess = trained.run, trained.model, trained.preprocess
     cache = PreparedCache(cache_dir)
     history = read_history(run)
