@@ -84,3 +84,7 @@ def nih_images(shared: Path, n: int) -> list[Path]:
 
 def dicoms(shared: Path) -> list[Path]:
     return sorted((shared / "dicom").glob("*.dcm"))
+
+
+#: the base URL for FastAPI's TestClient: its default Host "testserver" is not an allowed host
+LOCAL = "http://127.0.0.1"

@@ -12,7 +12,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from serve_helpers import LABELS, png_bomb, write_png
+from serve_helpers import LABELS, LOCAL, png_bomb, write_png
 
 pytest.importorskip("fastapi", reason="pip install 'chestxai[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -32,7 +32,7 @@ def png_bytes():
 @pytest.fixture(scope="module")
 def client(run_dir, dropout_run):
     app = create_app(load_all([run_dir, dropout_run]), Limits(max_upload_bytes=200_000, max_pixels=4_000_000))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -238,7 +238,7 @@ def test_a_slow_request_times_out_with_504_and_the_service_recovers(run_dir, png
         return plain(images, batch_size)
 
     models["run"].forward = slow
-    with TestClient(create_app(models, Limits(timeout_s=0.5))) as c:
+    with TestClient(create_app(models, Limits(timeout_s=0.5)), base_url=LOCAL) as c:
         r = c.post("/v1/predict", files={"file": ("a.png", png_bytes)})
         assert r.status_code == 504 and "limit" in r.json()["detail"]
         gate.set()
@@ -253,7 +253,7 @@ def test_read_only_run_and_nothing_left_behind(run_dir, png_bytes, tmp_path):
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
         app = create_app(load_all([ro]))
-        with TestClient(app) as c:
+        with TestClient(app, base_url=LOCAL) as c:
             temp = app.state.temp_folder
             assert temp.is_dir()
             r = c.post("/v1/predict?explain=gradcam", files={"file": ("a.png", png_bytes)})

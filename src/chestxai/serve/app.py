@@ -3,8 +3,10 @@
 ``POST /v1/predict``: decode the upload with the project's decoder, resize as ``prepare`` does,
 one batched forward (:mod:`.batching`), decisions at the run's operating thresholds, then, when
 asked, a heatmap + boxes (``explain=METHOD``, ``label=NAME``) through the library's Explainer and
-uncertainty (``uncertainty=mc-dropout|tta``) through ``predict_with_uncertainty``. ``GET
-/v1/models``, ``GET /healthz``, OpenAPI at ``/docs``, the viewer at ``/``. Limits: :mod:`.limits`.
+uncertainty (``uncertainty=mc-dropout|tta``) through ``predict_with_uncertainty``, both in a
+small queue of their own per model (:mod:`.heavy`). ``GET
+/v1/models``, ``GET /healthz``, OpenAPI at ``/docs``, the viewer at ``/``. Limits: :mod:`.limits`
+(one deadline per request: :mod:`.deadline`; Host names: :mod:`.hosts`).
 
 Models are loaded before the app is made (:func:`chestxai.serve.models.load_all`) and never
 written to. Every refusal is JSON ``{"detail": "..."}`` with a status that says why; the service
@@ -14,7 +16,6 @@ keeps serving after any bad request. Every answer has a response model (:mod:`.s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,12 +30,15 @@ from starlette.concurrency import run_in_threadpool
 from chestxai import __version__
 from chestxai.data.decode import DecodeError, ImageTooLargeError
 from chestxai.serve.batching import MicroBatcher, QueueFullError
+from chestxai.serve.deadline import DeadlineMiddleware, timeout_detail
+from chestxai.serve.heavy import HeavyQueue
+from chestxai.serve.hosts import allow_hosts
 from chestxai.serve.inputs import decode_file, to_cache_pixels
 from chestxai.serve.limits import Limits, RequestError, TempFolder, check_content_length, check_type
 from chestxai.serve.models import ServedModel
 from chestxai.serve.render import display_image, heatmap_picture, png_data_url
 from chestxai.serve.schemas import ErrorDetail, Health, Models, Prediction
-from chestxai.serve.upload import receive_upload
+from chestxai.serve.upload import UploadBudget, receive_upload
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +62,11 @@ UPLOAD_SCHEMA = {
 REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorDetail, "description": why}
     for status, why in [
-        (400, "the Content-Length header is not a number"),
+        (400, "the Content-Length header is not a number, or the multipart boundary is too long"),
         (404, "model= names no served model"),
         (413, "the upload or its image is larger than the service's limits"),
         (415, "the upload is not a PNG, JPEG or DICOM file"),
-        (503, "the queue is full: retry after a second (Retry-After)"),
+        (503, "a queue or the upload budget is full: retry after a second (Retry-After)"),
         (504, "the request took longer than the service's time limit"),
     ]
 }
@@ -77,6 +81,8 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
         name: MicroBatcher(m.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue, name)
         for name, m in models.items()
     }
+    heavy = {name: HeavyQueue(name, limits.heavy_queue) for name in models}
+    uploads = UploadBudget(limits)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -101,6 +107,9 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
     app.state.models = models
     app.state.batchers = batchers
     app.state.limits = limits
+    app.state.heavy = heavy
+    allow_hosts(app, limits.allowed_hosts)
+    app.add_middleware(DeadlineMiddleware, seconds=limits.timeout_s)  # outermost: all of a request
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> dict:
@@ -110,6 +119,8 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
             "queue": {n: b.depth for n, b in batchers.items()},
             "forwards": {n: b.batches for n, b in batchers.items()},
             "images": {n: b.items for n, b in batchers.items()},
+            "heavy": {n: q.stats() for n, q in heavy.items()},
+            "uploads": {"in_flight": uploads.uploads, "mb": round(uploads.bytes / (1024 * 1024), 3)},
         }
 
     @app.get("/v1/models", response_model=Models)
@@ -140,19 +151,26 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
         passes: int = Query(30, ge=2, le=200, description="uncertainty passes"),
         display: bool = Query(False, description="also return the decoded image as PNG (the viewer does)"),
     ) -> dict | JSONResponse:
-        target = None
+        target = ticket = None
         try:
             served = _pick(models, model)
             _check_query(served, explain, label, uncertainty)
-            check_content_length(request.headers.get("content-length"), limits)
+            if uncertainty is not None and passes > limits.max_passes:
+                raise RequestError(
+                    422, f"passes={passes}: the service allows at most {limits.max_passes} (--max-passes)"
+                )
+            declared = check_content_length(request.headers.get("content-length"), limits)
+            ticket = uploads.open()  # 503 when --max-uploads are in flight
+            ticket.hold(declared or 0)  # 503 when the temporary folder's budget is spent
             target = state["tmp"].new_file()
             upload = await receive_upload(
-                request.stream(), request.headers.get("content-type"), target, limits
+                request.stream(), request.headers.get("content-type"), target, limits, ticket
             )
             kind = check_type(upload.path, upload.filename, upload.content_type)
-            work = _answer(
+            return await _answer(  # written as a Prediction; the deadline is DeadlineMiddleware's
                 served,
                 batchers[served.name],
+                heavy[served.name],
                 limits,
                 upload,
                 kind,
@@ -162,19 +180,17 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
                 passes,
                 display,
             )
-            return await asyncio.wait_for(work, timeout=limits.timeout_s)  # written as a Prediction
         except RequestError as exc:
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
         except QueueFullError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
         except TimeoutError:
-            return JSONResponse(
-                {"detail": f"the request took longer than the service's {limits.timeout_s:g} s limit"},
-                status_code=504,
-            )
+            return JSONResponse({"detail": timeout_detail(limits.timeout_s)}, status_code=504)
         finally:
             if target is not None:
                 target.unlink(missing_ok=True)
+            if ticket is not None:
+                ticket.close()
 
     app.mount("/", StaticFiles(directory=VIEWER, html=True), name="viewer")
     return app
@@ -225,6 +241,7 @@ def _decode(
 async def _answer(
     served: ServedModel,
     batcher: MicroBatcher,
+    heavy: HeavyQueue,
     limits: Limits,
     upload,
     kind: str,
@@ -270,9 +287,9 @@ async def _answer(
         body["image_size"] = [int(shown.shape[1]), int(shown.shape[0])]
     if explain:
         index = served.label_names.index(label) if label else int(np.argmax(probs))
-        body["explanation"] = await run_in_threadpool(_explain, served, pixels, index, explain, shown.shape)
+        body["explanation"] = await heavy.run(_explain, served, pixels, index, explain, shown.shape)
     if uncertainty:
-        u = await run_in_threadpool(served.uncertainty, pixels[None], uncertainty, passes)
+        u = await heavy.run(served.uncertainty, pixels[None], uncertainty, passes)
         body["uncertainty"] = {
             "method": uncertainty,
             "passes": passes,
@@ -282,8 +299,13 @@ async def _answer(
     return body
 
 
-def _explain(served: ServedModel, pixels: np.ndarray, index: int, method: str, shape: tuple) -> dict:
+def _explain(
+    served: ServedModel, pixels: np.ndarray, index: int, method: str, shape: tuple, should_stop=None
+) -> dict:
     from chestxai.explain import UnsupportedMethodError
+    from chestxai.uncertainty.cancel import check_stop
+
+    check_stop(should_stop)  # the request was abandoned while it waited
 
     try:
         heat = served.explain(pixels[None], [index], method)[0]

@@ -93,10 +93,16 @@ class ServedModel:
         return [n for n in single_model_methods() if get_method(n).available(self.model)]
 
     def uncertainty(
-        self, images: np.ndarray, method: str = "mc-dropout", passes: int = 30, seed: int = 0
+        self,
+        images: np.ndarray,
+        method: str = "mc-dropout",
+        passes: int = 30,
+        seed: int = 0,
+        should_stop=None,
     ) -> dict[str, np.ndarray]:
         """Mean/std (``N x L``) through :func:`chestxai.uncertainty.predict_with_uncertainty`, the
-        call the uncertainty stage makes; refused (ValueError) for a method the model cannot do."""
+        call the uncertainty stage makes; refused (ValueError) for a method the model cannot do.
+        ``should_stop`` (asked between chunks of passes) ends it early with ``SamplingCancelled``."""
         from chestxai.uncertainty import predict_with_uncertainty
 
         if method not in self.uncertainty_methods():
@@ -112,6 +118,7 @@ class ServedModel:
                 passes=passes,
                 seed=seed,
                 preprocess=self.preprocess,
+                should_stop=should_stop,
             )
         return {k: np.asarray(out[k], dtype=np.float32) for k in ("mean", "std")}
 

@@ -29,6 +29,14 @@ class Health(Answer):
     queue: dict[str, int] = Field(description="images waiting for a forward, per model")
     forwards: dict[str, int] = Field(description="batched forwards run since the start, per model")
     images: dict[str, int] = Field(description="images scored since the start, per model")
+    heavy: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="explain/uncertainty jobs per model: running, waiting, and cancelled (stopped "
+        "between passes after their request timed out) since the start",
+    )
+    uploads: dict[str, float] = Field(
+        default_factory=dict, description="uploads in flight and the MB they hold in the temporary folder"
+    )
 
 
 class ModelInfo(Answer):

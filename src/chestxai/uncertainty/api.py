@@ -23,7 +23,7 @@ plus ``samples`` (``K x B x L``) and ``deterministic`` (the plain eval-mode pred
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,12 +42,16 @@ def predict_with_uncertainty(
     preprocess: dict | None = None,
     draw_offset: int = 0,
     weights: Sequence[float] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-image, per-label mean probability and uncertainty of ``model`` on model input ``x``
     (see the module docstring for what each method needs). Raises ValueError before any forward
     when the request cannot be met (unknown method, no dropout, ``passes < 1``, TTA without
-    ``preprocess``): each registered method (:mod:`.methods`) checks its own request."""
+    ``preprocess``): each registered method (:mod:`.methods`) checks its own request. ``should_stop``, when given,
+    is asked between chunks of passes (then a few passes each); when it answers True the sampling
+    raises :class:`~chestxai.uncertainty.cancel.SamplingCancelled` (``serve`` stops a timed-out
+    request's passes this way)."""
     return check_method(method, passes).sample(
         model, x, passes=passes, seed=seed, dropout=dropout, preprocess=preprocess,
-        draw_offset=draw_offset, weights=weights,
+        draw_offset=draw_offset, weights=weights, should_stop=should_stop,
     )  # fmt: skip

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from chestxai.uncertainty.cancel import StopCheck, check_stop, chunk
+
 log = logging.getLogger(__name__)
 
 #: upper bound on activations held per chunk of repeated passes (floats)
@@ -130,9 +132,11 @@ def _dropout_off(model: nn.Module) -> Iterator[None]:
             m.train(True)
 
 
-def _sample_logits(model: nn.Module, x: torch.Tensor, passes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_logits(
+    model: nn.Module, x: torch.Tensor, passes: int, should_stop: StopCheck = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(``passes x B x L`` logits with dropout active, ``B x L`` deterministic logits); see the
-    module doc for how the passes are batched."""
+    module doc for how the passes are batched. ``should_stop`` is asked before each chunk."""
     b = len(x)
     out = []
     if dropout_in_head_only(model):
@@ -142,8 +146,9 @@ def _sample_logits(model: nn.Module, x: torch.Tensor, passes: int) -> tuple[torc
         inp = model.pool(feats) if model.head.consumes == "pooled" else feats
         with _dropout_off(model):
             det = model.head(inp)
-        step = _chunk(inp[0].numel() * b, passes)
+        step = chunk(_chunk(inp[0].numel() * b, passes), should_stop)
         for start in range(0, passes, step):
+            check_stop(should_stop)
             k = min(step, passes - start)
             rep = inp.repeat(k, *([1] * (inp.ndim - 1)))  # k*B rows, pass-major
             out.append(model.head(rep).view(k, b, -1))
@@ -151,8 +156,9 @@ def _sample_logits(model: nn.Module, x: torch.Tensor, passes: int) -> tuple[torc
         # dropout inside the backbone: every pass needs its own full forward
         with _dropout_off(model):
             det = model(x)
-        step = _chunk(x[0].numel() * b * 64, passes)  # activations dwarf the input
+        step = chunk(_chunk(x[0].numel() * b * 64, passes), should_stop)  # activations dwarf the input
         for start in range(0, passes, step):
+            check_stop(should_stop)
             k = min(step, passes - start)
             out.append(model(x.repeat(k, 1, 1, 1)).view(k, b, -1))
     return torch.cat(out), det
@@ -160,7 +166,12 @@ def _sample_logits(model: nn.Module, x: torch.Tensor, passes: int) -> tuple[torc
 
 @torch.inference_mode()
 def mc_dropout_predict(
-    model: nn.Module, x: torch.Tensor, passes: int = 30, seed: int = 0, dropout: float | None = None
+    model: nn.Module,
+    x: torch.Tensor,
+    passes: int = 30,
+    seed: int = 0,
+    dropout: float | None = None,
+    should_stop: StopCheck = None,
 ) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(``passes x B x L`` probabilities of ``passes`` dropout samples for model input ``x``, the
     ``B x L`` deterministic (dropout off) probabilities from the same backbone forward, the dropout
@@ -170,7 +181,7 @@ def mc_dropout_predict(
     devices = [x.device] if x.device.type == "cuda" else []
     with dropout_active(model, dropout) as source, torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
-        logits, det = _sample_logits(model, x, int(passes))
+        logits, det = _sample_logits(model, x, int(passes), should_stop)
         probs = model.probabilities(logits.flatten(0, 1)).view_as(logits)
         det_probs = model.probabilities(det)
     return probs.float(), det_probs.float(), source

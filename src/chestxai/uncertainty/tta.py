@@ -23,6 +23,7 @@ from torch import nn
 
 from chestxai.data.augment import AugmentConfig, apply_params
 from chestxai.data.dataset import augment_params
+from chestxai.uncertainty.cancel import StopCheck, check_stop, chunk
 
 _MAX_ELEMENTS = 1 << 24
 
@@ -68,9 +69,11 @@ def tta_samples(
     seed: int = 0,
     draw_offset: int = 0,
     config: AugmentConfig | None = None,
+    should_stop: StopCheck = None,
 ) -> torch.Tensor:
     """``passes x B x L`` probabilities of the model (in eval mode) on ``passes`` augmented views
-    of the normalised model input ``x``."""
+    of the normalised model input ``x``; ``should_stop`` is asked before each chunk of passes
+    (:mod:`.cancel`)."""
     if int(passes) < 1:
         raise ValueError(f"--passes must be >= 1, got {passes}")
     was_training = model.training
@@ -79,8 +82,10 @@ def tta_samples(
         params = tta_params(passes, len(x), seed, draw_offset, config)
         unit = to_unit(x, preprocess)
         step = max(1, min(int(passes), _MAX_ELEMENTS // max(unit[0].numel() * len(x) * 16, 1)))
+        step = chunk(step, should_stop)
         out = []
         for start in range(0, int(passes), step):
+            check_stop(should_stop)
             views = augmented_views(unit, params[start : start + step].to(x.device))
             logits = model(normalise(views, preprocess))
             out.append(model.probabilities(logits).view(-1, len(x), logits.shape[-1]))

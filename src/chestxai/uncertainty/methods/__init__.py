@@ -13,7 +13,8 @@ What is particular to a method stays in its class:
   forward; ``unavailable`` / ``available`` ask it of the model as it is, without raising (what
   ``serve`` and ``predict`` offer);
 * ``sample`` - draw the samples for model input ``x`` and summarise them (the measures of
-  :mod:`chestxai.uncertainty.measures`, plus ``samples`` ``K x B x L`` and ``deterministic``);
+  :mod:`chestxai.uncertainty.measures`, plus ``samples`` ``K x B x L`` and ``deterministic``),
+  asking the optional ``should_stop`` between chunks of passes (:mod:`chestxai.uncertainty.cancel`);
 * ``open`` - open the run's model(s) for the stage (a :class:`~chestxai.uncertainty.sampler.Sampler`);
   ``batching`` says how its forwards are batched (recorded in ``uncertainty.json``);
 * ``cams`` - mean and std Grad-CAM over the method's samples (the stage's gallery);
@@ -74,6 +75,7 @@ class UncertaintyMethod:
         preprocess,
         draw_offset: int,
         weights: Sequence[float] | None,
+        should_stop=None,
     ) -> dict[str, np.ndarray]:  # pragma: no cover - the hook
         raise NotImplementedError
 

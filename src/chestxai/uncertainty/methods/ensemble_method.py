@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from chestxai.models.trained_run import TrainedRun
+from chestxai.uncertainty.cancel import check_stop
 from chestxai.uncertainty.forward import deterministic, member_inputs
 from chestxai.uncertainty.heatmaps import ensemble_cams
 from chestxai.uncertainty.measures import summarize_samples
@@ -33,8 +34,9 @@ class Ensemble(UncertaintyMethod):
         if not self.available(model):
             raise ValueError("method 'ensemble' needs a sequence of models (the ensemble's members)")
 
-    def sample(self, model, x, *, passes, seed, dropout, preprocess, draw_offset, weights):
+    def sample(self, model, x, *, passes, seed, dropout, preprocess, draw_offset, weights, should_stop=None):
         self.check(model)
+        check_stop(should_stop)  # one forward per member: nothing to stop between
         models = list(model)
         inputs = member_inputs(x, preprocess, len(models))
         with torch.inference_mode():

@@ -33,9 +33,9 @@ class MCDropout(UncertaintyMethod):
             return None
         return "has no active dropout (train with model.dropout > 0), so every pass would agree and the std would be 0"
 
-    def sample(self, model, x, *, passes, seed, dropout, preprocess, draw_offset, weights):
+    def sample(self, model, x, *, passes, seed, dropout, preprocess, draw_offset, weights, should_stop=None):
         self.check(model, dropout)
-        samples_t, det_t, source = mc_dropout_predict(model, x, passes, seed, dropout)
+        samples_t, det_t, source = mc_dropout_predict(model, x, passes, seed, dropout, should_stop)
         samples, det = samples_t.cpu().numpy(), det_t.cpu().numpy()
         return {
             **summarize_samples(samples),

@@ -20,13 +20,14 @@ class TTA(UncertaintyMethod):
     rankings = ("std", "entropy")
     order = 1
 
-    def sample(self, model, x, *, passes, seed, dropout, preprocess, draw_offset, weights):
+    def sample(self, model, x, *, passes, seed, dropout, preprocess, draw_offset, weights, should_stop=None):
         if preprocess is None:
             raise ValueError(
                 "method 'tta' needs preprocess= (the checkpoint's {'size', 'mean', 'std'}) to undo the "
                 "normalisation of x before augmenting"
             )
-        samples = tta_samples(model, x, preprocess, passes, seed, draw_offset).cpu().numpy()
+        samples = tta_samples(model, x, preprocess, passes, seed, draw_offset, should_stop=should_stop)
+        samples = samples.cpu().numpy()
         return {**summarize_samples(samples), "samples": samples, "deterministic": deterministic(model, x)}
 
     def batching(self, model) -> str:
