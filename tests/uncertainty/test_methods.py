@@ -144,3 +144,33 @@ def test_a_newly_registered_method_is_offered_everywhere(monkeypatch):
     assert "constant" in ServedModel.uncertainty_methods(SimpleNamespace(model=_model(0.0)))
     out = predict_with_uncertainty(_model(), _x(), "constant", 4)
     assert out["samples"].shape == (4, B, L)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_stops_between_passes_when_asked(name):
+    """``should_stop`` (the service's cancel, issue 20 item 19): asked between chunks of passes;
+    a run that is never stopped gives what it gives without it, and one stopped after its first
+    chunk (member) raises SamplingCancelled having run fewer than all the passes (members)."""
+    from chestxai.uncertainty.cancel import CANCEL_CHUNK, SamplingCancelled
+
+    req = _request(name)
+    passes = 3 * CANCEL_CHUNK
+    plain = predict_with_uncertainty(**req, x=_x(), method=name, passes=passes, seed=1)
+    asked = predict_with_uncertainty(
+        **req, x=_x(), method=name, passes=passes, seed=1, should_stop=lambda: False
+    )
+    np.testing.assert_allclose(asked["mean"], plain["mean"], atol=1e-6)
+    models = req["model"] if isinstance(req["model"], list) else [req["model"]]
+    rows: list[int] = []
+    hooks = [m.head.register_forward_pre_hook(lambda _m, a: rows.append(len(a[0]))) for m in models]
+    calls = iter(range(1000))
+    try:
+        with pytest.raises(SamplingCancelled):
+            predict_with_uncertainty(
+                **req, x=_x(), method=name, passes=passes, seed=1, should_stop=lambda: next(calls) >= 1
+            )
+    finally:
+        for h in hooks:
+            h.remove()
+    total = passes * B if get_method(name).uses_passes else N_MEMBERS * B  # rows at the heads
+    assert 0 < sum(rows) < total  # stopped after one chunk of passes (one member), not all

@@ -16,7 +16,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 def allow_hosts(app: Any, allowed: tuple[str, ...]) -> None:
     """Refuse requests whose ``Host`` is not one of ``allowed`` (the port is ignored)."""
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed), www_redirect=False)
+    names = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in allowed]  # IPv6 as in Host
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=names, www_redirect=False)
 
 
 def binding_advice(host: str, allowed: tuple[str, ...]) -> str | None:

@@ -36,11 +36,14 @@ class Ensemble(UncertaintyMethod):
 
     def sample(self, model, x, *, passes, seed, dropout, preprocess, draw_offset, weights, should_stop=None):
         self.check(model)
-        check_stop(should_stop)  # one forward per member: nothing to stop between
         models = list(model)
         inputs = member_inputs(x, preprocess, len(models))
+        rows = []
         with torch.inference_mode():
-            samples = np.stack([deterministic(m, xi) for m, xi in zip(models, inputs, strict=True)])
+            for m, xi in zip(models, inputs, strict=True):
+                check_stop(should_stop)  # between members, as the others between passes
+                rows.append(deterministic(m, xi))
+        samples = np.stack(rows)
         w = None if weights is None else np.asarray(weights, dtype=np.float64)
         return {**summarize_samples(samples, w), "samples": samples, "deterministic": samples[0]}
 
