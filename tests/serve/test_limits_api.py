@@ -84,19 +84,19 @@ def test_heavy_requests_queue_apart_and_plain_predictions_pass(run_dir, png_byte
         return plain(*args, should_stop=should_stop, **kw)
 
     served.uncertainty = held
-    with TestClient(create_app(models, Limits(heavy_queue=1)), base_url=LOCAL) as c:
-        with ThreadPoolExecutor(2) as pool:
-            running = [pool.submit(post, c, png_bytes, "?uncertainty=tta&passes=4") for _ in range(2)]
-            deadline = time.monotonic() + 10
-            while c.get("/healthz").json()["heavy"]["run"] != {"running": 1, "waiting": 1, "cancelled": 0}:
-                assert time.monotonic() < deadline, c.get("/healthz").json()
-                time.sleep(0.05)
-            third = post(c, png_bytes, "?uncertainty=tta&passes=4")
-            assert third.status_code == 503 and third.headers["retry-after"] == "1"
-            assert "--heavy-queue" in third.json()["detail"]
-            assert post(c, png_bytes).status_code == 200  # not stuck behind the heavy ones
-            gate.set()
-            assert [f.result().status_code for f in running] == [200, 200]
+    app = create_app(models, Limits(heavy_queue=1))
+    with TestClient(app, base_url=LOCAL) as c, ThreadPoolExecutor(2) as pool:
+        running = [pool.submit(post, c, png_bytes, "?uncertainty=tta&passes=4") for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while c.get("/healthz").json()["heavy"]["run"] != {"running": 1, "waiting": 1, "cancelled": 0}:
+            assert time.monotonic() < deadline, c.get("/healthz").json()
+            time.sleep(0.05)
+        third = post(c, png_bytes, "?uncertainty=tta&passes=4")
+        assert third.status_code == 503 and third.headers["retry-after"] == "1"
+        assert "--heavy-queue" in third.json()["detail"]
+        assert post(c, png_bytes).status_code == 200  # not stuck behind the heavy ones
+        gate.set()
+        assert [f.result().status_code for f in running] == [200, 200]
 
 
 def test_passes_above_the_service_cap_are_refused(run_dir, png_bytes):
