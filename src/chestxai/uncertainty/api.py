@@ -23,11 +23,13 @@ plus ``samples`` (``K x B x L``) and ``deterministic`` (the plain eval-mode pred
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from chestxai.uncertainty.cancel import check_stop
 from chestxai.uncertainty.methods import check_method
 
 
@@ -51,7 +53,14 @@ def predict_with_uncertainty(
     is asked between chunks of passes (then a few passes each); when it answers True the sampling
     raises :class:`~chestxai.uncertainty.cancel.SamplingCancelled` (``serve`` stops a timed-out
     request's passes this way)."""
-    return check_method(method, passes).sample(
+    chosen = check_method(method, passes)
+    stop = {}
+    if should_stop is not None:
+        if "should_stop" in inspect.signature(chosen.sample).parameters:
+            stop["should_stop"] = should_stop
+        else:
+            check_stop(should_stop)  # a method without the hook is asked once, before it runs
+    return chosen.sample(
         model, x, passes=passes, seed=seed, dropout=dropout, preprocess=preprocess,
-        draw_offset=draw_offset, weights=weights, should_stop=should_stop,
+        draw_offset=draw_offset, weights=weights, **stop,
     )  # fmt: skip
