@@ -136,3 +136,24 @@ def test_generated_pixels_are_the_generator_output(run, tmp_path):
     expected = synth.translate(np.asarray(cache.images[rows]), "a2b")
     written = np.stack([np.asarray(Image.open(tmp_path / "g" / p)) for p in frame["path"]])
     assert np.array_equal(written, expected)
+
+
+# --- issue 20 #9: a generated set loads as the binary finding, with its source patients ----------
+@pytest.mark.parametrize(("direction", "value"), [("b2a", 0.0), ("a2b", 1.0)])
+def test_generated_manifest_loads_as_the_binary_finding_with_source_patients(run, tmp_path, direction, value):
+    out = tmp_path / direction
+    generate(run, direction, out, 4, progress=False)
+    manifest = pd.read_csv(GeneratedDir(out).manifest, dtype=str)
+    table = read_csv_manifest(out)  # no options, as `data summary` / `prepare` read it
+    assert table.task == "binary" and table.label_names == ["Pneumonia"]  # not a class "not:Pneumonia"
+    assert (table.labels[:, 0] == value).all()
+    np.testing.assert_array_equal(table.labels[:, 0], manifest["Pneumonia"].astype(float))
+    assert table.frame["patient_id"].tolist() == manifest["source_patient"].tolist()  # no leak across splits
+
+
+def test_a_domain_that_fixes_one_label_is_written_as_name_or_not_name():
+    from chestxai.synth.generate import manifest_label
+
+    assert manifest_label("No Finding", {"Pneumonia": 0.0}) == "not:Pneumonia"  # PneumoniaMNIST normal
+    assert manifest_label("Pneumonia", {"Pneumonia": 1.0}) == "Pneumonia"
+    assert manifest_label("No Finding", {"Effusion": 0.0, "Mass": 0.0}) == "No Finding"

@@ -19,7 +19,9 @@ examples:
 Files are decoded and resized exactly as `prepare` does for training, then preprocessed as the
 checkpoint says. OUT.csv: one row per good image (path, p_LABEL, decision_LABEL at the run's
 operating thresholds; mean_/std_LABEL with --uncertainty; overlay PNG and boxes with --explain,
-the PNGs in OUT-METHOD/). Bad files are listed on screen and in OUT.skipped.csv with the reason.
+the PNGs in OUT-METHOD/). Bad files are listed on screen and in OUT.skipped.csv with the reason,
+and so is every entry of --folder that is not predicted (FIFOs and devices, never opened; dangling
+links, link loops, unreadable folders).
 --onnx runs with onnxruntime only (no torch needed); heatmaps and MC dropout need the run.
 Under torchrun each rank takes a shard of the files (its own GPU with --device auto) and rank 0
 writes the merged OUT.csv, the same rows in the same order as one process; a rank that dies or does
@@ -79,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give either RUN (a run directory) or --onnx MODEL.onnx, not both or neither")
     if args.passes < 2:
         raise ValueError(f"--passes must be >= 2 to estimate a spread, got {args.passes}")
-    paths = list_inputs(args.images, args.folder, args.csv, args.csv_column)
+    unlisted: list[dict] = []  # folder entries not walked: listed as skipped, never dropped
+    paths = list_inputs(args.images, args.folder, args.csv, args.csv_column, skipped=unlisted)
     options = PredictOptions(
         batch_size=args.batch_size,
         explain=args.explain,
@@ -90,10 +93,12 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.no_progress,
     )
-    return run_sharded(args, "predict", lambda info, device: _run(args, paths, options, info, device))
+    return run_sharded(
+        args, "predict", lambda info, device: _run(args, paths, options, info, device, unlisted)
+    )
 
 
-def _run(args: argparse.Namespace, paths: list, options, info, device: str) -> int:
+def _run(args: argparse.Namespace, paths: list, options, info, device: str, unlisted: list) -> int:
     from pathlib import Path
 
     from chestxai.serve.predict_files import predict_files
@@ -113,7 +118,7 @@ def _run(args: argparse.Namespace, paths: list, options, info, device: str) -> i
         options.rank, options.world_size = info.rank, info.world_size
         options.progress = options.progress and info.is_main
         options.barrier = lambda: wait_for_all(info, timeout, "predict")
-    result = predict_files(scorer, paths, Path(args.out), options)
+    result = predict_files(scorer, paths, Path(args.out), options, unlisted)
     if options.rank != 0:
         return 0
     lines = [f"predicted {result['n_images']} image(s) with {scorer.description} -> {result['out']}"]

@@ -67,8 +67,9 @@ def write_report(
             }
             for i in np.flatnonzero(status[:n] != OK)
         ],
-        # folders the reader could not walk or would not follow (unreadable, link loops): whole
-        # classes can hide there, so --strict treats them like skipped images
+        # folders the reader could not walk or would not follow (unreadable, link loops) and files it
+        # would not open (FIFOs, devices, dangling links): whole classes can hide there, so --strict
+        # treats them like skipped images
         "skipped_folders": [dict(s) for s in table.skipped],
         "masks": {
             "n_total": m,

@@ -181,6 +181,12 @@ def summary(path: str | Path) -> str:
             lines.append(f"  {s['path'] or s['image_id']}: {s['reason']}")
         if len(skipped) > 10:
             lines.append(f"  ... and {len(skipped) - 10} more")
+    unlisted = report.get("skipped_folders", [])
+    if unlisted:
+        lines.append(f"not read while listing the images: {len(unlisted)} file(s)/folder(s):")
+        lines += [f"  {s['path']}: {s['reason']}" for s in unlisted[:10]]
+        if len(unlisted) > 10:
+            lines.append(f"  ... and {len(unlisted) - 10} more")
     failed = report.get("masks", {}).get("failed", [])
     if failed:
         lines.append(f"{len(failed)} mask(s) failed to load (see report)")

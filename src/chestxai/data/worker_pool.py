@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from chestxai.data.decode import DecodeError, DecodeSettings, decode_image
+from chestxai.data.file_kind import MISSING, not_regular
 from chestxai.data.resize import resize_mask, resize_unit, to_unit
 from chestxai.data.work_state import EMPTY, OK, SKIPPED
 
@@ -52,6 +53,11 @@ def work(items: list[tuple], size: int, decode: DecodeSettings) -> list[tuple[in
             if kind == "array":
                 results.append((index, OK, resize_unit(to_unit(payload), size)))
             elif kind == "image":
+                # a FIFO or device listed by a manifest would block or never end: never opened
+                odd = not_regular(payload)
+                if odd and odd != MISSING:
+                    results.append((index, SKIPPED, odd))
+                    continue
                 results.append((index, OK, resize_unit(decode_image(payload, decode), size)))
             else:
                 mask = load_mask(pd.DataFrame(payload), root)

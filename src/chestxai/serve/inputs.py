@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from chestxai.data.decode import DecodeSettings, decode_image
+from chestxai.data.file_kind import not_regular
+from chestxai.data.readers._common import walk_files
 from chestxai.data.resize import resize_unit
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,16 @@ def list_inputs(
     folder: str | Path | None = None,
     csv_file: str | Path | None = None,
     csv_column: str | None = None,
+    skipped: list[dict] | None = None,
 ) -> list[Path]:
     """Exactly one of ``images`` (files), ``folder`` (every non-hidden file below it, sorted) or
     ``csv_file`` (a column of paths, relative to the CSV's folder). Missing *listed* files are
-    kept: they are reported as skipped with a reason, like any other bad file."""
+    kept: they are reported as skipped with a reason, like any other bad file.
+
+    A folder is walked by the readers' walker (:func:`chestxai.data.readers._common.walk_files`,
+    what ``prepare`` uses): symlinked subfolders are followed once, and whatever it does not
+    return (unreadable folders, link loops, dangling links, FIFOs and devices) is appended to
+    ``skipped`` as ``{"path", "reason"}``, so that every entry found is predicted or listed."""
     given = [x for x in (images, folder, csv_file) if x]
     if len(given) != 1:
         raise ValueError("give exactly one of --images PATH..., --folder DIR or --csv FILE")
@@ -56,13 +64,16 @@ def list_inputs(
         root = Path(folder)
         if not root.is_dir():
             raise FileNotFoundError(f"--folder {root} is not a folder")
-        files = sorted(
-            p
-            for p in root.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
+        problems: list[dict] = []
+        files = walk_files(root, extensions=None, skipped=problems)
         if not files:
-            raise ValueError(f"--folder {root} holds no files; point it at a folder of PNG/JPEG/DICOM images")
+            why = f" ({len(problems)} entries not read, e.g. {problems[0]['path']}: {problems[0]['reason']})"
+            raise ValueError(
+                f"--folder {root} holds no readable files{why if problems else ''}; "
+                f"point it at a folder of PNG/JPEG/DICOM images"
+            )
+        if skipped is not None:
+            skipped.extend(problems)
         return files
     return _csv_paths(Path(csv_file), csv_column)
 
@@ -106,12 +117,18 @@ def skip_reason(exc: BaseException) -> str:
 
 
 def load_files(paths: Sequence[str | Path], size: int, settings: DecodeSettings | None = None) -> Loaded:
-    """Decode + resize ``paths``; each failure is skipped with its reason, never fatal."""
+    """Decode + resize ``paths``; each failure is skipped with its reason, never fatal. Paths that
+    are not regular files (after following links) are skipped without being opened."""
     good: list[str] = []
     positions: list[int] = []
     arrays: list[np.ndarray] = []
     skipped: list[dict] = []
     for k, p in enumerate(paths):
+        odd = not_regular(p)  # a FIFO would block forever, /dev/zero never ends: never opened
+        if odd:
+            log.debug("skipping %s: %s", p, odd)
+            skipped.append({"position": k, "path": str(p), "reason": odd})
+            continue
         try:
             arrays.append(to_cache_pixels(decode_file(p, settings), size))
             good.append(str(p))

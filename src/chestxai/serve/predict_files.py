@@ -1,8 +1,9 @@
 """``chestxai predict``: probabilities and decisions for any list of image files.
 
 Batched: files are decoded a batch at a time (memory stays flat on a large folder) and each batch
-is one forward. A file that fails to decode is listed on screen and in ``OUT.skipped.csv`` with
-its reason and never stops the run. Under ``torchrun --nproc_per_node N`` rank ``r`` takes the
+is one forward. A file that fails to decode, is not a regular file (a FIFO, a device, a dangling
+link: never opened) or was not walked (an unreadable folder, a link loop) is listed on screen and
+in ``OUT.skipped.csv`` with its reason and never stops the run. Under ``torchrun --nproc_per_node N`` rank ``r`` takes the
 ``r``-th contiguous block of whole batches of the files, writes its rows to a part file beside ``OUT`` and rank 0 merges them back into
 input order once every rank is done (the output equals a one-process run's, row for row). Ranks
 must share the filesystem ``OUT`` lives on.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,8 +120,14 @@ def _check_uncertainty(scorer: Any, name: str) -> None:
         raise ValueError(f"--uncertainty {name}: {scorer.run.root} {reason}{use}")
 
 
-def predict_files(scorer: Any, paths: list[Path], out: str | Path, options: PredictOptions) -> dict:
-    """Score ``paths`` into ``out`` (CSV) and ``OUT.skipped.csv``; returns counts and paths written."""
+def predict_files(
+    scorer: Any, paths: list[Path], out: str | Path, options: PredictOptions, unlisted: Sequence[dict] = ()
+) -> dict:
+    """Score ``paths`` into ``out`` (CSV) and ``OUT.skipped.csv``; returns counts and paths written.
+
+    ``unlisted``: ``{"path", "reason"}`` of entries the listing did not return (unreadable folders,
+    link loops, FIFOs...: :func:`chestxai.serve.inputs.list_inputs`); they go into
+    ``OUT.skipped.csv`` after the files' own rows."""
     out = Path(out)
     onnx = not hasattr(scorer, "explain")
     check_request(scorer, out, options, onnx)
@@ -129,6 +137,11 @@ def predict_files(scorer: Any, paths: list[Path], out: str | Path, options: Pred
     ]
     rows: list[dict] = []
     skipped: list[dict] = []
+    if options.rank == 0:  # once, whatever the number of ranks
+        skipped += [
+            {"index": len(paths) + k, "path": str(u["path"]), "reason": u["reason"]}
+            for k, u in enumerate(unlisted)
+        ]
     bar = tqdm(total=len(mine), desc="predict", unit="img", disable=not options.progress)
     for start in range(0, len(mine), options.batch_size):
         index = mine[start : start + options.batch_size]

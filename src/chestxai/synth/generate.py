@@ -4,8 +4,10 @@
 :class:`chestxai.rundir.GeneratedDir`), one row per image::
 
     path           images/a2b-img00012.png (relative to DIR)
-    label          the target domain's text ("Pneumonia", "not:Pneumothorax", "No Finding"): the
-                   csv reader's default label column, so `data summary` / `prepare` need no options
+    label          the target domain's text ("Pneumonia", "not:Pneumothorax", "No Finding"; for a
+                   domain that fixes one label, NAME or not:NAME: "No Finding" of PneumoniaMNIST is
+                   "not:Pneumonia"): the csv reader's default label column, which it loads as the
+                   binary task NAME (1 / 0), so `data summary` / `prepare` need no options
     <LABEL>...     the source's label columns the target domain fixes, 0/1 (present: LABEL = 1;
                    not:LABEL: LABEL = 0; No Finding: every label 0), for `--option label_cols=...`
     source_image   image_id of the translated input in the run's prepared cache
@@ -83,6 +85,17 @@ def target_label_values(text: str, label_names: list[str], task: str) -> dict[st
             return {n: float(n == label) for n in names}
         return {label: 0.0}
     return {label: 1.0 if spec.present else 0.0}
+
+
+def manifest_label(domain: str, values: dict[str, float]) -> str:
+    """The manifest's ``label`` text: ``domain``, or ``NAME``/``not:NAME`` when it fixes one label only
+    (the csv reader loads that as the binary task ``NAME``; "No Finding" alone would be a class)."""
+    from chestxai.synth.domains import ABSENT_PREFIX
+
+    if len(values) == 1:
+        ((name, value),) = values.items()
+        return name if value == 1 else f"{ABSENT_PREFIX}{name}"
+    return domain
 
 
 def _manifest_header(label_columns: list[str]) -> list[str]:
@@ -180,6 +193,7 @@ def generate(
     _check_targets(gen, rel)
     values = target_label_values(synth.domains[target], target_cache.label_names, target_cache.task)
     label_columns = [c for c in values if c not in set(FIXED_COLUMNS) | set(INFO_COLUMNS)]
+    label_text = manifest_label(synth.domains[target], values)
 
     gen.images.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(rows), desc=f"generate {direction}", disable=not progress, leave=False)
@@ -194,7 +208,7 @@ def generate(
     table = pd.DataFrame(
         {
             "path": rel,
-            "label": synth.domains[target],
+            "label": label_text,
             **{c: [int(values[c])] * len(rows) for c in label_columns},
             "source_image": frame["image_id"].iloc[rows].astype(str).to_numpy(),
             "source_patient": frame["patient_id"].iloc[rows].astype(str).to_numpy(),

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chestxai.data.file_kind import not_regular
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
@@ -91,11 +93,12 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], path: Path | str, 
 
 def walk_files(
     root: Path,
-    extensions: Iterable[str] = IMAGE_EXTENSIONS,
+    extensions: Iterable[str] | None = IMAGE_EXTENSIONS,
     prune: Callable[[str], bool] | None = None,
     skipped: list[dict] | None = None,
 ) -> list[Path]:
-    """All files under ``root`` with one of ``extensions`` (case-insensitive), sorted.
+    """All regular files under ``root`` with one of ``extensions`` (case-insensitive; ``None``:
+    any name), sorted.
 
     Hidden files and folders, ``__MACOSX`` and folders for which ``prune(name)`` is true are
     skipped. Symlinked folders are followed (a class folder linked in from elsewhere is part of
@@ -104,11 +107,16 @@ def walk_files(
     folder containing the dataset, or at a folder already walked through another link is not
     entered.
 
-    Folders that could not be read (permissions, I/O errors) and links not followed are never
-    dropped silently: each is logged as a warning and, when ``skipped`` is given, appended to it
-    as ``{"path": ..., "reason": ...}`` so the caller can report them.
+    Only regular files (after following symlinks) are returned: a FIFO would block whoever opens
+    it forever and a device such as ``/dev/zero`` never ends, so those, dangling links and file
+    links that loop are not opened but skipped with the reason from
+    :func:`chestxai.data.file_kind.not_regular` (``not a regular file: fifo (named pipe)``...).
+
+    Folders that could not be read (permissions, I/O errors), links not followed and files that
+    are not regular are never dropped silently: each is logged as a warning and, when ``skipped``
+    is given, appended to it as ``{"path": ..., "reason": ...}`` so the caller can report them.
     """
-    exts = {e.lower() for e in extensions}
+    exts = None if extensions is None else {e.lower() for e in extensions}
     out = []
     problems: list[dict] = []
 
@@ -134,8 +142,14 @@ def walk_files(
             keep.append(d)
         dirnames[:] = keep
         for name in filenames:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts:
-                out.append(Path(dirpath) / name)
+            if name.startswith(".") or (exts is not None and os.path.splitext(name)[1].lower() not in exts):
+                continue
+            full = os.path.join(dirpath, name)
+            reason = not_regular(full)
+            if reason:
+                problems.append({"path": full, "reason": reason})
+            else:
+                out.append(Path(full))
     for p in problems:
         log.warning("%s skipped: %s", p["path"], p["reason"])
     if skipped is not None:

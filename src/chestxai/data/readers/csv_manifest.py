@@ -19,7 +19,17 @@ outside that folder (``../..``, an absolute path elsewhere) is refused, naming t
 ``allow_outside_root=true`` (the check is on the written path: symlinks inside the folder are
 trusted). Two rows naming the same file are merged when they agree (labels, patient, split, view)
 and refused, naming both rows, when they do not. A manifest without rows is an error.
-``patient_col`` defaults to one patient per image (the file stem), ``split_col`` to no split.
+``patient_col`` defaults to the first column named ``patient_id``, ``patient``, ``patientid``,
+``patient id`` or ``source_patient`` (``synth generate``'s manifests: a translated image keeps its
+source's patient), matched ignoring case; without one, or with ``patient_col=none``, each image is
+its own patient (the file stem), as is a row whose patient cell is blank. ``split_col`` defaults to
+no split.
+
+**One finding, present or absent**: a single label column whose values are only ``NAME`` and/or
+``not:NAME`` for one ``NAME`` (the domain spelling of :mod:`chestxai.synth.domains`, which
+``synth generate`` writes in ``label``) loads as the ``binary`` task ``NAME`` (``NAME`` = 1,
+``not:NAME`` = 0), never as a one-class multiclass task or a class called ``not:NAME``. A lone
+normal-like value (``NORMAL``, ``No Finding``) is not taken for a finding; ``positive=`` overrides.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from chestxai.data.readers._common import (
     within,
 )
 from chestxai.data.table import ImageTable
+from chestxai.labels import is_normal_name
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +77,34 @@ def _manifest(root: Path, manifest: str | None) -> Path:
         f"{len(found)} CSV files in {root} ({', '.join(p.name for p in found[:5])}); "
         f"choose one with --option manifest=NAME or pass the file as --root"
     )
+
+
+#: patient column names looked for (ignoring case) when ``patient_col`` is not given
+PATIENT_COLUMNS = ("patient_id", "patient", "patientid", "patient id", "source_patient")
+#: ``not:NAME`` in a label column means NAME is absent (chestxai.synth.domains.ABSENT_PREFIX)
+ABSENT_PREFIX = "not:"
+NO_PATIENT = "none"
+
+
+def _patient_column(columns: list[str], given: str | None) -> str | None:
+    """The patient column: ``given`` (``none``: no column), else the first of :data:`PATIENT_COLUMNS`."""
+    if given is not None:
+        return None if given.strip().lower() in (NO_PATIENT, "") else given
+    lower = {c.lower(): c for c in reversed(columns)}
+    return next((lower[c] for c in PATIENT_COLUMNS if c in lower), None)
+
+
+def _absent_form(text: list[str | None]) -> str | None:
+    """``NAME`` when the known values are only ``NAME`` and/or ``not:NAME`` for one ``NAME``.
+
+    A lone normal-like value (``NORMAL``, ``No Finding``) is not read as a finding.
+    """
+    values = {t for t in text if t is not None}
+    names = {t[len(ABSENT_PREFIX) :].strip() if t.lower().startswith(ABSENT_PREFIX) else t for t in values}
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    return name if name and not is_normal_name(name) else None
 
 
 # spellings of "no value" besides nan/inf (which float() parses); pandas' own NA strings
@@ -122,6 +161,10 @@ def _single(values: pd.Series, positive: object) -> tuple[list[str], np.ndarray,
             )
         labels = np.array([[np.nan if t is None else float(t == pos)] for t in text], dtype=np.float32)
         return [pos], labels, "binary", f"binary: {pos!r} = 1, every other value = 0"
+    absent = _absent_form(text)
+    if absent is not None:
+        labels = np.array([[np.nan if t is None else float(t == absent)] for t in text], dtype=np.float32)
+        return [absent], labels, "binary", f"binary: {absent!r} = 1, {ABSENT_PREFIX + absent!r} = 0"
     names = sorted({t for t in text if t is not None})
     return (
         names,
@@ -230,6 +273,11 @@ def _merge_duplicates(frame: pd.DataFrame, labels: np.ndarray, path: Path, notes
     return keep
 
 
+def _patients(values: pd.Series, files: list[Path]) -> list[str]:
+    """The patient column's text; a blank cell is that image's own patient (its file stem)."""
+    return [f.stem if _blank(v) else str(v).strip() for v, f in zip(values, files, strict=True)]
+
+
 @READERS.register("csv")
 def read(
     root: Path,
@@ -265,6 +313,7 @@ def read(
             )
     if label_col is not None and cols is not None:
         raise ValueError("give either label_col (one column) or label_cols (several 0/1 columns), not both")
+    patient_col = _patient_column(list(df.columns), patient_col)
     needed = [path_col] + ([label_col] if label_col else cols or [])
     needed += [c for c in (patient_col, split_col, view_col, id_col) if c]
     missing = [c for c in needed if c not in df.columns]
@@ -303,7 +352,7 @@ def read(
     frame = make_frame(
         image_id=df[id_col] if id_col else ids,
         path=files,
-        patient_id=df[patient_col] if patient_col else [f.stem for f in files],
+        patient_id=_patients(df[patient_col], files) if patient_col else [f.stem for f in files],
         view=df[view_col].fillna("") if view_col else "",
         split=[normalize_split(v, f"{path.name} column {split_col!r}") for v in df[split_col]]
         if split_col
@@ -319,6 +368,8 @@ def read(
         )
     if not patient_col:
         notes.append("no patient column: each image is its own patient (set patient_col= to group)")
+    else:
+        notes.append(f"patients from column {patient_col!r}: {frame['patient_id'].nunique()} patients")
     extra = [c for c in df.columns if c not in set(needed) and c not in frame.columns]
     for c in extra:
         frame[c] = df[c].to_numpy()

@@ -15,12 +15,21 @@ Rules, applied to each image's path below ``root``:
 * **masks**: folders whose name ends in ``mask``/``masks`` are not read as images. When an image sits in ``images/``
   and a sibling ``masks/`` holds a file of the same name (COVID-19 Radiography Database lung
   masks), it goes to the masks side table as ``kind="png"``, label ``mask_label``.
-* **patient**: from Kermany's file names, so that splits can keep a patient's images together:
-  ``person123_bacteria_456.jpeg`` -> ``person123`` (PNEUMONIA); ``IM-0115-0001.jpeg`` ->
-  ``IM-0115`` and ``NORMAL2-IM-1427-0001.jpeg`` -> ``NORMAL2-IM-1427`` (NORMAL: the last number
-  counts images of one patient). Other names: the file stem (one image per patient).
+* **patient** (``patient_rule``), so that splits keep a patient's images together. ``auto``
+  (default): from Kermany's file names, ``person123_bacteria_456.jpeg`` -> ``person123``
+  (PNEUMONIA); ``IM-0115-0001.jpeg`` -> ``IM-0115`` and ``NORMAL2-IM-1427-0001.jpeg`` ->
+  ``NORMAL2-IM-1427`` (NORMAL: the last number counts images of one patient); then the COVID-19
+  collections' letter suffix: a stem ending in a digit and one lowercase letter is that letter's
+  series of one patient, ``COVID-00039a``/``b``/``c`` -> ``COVID-00039`` (also
+  ``lancet-case2a``/``b``, ``...fig1a``/``b`` in ieee8023/covid-chestxray-dataset, where the
+  metadata gives them one ``patientid``). Grouping two patients as one only costs a little split
+  precision; splitting one patient in two leaks. Other names: the file stem (one image per
+  patient). ``patient_rule=stem`` turns every rule off (one patient per file);
+  ``patient_rule=REGEX`` is searched in each stem, its first group (or the whole match) being the
+  patient; stems it does not match are their own patient (counted in the notes).
 * **symlinked folders** are followed, each real folder once; folders that cannot be read and
-  links that would loop are listed in the table's ``skipped`` and ``notes`` (and logged).
+  links that would loop are listed in the table's ``skipped`` and ``notes`` (and logged), and
+  so are files that are not regular (FIFOs, devices, dangling links): they are never opened.
 
 Labels (``task``):
 
@@ -65,6 +74,9 @@ MASK_DIRS = ("masks", "mask")
 KERMANY_PATIENT = re.compile(r"^(person\d+)_", re.IGNORECASE)
 # Kermany NORMAL files: <patient>-<image number>, the patient being IM-NNNN or NORMAL2-IM-NNNN
 KERMANY_NORMAL_PATIENT = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)-\d+$", re.IGNORECASE)
+# COVID collections: COVID-00039a / COVID-00039b are images of one patient (stem + one letter)
+LETTER_SUFFIX_PATIENT = re.compile(r"^(.*\d)[a-z]$")
+PATIENT_RULES = ("auto", "stem")
 
 
 def is_mask_dir(name: str) -> bool:
@@ -96,10 +108,35 @@ def _subtype(cls: str | None, name: str) -> str | None:
     return None
 
 
-def patient_of(path: Path) -> str:
-    """The patient an image file belongs to, from Kermany's naming (see the module docstring)."""
-    m = KERMANY_PATIENT.match(path.name) or KERMANY_NORMAL_PATIENT.match(path.stem)
+def patient_of(path: Path, rule: str = "auto") -> str:
+    """The patient an image file belongs to under ``rule`` (``auto``, ``stem`` or a regex; see the
+    module docstring)."""
+    if rule == "stem":
+        return path.stem
+    if rule != "auto":
+        m = re.search(rule, path.stem)
+        return (m.group(1) if m.re.groups else m.group(0)) if m else path.stem
+    m = (
+        KERMANY_PATIENT.match(path.name)
+        or KERMANY_NORMAL_PATIENT.match(path.stem)
+        or LETTER_SUFFIX_PATIENT.match(path.stem)
+    )
     return m.group(1) if m else path.stem
+
+
+def _patient_rule(rule: str) -> str:
+    """``rule`` checked: ``auto``, ``stem`` or a regex that compiles (an error names the option)."""
+    rule = str(rule)
+    if rule in PATIENT_RULES:
+        return rule
+    try:
+        re.compile(rule)
+    except re.error as exc:
+        raise ValueError(
+            f"patient_rule={rule!r} is not a regular expression ({exc}); give auto, stem or a regex whose "
+            f"first group is the patient, e.g. --option 'patient_rule=^(.*\\d)[a-z]?$'"
+        ) from None
+    return rule
 
 
 def _binary_positive(found: list[str]) -> str | None:
@@ -127,14 +164,17 @@ def read(
     masks: bool = True,
     mask_label: str = "Lungs",
     multiclass: bool = False,
+    patient_rule: str = "auto",
 ) -> ImageTable:
     """Read a class-per-folder tree of PNG/JPEG/DICOM images (see the module docstring).
 
     Options: ``pneumonia_subtypes`` (Kermany 3-class), ``positive`` (binary task for that class),
     ``classes`` (keep only these classes, in this order; other labelled images are dropped),
     ``masks`` (attach sibling ``masks/`` files), ``mask_label``, ``multiclass`` (keep a
-    normal/abnormal pair of folders as two one-hot classes instead of one binary label).
+    normal/abnormal pair of folders as two one-hot classes instead of one binary label),
+    ``patient_rule`` (``auto``, ``stem`` or a regex: how file names give the patient).
     """
+    patient_rule = _patient_rule(patient_rule)
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; the folder reader needs a tree of class folders")
@@ -142,7 +182,7 @@ def read(
     files = walk_files(root, IMAGE_EXTENSIONS, prune=is_mask_dir, skipped=skipped)
     if not files:
         unread = (
-            f" ({len(skipped)} folders skipped, e.g. {skipped[0]['path']}: {skipped[0]['reason']})"
+            f" ({len(skipped)} files/folders skipped, e.g. {skipped[0]['path']}: {skipped[0]['reason']})"
             if skipped
             else ""
         )
@@ -153,7 +193,7 @@ def read(
     notes: list[str] = []
     if skipped:
         notes.append(
-            f"{len(skipped)} folders skipped: "
+            f"{len(skipped)} files/folders skipped: "
             + "; ".join(f"{k['path']} ({k['reason']})" for k in skipped[:5])
             + (" ..." if len(skipped) > 5 else "")
         )
@@ -215,10 +255,17 @@ def read(
         )
 
     ids = [f.relative_to(root).as_posix() for f in files]
+    patients = [patient_of(f, patient_rule) for f in files]
+    if patient_rule not in PATIENT_RULES:
+        unmatched = sum(re.search(patient_rule, f.stem) is None for f in files)
+        notes.append(
+            f"patient_rule={patient_rule!r}: {len(set(patients))} patients"
+            + (f"; {unmatched} file names do not match it (each its own patient)" if unmatched else "")
+        )
     frame = make_frame(
         image_id=ids,
         path=[str(f) for f in files],
-        patient_id=[patient_of(f) for f in files],
+        patient_id=patients,
         view="",
         split=split,
         class_folder=[c or "" for c in cls],
