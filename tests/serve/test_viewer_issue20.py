@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 from serve_helpers import free_port, write_png
