@@ -155,3 +155,23 @@ def test_docs_page_loads_swagger_from_the_service_not_a_cdn(client):
     assert "/docs-assets/swagger-ui-bundle.js" in page.text
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"):
         assert client.get(f"/docs-assets/{asset}").status_code == 200, asset
+
+
+def test_explain_command_default_target_is_the_top_positive_finding(run_dir, monkeypatch):
+    """`chestxai explain` without --finding and without ground truth: the same choice."""
+    from chestxai.explain.run import _top_outputs
+    from chestxai.models.trained_run import TrainedRun
+    from chestxai.serve.models import load_served
+
+    trained = TrainedRun.open(run_dir, "cpu")
+    images = [np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)]
+    probs = load_served(run_dir).forward(np.stack(images))[0]
+    names = trained.label_names
+    top, low = names[int(np.argmax(probs))], names[int(np.argmin(probs))]
+    values = {n: min(1.0, float(p) + 1e-3) for n, p in zip(names, probs, strict=True)}
+    values[low] = 0.0
+    base = trained.operating_thresholds()
+    monkeypatch.setattr(
+        type(trained), "operating_thresholds", lambda self: dataclasses.replace(base, values=values)
+    )
+    assert names[_top_outputs(trained, 4)(images)[0]] == low != top
