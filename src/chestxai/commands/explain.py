@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--finding",
-        help="explain this finding on every image (default: the boxed findings, else the top output)",
+        help="explain this finding on every image (default: the boxed findings, else the top positive finding)",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(

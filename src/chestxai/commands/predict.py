@@ -18,10 +18,13 @@ examples:
 
 Files are decoded and resized exactly as `prepare` does for training, then preprocessed as the
 checkpoint says. OUT.csv: one row per good image (path, p_LABEL, decision_LABEL at the run's
-operating thresholds; mean_/std_LABEL with --uncertainty; overlay PNG and boxes with --explain,
-the PNGs in OUT-METHOD/). Bad files are listed on screen and in OUT.skipped.csv with the reason,
-and so is every entry of --folder that is not predicted (FIFOs and devices, never opened; dangling
-links, link loops, unreadable folders).
+operating thresholds; mean_/std_LABEL with --uncertainty). With --explain: each image's top
+positive finding is explained (--label to choose; explained_positive says if it is negative), the
+overlay PNG at the original's size (longer side shrunk to 2048 px for the picture only) and the raw
+model-grid heatmap (.npy) in OUT-METHOD/, boxes x,y,w,h in the original's pixels (box_space column;
+--box-space model for the network's square grid). Bad files are listed on screen and in
+OUT.skipped.csv with the reason, and so is every entry of --folder that is not predicted (FIFOs and
+devices, never opened; dangling links, link loops, unreadable folders).
 --onnx runs with onnxruntime only (no torch needed); heatmaps and MC dropout need the run.
 Under torchrun each rank takes a shard of the files (its own GPU with --device auto) and rank 0
 writes the merged OUT.csv, the same rows in the same order as one process; a rank that dies or does
@@ -52,7 +55,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--csv-column", default=None, help="the CSV's path column (default: path/image/file...)")
     p.add_argument("--out", required=True, metavar="OUT.csv", help="predictions CSV to write")
     p.add_argument("--explain", default=None, metavar="METHOD", help="also write heatmap overlays + boxes")
-    p.add_argument("--label", default=None, help="label to explain (default: each image's top-scoring one)")
+    p.add_argument(
+        "--label", default=None, help="label to explain (default: each image's top positive finding)"
+    )
+    p.add_argument(
+        "--box-space",
+        default="original",
+        choices=["original", "model"],
+        help="boxes in the original image's pixels (default) or on the model's square input grid",
+    )
     p.add_argument(
         "--uncertainty",
         default=None,
@@ -87,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         explain=args.explain,
         label=args.label,
+        box_space=args.box_space,
         uncertainty=args.uncertainty,
         passes=args.passes,
         seed=args.seed,

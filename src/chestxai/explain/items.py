@@ -6,7 +6,8 @@ the pixel space of that image when there are any. Which findings are explained:
 * ``finding`` given: that finding on every selected image (scored where it has ground truth);
 * else, ground truth available: every (image, finding) pair that has boxes/masks ("explain the
   boxed findings"); pairs whose finding the model lacks are skipped with that reason;
-* else: the model's top-scoring output per image (the single logit of a binary model).
+* else: per image, the model's top positive finding at the run's operating thresholds, else its
+  top-scoring output (:mod:`chestxai.explain.choice`; the single logit of a binary model).
 
 Files given with ``--images`` are decoded with :func:`chestxai.data.decode.decode_image`; a file
 that fails is skipped and listed with its reason, never fatal.

@@ -85,16 +85,28 @@ def open_explained(run_dir: str | Path, device: str | torch.device = "auto") -> 
     return TrainedRun.open(run, device)
 
 
-def _top_outputs(model, preprocess: dict, batch_size: int):
+def _top_outputs(trained: TrainedRun, batch_size: int):
+    """Per image, the output to explain when no finding is named and there is no ground truth: the
+    top *positive* finding at the run's operating thresholds, else the top-scoring one
+    (:func:`chestxai.explain.choice.choose_target`, as ``predict --explain`` and the service)."""
+    from chestxai.explain.choice import choose_target
+    from chestxai.metrics.decisions import decide
+
+    model, preprocess, names = trained.model, trained.preprocess, trained.label_names
     device = next(model.parameters()).device
+    t = trained.operating_thresholds()
 
     def top(images: list[np.ndarray]) -> np.ndarray:
         out = []
         with torch.inference_mode():
             for lo in range(0, len(images), batch_size):
                 x = model_inputs(images[lo : lo + batch_size], preprocess, device)
-                out.append(model.probabilities(model(x)).float().cpu().numpy().argmax(axis=1))
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+                out.append(model.probabilities(model(x)).float().cpu().numpy())
+        if not out:
+            return np.zeros(0, np.int64)
+        probs = np.concatenate(out)
+        decided = decide(probs, trained.task, [t.values[n] for n in names], t.temperature)
+        return np.array([choose_target(names, p, d).index for p, d in zip(probs, decided, strict=True)])
 
     return top
 
@@ -133,7 +145,7 @@ def select_items(
         boxes=gt_boxes,
         mask_lookup=mask_lookup,
         mask_pairs=mask_pairs,
-        top_outputs=_top_outputs(trained.model, trained.preprocess, batch_size),
+        top_outputs=_top_outputs(trained, batch_size),
         limit=limit,
     )
     if not items:

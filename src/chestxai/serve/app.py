@@ -2,11 +2,13 @@
 
 ``POST /v1/predict``: decode the upload with the project's decoder, resize as ``prepare`` does,
 one batched forward (:mod:`.batching`), decisions at the run's operating thresholds, then, when
-asked, a heatmap + boxes (``explain=METHOD``, ``label=NAME``) through the library's Explainer and
-uncertainty (``uncertainty=mc-dropout|tta``) through ``predict_with_uncertainty``, both in a
-small queue of their own per model (:mod:`.heavy`). ``GET
-/v1/models``, ``GET /healthz``, OpenAPI at ``/docs``, the viewer at ``/``. Limits: :mod:`.limits`
-(one deadline per request: :mod:`.deadline`; Host names: :mod:`.hosts`).
+asked, a heatmap + boxes (``explain=METHOD``, ``label=NAME``; by default the top *positive* finding,
+:mod:`chestxai.explain.choice`; boxes in the original image's pixels unless ``space=model``,
+:mod:`chestxai.explain.spaces`) through the library's Explainer and uncertainty
+(``uncertainty=mc-dropout|tta``) through ``predict_with_uncertainty``, both in a small queue of their
+own per model (:mod:`.heavy`). ``GET /v1/models``, ``GET /v1/models/NAME/card`` (:mod:`.card`),
+``GET /healthz``, OpenAPI at ``/docs`` (offline, :mod:`.docs`), the viewer at ``/``. Limits:
+:mod:`.limits` (one deadline per request: :mod:`.deadline`; Host names: :mod:`.hosts`).
 
 Models are loaded before the app is made (:func:`chestxai.serve.models.load_all`) and never
 written to. Every refusal is JSON ``{"detail": "..."}`` with a status that says why; the service
@@ -29,15 +31,19 @@ from starlette.concurrency import run_in_threadpool
 
 from chestxai import __version__
 from chestxai.data.decode import DecodeError, ImageTooLargeError
+from chestxai.explain.choice import ExplainedTarget, choose_target
+from chestxai.explain.spaces import SPACES
 from chestxai.serve.batching import MicroBatcher, QueueFullError
+from chestxai.serve.card import model_card
 from chestxai.serve.deadline import DeadlineMiddleware, timeout_detail
+from chestxai.serve.docs import add_offline_docs
 from chestxai.serve.heavy import HeavyQueue
 from chestxai.serve.hosts import allow_hosts
 from chestxai.serve.inputs import decode_file, to_cache_pixels
 from chestxai.serve.limits import Limits, RequestError, TempFolder, check_content_length, check_type
 from chestxai.serve.models import ServedModel
 from chestxai.serve.render import display_image, heatmap_picture, png_data_url
-from chestxai.serve.schemas import ErrorDetail, Health, Models, Prediction
+from chestxai.serve.schemas import ErrorDetail, Health, ModelCard, Models, Prediction
 from chestxai.serve.upload import UploadBudget, receive_upload
 
 log = logging.getLogger(__name__)
@@ -103,7 +109,10 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
         version=__version__,
         description=f"Chest X-ray classifier with explanations. **{DISCLAIMER.capitalize()}.**",
         lifespan=lifespan,
+        docs_url=None,  # served from local files below (the default page needs a CDN)
+        redoc_url=None,
     )
+    add_offline_docs(app, "chestxai")
     app.state.models = models
     app.state.batchers = batchers
     app.state.limits = limits
@@ -135,6 +144,13 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
             "disclaimer": DISCLAIMER,
         }
 
+    @app.get("/v1/models/{name}/card", response_model=ModelCard, responses={404: {"model": ErrorDetail}})
+    def card(name: str) -> dict | JSONResponse:
+        try:
+            return model_card(_pick(models, name))
+        except RequestError as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
     @app.post(
         "/v1/predict",
         openapi_extra=UPLOAD_SCHEMA,
@@ -145,7 +161,11 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
     async def predict(
         request: Request,
         explain: str | None = Query(None, description="CAM method, e.g. gradcam (see /v1/models)"),
-        label: str | None = Query(None, description="label to explain (default: the top-scoring one)"),
+        label: str | None = Query(
+            None, description="label to explain (default: the top-probability positive finding)"
+        ),
+        space: str = Query("original", description="boxes in 'original' image pixels or the 'model' grid"),
+        values: bool = Query(False, description="also return the raw heatmap values (model grid)"),
         uncertainty: str | None = Query(None, description="mc-dropout or tta"),
         model: str | None = Query(None, description="served model name (default: the first)"),
         passes: int = Query(30, ge=2, le=200, description="uncertainty passes"),
@@ -159,6 +179,8 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
                 raise RequestError(
                     422, f"passes={passes}: the service allows at most {limits.max_passes} (--max-passes)"
                 )
+            if space not in SPACES:
+                raise RequestError(422, f"space={space!r}: choose one of {', '.join(SPACES)}")
             declared = check_content_length(request.headers.get("content-length"), limits)
             ticket = uploads.open()  # 503 when --max-uploads are in flight
             ticket.hold(declared or 0)  # 503 when the temporary folder's budget is spent
@@ -179,6 +201,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
                 uncertainty,
                 passes,
                 display,
+                (space, values),
             )
         except RequestError as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
@@ -250,6 +273,7 @@ async def _answer(
     uncertainty: str | None,
     passes: int,
     display: bool,
+    view: tuple[str, bool] = ("original", False),
 ) -> dict:
     pixels, shown, shape = await run_in_threadpool(
         _decode, upload.path, limits, served.resize_to, display or bool(explain)
@@ -286,8 +310,10 @@ async def _answer(
         body["image"] = png_data_url(shown)
         body["image_size"] = [int(shown.shape[1]), int(shown.shape[0])]
     if explain:
-        index = served.label_names.index(label) if label else int(np.argmax(probs))
-        body["explanation"] = await heavy.run(_explain, served, pixels, index, explain, shown.shape)
+        target = choose_target(served.label_names, probs, decisions, label)
+        body["explanation"] = await heavy.run(
+            _explain, served, pixels, target, explain, shown.shape, shape[:2], view
+        )
     if uncertainty:
         u = await heavy.run(served.uncertainty, pixels[None], uncertainty, passes)
         body["uncertainty"] = {
@@ -300,7 +326,14 @@ async def _answer(
 
 
 def _explain(
-    served: ServedModel, pixels: np.ndarray, index: int, method: str, shape: tuple, should_stop=None
+    served: ServedModel,
+    pixels: np.ndarray,
+    target: ExplainedTarget,
+    method: str,
+    display_shape: tuple,
+    original_shape: tuple,
+    view: tuple[str, bool],
+    should_stop=None,
 ) -> dict:
     from chestxai.explain import UnsupportedMethodError
     from chestxai.uncertainty.cancel import check_stop
@@ -308,7 +341,15 @@ def _explain(
     check_stop(should_stop)  # the request was abandoned while it waited
 
     try:
-        heat = served.explain(pixels[None], [index], method)[0]
+        heat = served.explain(pixels[None], [target.index], method)[0]
     except UnsupportedMethodError as exc:
         raise RequestError(422, f"explain={method!r}: {exc}") from None
-    return {"method": method, "label": served.label_names[index], **heatmap_picture(heat, shape[:2])}
+    space, values = view
+    return {
+        "method": method,
+        "label": target.name,
+        "selected_by": target.selected_by,
+        "positive": target.positive,
+        "note": target.note,
+        **heatmap_picture(heat, display_shape[:2], original_shape, space, values),
+    }

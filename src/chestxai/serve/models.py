@@ -39,6 +39,7 @@ class ServedModel:
     description: str
     epoch: int | None
     device: str = "cpu"
+    training_data: dict = field(default_factory=dict)  # dataset / cache the run was trained on
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _explainers: dict = field(default_factory=dict, repr=False)
 
@@ -141,7 +142,19 @@ def load_served(run_path: str | Path, name: str | None = None, device: str = "cp
         description=trained.model_name,
         epoch=trained.epoch,
         device=str(trained.device),
+        training_data=_training_data(trained.config),
     )
+
+
+def _training_data(config: dict) -> dict:
+    """What the model card says of the training data: the recipe's data keys that name it."""
+    data = config.get("data") or {}
+    keys = ("dataset", "source", "cache_dir", "size", "labels")
+    return {
+        k: data[k] if isinstance(data[k], (str, int, float, bool)) else str(data[k])
+        for k in keys
+        if k in data
+    }
 
 
 def load_all(runs: list[str | Path], device: str = "cpu") -> dict[str, ServedModel]:

@@ -12,6 +12,12 @@ The scorer is either a :class:`~chestxai.serve.models.ServedModel` (PyTorch, fro
 :class:`~chestxai.export.runtime.OnnxModel` (onnxruntime only); both expose ``label_names``,
 ``task``, ``resize_to``, ``forward(uint8 images)`` and ``decisions(probs)``. Explanations and MC
 dropout need gradients or dropout at inference, so they exist on the PyTorch path only.
+
+``--explain``: each image's top *positive* finding unless ``--label`` names one
+(:mod:`chestxai.explain.choice`); the overlay PNG is written at the original image's size (an
+original longer than ``OVERLAY_MAX_SIDE`` px is shrunk for the picture only), the raw model-grid
+heatmap beside it as ``.npy``, and the boxes in the original's pixels unless ``--box-space model``
+(:mod:`chestxai.explain.spaces`); the ``box_space`` column names the space of every row.
 """
 
 from __future__ import annotations
@@ -66,7 +72,8 @@ def _part(out: Path, rank: int, what: str) -> Path:
 class PredictOptions:
     batch_size: int = 64
     explain: str | None = None
-    label: str | None = None  # explained label (default: each image's top-scoring output)
+    label: str | None = None  # explained label (default: each image's top positive finding)
+    box_space: str = "original"  # boxes in the original image's pixels, or "model" (the network's grid)
     uncertainty: str | None = None
     passes: int = 30
     seed: int = 0
@@ -94,7 +101,9 @@ def check_request(scorer: Any, out: Path, options: PredictOptions, onnx: bool) -
         raise KeyError(f"--label {options.label!r} is not one of the run's labels {scorer.label_names}")
     if options.explain:
         from chestxai.explain import list_methods
+        from chestxai.explain.spaces import check_space
 
+        check_space(options.box_space)
         if options.explain not in list_methods():
             raise KeyError(f"--explain {options.explain!r}: choose one of {', '.join(list_methods())}")
     if options.rank == 0:
@@ -189,28 +198,51 @@ def _score(scorer: Any, loaded, index: list[int], out: Path, options: PredictOpt
             row.update({mean_column(n): float(u["mean"][k, j]) for j, n in enumerate(names)})
             row.update({std_column(n): float(u["std"][k, j]) for j, n in enumerate(names)})
     if options.explain:
-        _explain(scorer, loaded, probs, rows, out, options)
+        _explain(scorer, loaded, probs, decisions, rows, out, options)
     return rows
 
 
-def _explain(scorer, loaded, probs: np.ndarray, rows: list[dict], out: Path, options: PredictOptions) -> None:
-    from chestxai.explain.boxes import boxes_from_heatmap
-    from chestxai.explain.overlay import draw_boxes, overlay_heatmap, resize_heatmap, save_png
+def _explain(
+    scorer,
+    loaded,
+    probs: np.ndarray,
+    decisions: np.ndarray,
+    rows: list[dict],
+    out: Path,
+    options: PredictOptions,
+) -> None:
+    from chestxai.explain.choice import choose_target
+    from chestxai.explain.overlay import draw_boxes, overlay_heatmap, save_png
+    from chestxai.explain.spaces import ORIGINAL, OVERLAY_MAX_SIDE, boxes_in_space
+    from chestxai.serve.inputs import decode_file
+    from chestxai.serve.render import display_image
 
     names = scorer.label_names
-    targets = (
-        [names.index(options.label)] * len(rows) if options.label else [int(np.argmax(p)) for p in probs]
-    )
-    heatmaps = scorer.explain(loaded.images, targets, options.explain)
+    targets = [choose_target(names, probs[k], decisions[k], options.label) for k in range(len(rows))]
+    heatmaps = scorer.explain(loaded.images, [t.index for t in targets], options.explain)
     folder = overlay_dir(out, options.explain)
+    folder.mkdir(parents=True, exist_ok=True)
     for k, row in enumerate(rows):
-        image = loaded.images[k]
-        heat = resize_heatmap(heatmaps[k], image.shape)
-        boxes = boxes_from_heatmap(heat)
-        rgb = draw_boxes(overlay_heatmap(image, heat), [b.as_tuple() for b in boxes])
-        png = save_png(folder / f"{row['index']:06d}_{safe_name(Path(row['path']).stem)}.png", rgb)
-        row["explained_label"] = names[targets[k]]
+        unit = decode_file(row["path"])  # the original again: boxes and overlay in its pixels
+        shape = unit.shape[:2]
+        boxes, _ = boxes_in_space(heatmaps[k], shape, options.box_space)
+        drawn = boxes if options.box_space == ORIGINAL else boxes_in_space(heatmaps[k], shape, ORIGINAL)[0]
+        picture = display_image(unit, OVERLAY_MAX_SIDE)  # the original's size, bounded
+        f = picture.shape[1] / shape[1]
+        rgb = draw_boxes(
+            overlay_heatmap(picture, heatmaps[k]), [[v * f for v in b.as_tuple()] for b in drawn]
+        )
+        stem = folder / f"{row['index']:06d}_{safe_name(Path(row['path']).stem)}"
+        png = save_png(stem.with_suffix(".png"), rgb)
+        npy = stem.with_suffix(".npy")
+        np.save(npy, np.asarray(heatmaps[k], np.float32))
+        row["explained_label"] = targets[k].name
+        row["explained_positive"] = int(targets[k].positive)
+        row["explained_by"] = targets[k].selected_by
         row["overlay"] = str(png)
+        row["heatmap_npy"] = str(npy)
+        row["image_width"], row["image_height"] = int(shape[1]), int(shape[0])
+        row["box_space"] = options.box_space
         row["boxes"] = json.dumps([list(b.as_tuple()) for b in boxes])
 
 
@@ -220,7 +252,17 @@ def _frame(rows: list[dict], scorer, options: PredictOptions) -> pd.DataFrame:
     if options.uncertainty:
         cols += [mean_column(n) for n in names] + [std_column(n) for n in names]
     if options.explain:
-        cols += ["explained_label", "overlay", "boxes"]
+        cols += [
+            "explained_label",
+            "explained_positive",
+            "explained_by",
+            "overlay",
+            "heatmap_npy",
+            "image_width",
+            "image_height",
+            "box_space",
+            "boxes",
+        ]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -62,6 +62,34 @@ class Models(Answer):
     disclaimer: str
 
 
+class MetricValue(Answer):
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class ModelCard(Answer):
+    """What a served model is, its test metrics with intervals, and what it is not for (read from
+    the run's files)."""
+
+    name: str
+    model: str
+    task: str
+    labels: list[str]
+    input_size: int
+    resize_to: int
+    checkpoint_epoch: int | None
+    training_data: dict[str, str | int | float | bool]
+    intended_use: str
+    evaluated: bool = Field(description="metrics.json was found in the run")
+    split: str | None
+    n_images: int | None
+    ci_level: float | None = Field(description="level of the bootstrap intervals (e.g. 0.95)")
+    metrics: dict[str, MetricValue] = Field(description="summary metrics (macro averages) with intervals")
+    per_class_roc_auc: dict[str, MetricValue]
+    note: str | None
+
+
 class FileInfo(Answer):
     name: str | None = Field(description="the upload's file name, as the client sent it")
     format: str = Field(description="the decoder that read it (png, jpeg, dicom ...)")
@@ -83,15 +111,29 @@ class Box(Answer):
     w: int
     h: int
     score: float = Field(description="share of the heatmap's mass inside the box")
-    fraction: list[float] = Field(description="x, y, w, h as fractions of the image's width and height")
+    fraction: list[float] = Field(description="x, y, w, h as fractions of the space's width and height")
 
 
 class Explanation(Answer):
     method: str
-    label: str
-    heatmap: str = Field(description="colour heatmap, data:image/png;base64 at the image's shape")
+    label: str = Field(description="the finding explained")
+    selected_by: str = Field(
+        description="'requested' (label=), 'top positive finding' (the default), or "
+        "'top score, no positive finding' (nothing positive: a negative finding is shown)"
+    )
+    positive: bool = Field(description="the model decided the explained finding positive")
+    note: str | None = Field(description="said when the explained finding is negative")
+    heatmap: str = Field(description="colour heatmap, data:image/png;base64 at the display image's shape")
+    colormap: str = Field(description="OpenCV colormap of the heatmap picture (0 -> blue, 1 -> red for jet)")
+    value_range: list[float] = Field(description="[min, max] of the raw heatmap (the colour bar's range)")
+    space: str = Field(description="pixel space of the boxes: 'original' image or 'model' grid")
+    space_size: list[int] = Field(description="[width, height] of that space")
     boxes: list[Box]
     box_threshold: float | str
+    values: list[list[float]] | None = Field(
+        description="values=true: the raw heatmap, rows of the model grid (stretch to the original to overlay)"
+    )
+    values_size: list[int] = Field(description="[width, height] of the model grid the raw heatmap is on")
 
 
 class Uncertainty(Answer):
