@@ -183,7 +183,8 @@ def uncertainty_run(
         **analysis,
         "definitions": {
             "aurc": "mean over k=1..n of the error rate among the k most certain cases (Geifman et al. 2018)",
-            "augrc": "mean over k=1..n of (errors among the k most certain cases) / n (Traub et al. 2024)",
+            "augrc": "trapezoidal area under (coverage, errors among the accepted cases / n) from (0, 0), one "
+            "point per distinct uncertainty value (Traub et al. 2024, as fd-shifts computes it)",
             "error": "share of an image's known labels decided wrongly at the operating thresholds",
             "image_uncertainty": "the largest per-label value of the measure",
             "confidence": "minus the distance of the deterministic model's p from the threshold",
