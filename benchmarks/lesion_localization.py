@@ -37,7 +37,8 @@ def markdown(b: dict) -> str:
         f"{sec['train']:.0f} s, explain {sec['explain']:.0f} s, total {sec['total'] / 60:.1f} min.",
         f"Best: {best.get('method')} @ {best.get('layer')} pointing game {_f(best.get('pointing_game'))} = "
         f"{_f(best.get('vs_random'), 1)}x random ({_f(rnd.get('pointing_game'))} at {rnd.get('layer')}); "
-        f"heatmaps aligned by {tuple(best.get('alignment_shift_px') or ())} px (measured on this model), "
+        f"heatmaps aligned by {tuple(best['alignment_shift_px']) if best.get('alignment_shift_px') else 'n/a'} px "
+        "(measured on this model), "
         f"pointing game {_f(best.get('pointing_game_unaligned'))} without alignment.",
         "",
     ]
