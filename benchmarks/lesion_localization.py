@@ -36,7 +36,10 @@ def markdown(b: dict) -> str:
         f"tolerance {b['pointing_tolerance_px']:g} px. Time: build {sec['build']:.0f} s, train "
         f"{sec['train']:.0f} s, explain {sec['explain']:.0f} s, total {sec['total'] / 60:.1f} min.",
         f"Best: {best.get('method')} @ {best.get('layer')} pointing game {_f(best.get('pointing_game'))} = "
-        f"{_f(best.get('vs_random'), 1)}x random ({_f(rnd.get('pointing_game'))} at {rnd.get('layer')}).",
+        f"{_f(best.get('vs_random'), 1)}x random ({_f(rnd.get('pointing_game'))} at {rnd.get('layer')}); "
+        f"heatmaps aligned by {tuple(best['alignment_shift_px']) if best.get('alignment_shift_px') else 'n/a'} px "
+        "(measured on this model), "
+        f"pointing game {_f(best.get('pointing_game_unaligned'))} without alignment.",
         "",
     ]
     layers = list(dict.fromkeys(r["layer"] for r in b["per_layer"]))
@@ -52,12 +55,14 @@ def markdown(b: dict) -> str:
             for L in layers
         ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "| method (best layer) | deletion AUC | insertion AUC | ROAD | sanity |Spearman| | sanity |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| method (best layer) | PG aligned (shift px) / unaligned | deletion AUC | insertion AUC | ROAD "
+              "| sanity |Spearman| | sanity |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for m, r in [*b["methods"].items(), ("random", rnd)]:
         fa, sa = r.get("faithfulness") or {}, r.get("sanity") or {}
         verdict = "" if "passed" not in sa else ("pass" if sa["passed"] else "FAIL")
-        lines.append(f"| {m} ({r.get('layer')}) | {_f(fa.get('deletion_auc'))} | {_f(fa.get('insertion_auc'))} | "
+        shift = r.get("alignment_shift_px")
+        pg = f"{_f(r.get('pointing_game'))} ({tuple(shift) if shift else 'n/a'}) / {_f(r.get('pointing_game_unaligned'))}"
+        lines.append(f"| {m} ({r.get('layer')}) | {pg} | {_f(fa.get('deletion_auc'))} | {_f(fa.get('insertion_auc'))} | "
                      f"{_f(fa.get('road'))} | {_f(sa.get('spearman'))} | {verdict} |")  # fmt: skip
     if b.get("shortcut"):
         s = b["shortcut"]

@@ -47,6 +47,9 @@ def test_tiny_lesion_task_pointing_game_beats_the_random_control(background_fold
     assert written["amp"] is False  # recorded: mixed precision changes what the model learns
     assert written["per_layer"] and {r["layer"] for r in written["per_layer"]} == {"layer2", "layer3"}
     assert {"pointing_game", "iobb", "energy"} <= set(written["methods"]["gradcam"])
+    # the headline depends on the alignment shift measured on this model: both are reported (issue 20)
+    assert len(written["best"]["alignment_shift_px"]) == 2 and "unaligned" in written["alignment"]
+    assert 0 <= written["methods"]["gradcam"]["pointing_game_unaligned"] <= 1
     assert written["pointing_tolerance_px"] == 48 / 32 and written["lesion"]["lesion"]["radius"] == [
         0.14,
         0.18,
@@ -56,6 +59,7 @@ def test_tiny_lesion_task_pointing_game_beats_the_random_control(background_fold
 
     html = build_bench_report(tmp_path / "bench").read_text()
     assert "Every method at every layer" in html and "random (control)" in html and "label sanity" in html
+    assert "without alignment" in html
 
 
 @pytest.mark.slow

@@ -74,7 +74,18 @@ def test_table_holds_metrics_size_speed_and_significance(three_runs, tmp_path):
     pc = result.per_class
     assert len(pc) == 9 and set(pc["label"]) == {"class0", "class1", "class2"}
     assert (pc[pc["run"] == "same"]["p_delong_vs_first"] == 1.0).all()  # identical predictions
+    # issue 20 item 8: 3 per-class tests per run, so Holm-adjusted p-values beside the raw ones
+    assert "p_delong_holm_vs_first" in pc.columns
+    from chestxai.metrics.significance import holm_adjust
+
+    b_rows = pc[pc["run"] == "b"]
+    assert b_rows["p_delong_holm_vs_first"].to_numpy() == pytest.approx(
+        holm_adjust(b_rows["p_delong_vs_first"])
+    )
+    assert (b_rows["p_delong_holm_vs_first"] >= b_rows["p_delong_vs_first"]).all()
+    assert pc[pc["run"] == "run"]["p_delong_holm_vs_first"].isna().all()  # the reference: no test
     md = (tmp_path / "cmp.md").read_text()
+    assert "Holm-adjusted" in md and "p_delong_holm_vs_first" in md
     assert "| run |" in md and "ROC-AUC per class" in md and "[" in md
     assert "## Cost" in md and "| infer_images_per_s_b1 |" in md and "![roc](cmp_roc.png)" in md
     for key in ("roc", "metrics", "thresholds", "confidence"):

@@ -270,7 +270,9 @@ def test_other_data_goes_to_out_and_uses_the_runs_operating_thresholds(binary_ru
     assert strict_json(out / "metrics.json")["cache"] == str(external)
     assert (out / "predictions.csv").is_file() and (out / "figures" / "roc.png").is_file()
     assert not (out / "thresholds.json").exists()
-    assert result["bootstrap"]["unit"] == "patient"  # write_tiny_cache uses image ids as patient ids
+    # write_tiny_cache uses image ids as patient ids: no grouping, so the bootstrap resamples images
+    # (issue 20 item 8: it said "patient" and the report "20 images of 20 patients")
+    assert result["bootstrap"]["unit"] == "image"
 
 
 def test_other_data_needs_a_new_or_empty_out(binary_run, tmp_path):

@@ -88,8 +88,35 @@ def test_risk_coverage_definitions_on_a_hand_example():
     assert c["selective_risk"].tolist() == [0.0, 0.5, 1 / 3, 0.5]
     assert c["generalized_risk"].tolist() == [0.0, 0.25, 0.25, 0.5]
     assert aurc(u, loss) == pytest.approx((0 + 0.5 + 1 / 3 + 0.5) / 4)
-    assert augrc(u, loss) == pytest.approx((0 + 0.25 + 0.25 + 0.5) / 4)
+    # trapezoid through (0, 0): (0 + 0)/2 + (0 + .25)/2 + (.25 + .25)/2 + (.25 + .5)/2, times 1/4
+    assert augrc(u, loss) == pytest.approx(0.1875)
     assert aurc(-u, loss) != aurc(u, loss)
+
+
+def _augrc_from_the_definition(u: np.ndarray, loss: np.ndarray) -> float:
+    """Traub et al. 2024: AUGRC = area under the generalized risk P(accepted and wrong) as a function of
+    coverage P(accepted), thresholding the uncertainty at each distinct value, from (0, 0), trapezoids."""
+    cov, risk = [0.0], [0.0]
+    for t in np.unique(u):
+        accepted = u <= t
+        cov.append(accepted.mean())
+        risk.append(loss[accepted].sum() / len(u))
+    c, r = np.array(cov), np.array(risk)
+    return float(np.sum((c[1:] - c[:-1]) * (r[1:] + r[:-1]) / 2))
+
+
+def test_augrc_matches_the_reference_definition_not_the_mean_of_the_curve():
+    """Issue 20 item 15: the old mean of g(k) exceeded Traub et al.'s (fd-shifts) AUGRC by error_rate/(2n)."""
+    rng = np.random.default_rng(0)
+    u, loss = rng.random(37), (rng.random(37) < 0.3).astype(float)
+    g = risk_coverage_curve(u, loss)["generalized_risk"]
+    assert augrc(u, loss) == pytest.approx(_augrc_from_the_definition(u, loss), abs=1e-15)
+    assert augrc(u, loss) == pytest.approx(g.mean() - loss.mean() / (2 * len(u)), abs=1e-15)
+    tied = np.round(u, 1)  # ties: a tie group is accepted together, so the input order does not matter
+    assert augrc(tied, loss) == pytest.approx(_augrc_from_the_definition(tied, loss), abs=1e-15)
+    flip = np.arange(len(u))[::-1]
+    assert augrc(tied[flip], loss[flip]) == pytest.approx(augrc(tied, loss), abs=1e-15)
+    assert augrc(np.zeros(2), np.array([1.0, 0.0])) == pytest.approx(0.25)  # one group: (0,0) -> (1, 0.5)
 
 
 def test_decision_loss_counts_wrong_known_labels():

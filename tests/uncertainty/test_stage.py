@@ -57,6 +57,11 @@ def test_mc_dropout_stage_writes_beside_the_run(dropout_run):
     )
     assert "share the backbone" in saved["batching"] or "one backbone forward" in saved["batching"]
     assert saved["calibration"]["n_bins"] == 10 and "deterministic" in saved["calibration"]
+    # issue 20 item 8: the averaged-probability AUC beside the deterministic one evaluate reports
+    aucs = saved["roc_auc"]
+    assert set(aucs) == {"mean_probs", "deterministic", "note"} and "chestxai evaluate" in aucs["note"]
+    assert aucs["mean_probs"] == pytest.approx(saved["referral"]["random"][0]["roc_auc"])  # 0% referred
+    assert "exact match" in saved["definitions"]["correct"]
     assert len(saved["gallery"]) == 4 and all((out.root / c["heatmap"]).is_file() for c in saved["gallery"])
     assert all((out.root / p).is_file() for p in saved["figures"].values())
 

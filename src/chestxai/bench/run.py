@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from chestxai.atomic import write_text
-from chestxai.bench.measure import best_layers, cue_shares, faithfulness_at, layer_grid, measure_layers
+from chestxai.bench.measure import (
+    best_layers,
+    cue_shares,
+    faithfulness_at,
+    layer_grid,
+    measure_layers,
+    pointing_game_unaligned,
+)
 from chestxai.bench.settings import DEFAULT_METHODS, BenchConfig  # noqa: F401  (re-exported)
 from chestxai.bench.task import CUE, FINDING, build_task, read_backgrounds, write_task
 from chestxai.rundir import BenchDir
@@ -34,6 +41,12 @@ log = logging.getLogger(__name__)
 #: methods run by default: every registered one that works at any layer and costs one batched
 #: forward/backward (ScoreCAM, one forward per channel, and PCAM, which needs a PCAM head, on request)
 RESNET_LAYERS = ("layer2", "layer3", "layer4")
+ALIGNMENT_NOTE = (
+    "heatmaps are moved by alignment_shift_px (rows, cols), measured on this trained model per layer "
+    "(chestxai.explain.alignment: gradient centroid, rounded to 0.5 px), before the pointing game; "
+    "pointing_game_unaligned is the same method, layer and lesions with pytorch-grad-cam's placement "
+    "(explain --no-align). The pointing game depends on the shift: compare both."
+)
 
 
 def default_layers(model: str) -> tuple[str, ...]:
@@ -218,6 +231,9 @@ def run_bench(cfg: BenchConfig) -> dict:
     control_best = best.pop("random", None)
     for method, row in best.items():
         row["faithfulness"] = faithfulness_at(model, items, method, row["module"], preprocess, settings)
+        row["pointing_game_unaligned"] = pointing_game_unaligned(
+            model, items, method, row["module"], preprocess, settings
+        )
     if control_best is not None:
         control_best["faithfulness"] = faithfulness_at(
             model, items, "random", control_best["module"], preprocess, settings
@@ -244,6 +260,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         "val_auc": val_auc,
         "test_auc": test_auc,
         "pointing_tolerance_px": float(cfg.tolerance),
+        "alignment": ALIGNMENT_NOTE,
         "lesion": cfg.task.as_dict(),
         "methods": {
             m: _public(r)
@@ -258,6 +275,8 @@ def run_bench(cfg: BenchConfig) -> dict:
             "method": top["method"],
             "layer": top["layer"],
             "pointing_game": top["pointing_game"],
+            "alignment_shift_px": top["alignment_shift_px"],
+            "pointing_game_unaligned": top["pointing_game_unaligned"],
             "vs_random": (top["pointing_game"] / random_pg) if top and random_pg else None,
         }
         if top

@@ -94,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alignment(r: dict, f) -> str:
+    """The shift the heatmaps were moved by and the pointing game without it (the headline depends on it)."""
+    shift = r.get("alignment_shift_px")
+    if shift is None:
+        return ""
+    return f"(aligned by {tuple(shift)} px; pointing {f(r.get('pointing_game_unaligned'))} unaligned)"
+
+
 def summary(out: dict) -> str:
     """A few lines for the terminal: AUCs, the best (method, layer), the random control."""
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
@@ -101,7 +109,7 @@ def summary(out: dict) -> str:
              f"({out['n_explained']} test lesions, tolerance {out['pointing_tolerance_px']:g} px)"]  # fmt: skip
     for m, r in sorted(out["methods"].items(), key=lambda kv: -(kv[1]["pointing_game"] or 0)):
         lines.append(f"  {m:10s} best layer {r['layer']:8s} pointing {f(r['pointing_game'])}  "
-                     f"IoBB {f(r['iobb'])}  energy {f(r['energy'])}")  # fmt: skip
+                     f"IoBB {f(r['iobb'])}  energy {f(r['energy'])}  {_alignment(r, f)}")  # fmt: skip
     if out.get("random"):
         r = out["random"]
         lines.append(f"  {'random':10s} best layer {r['layer']:8s} pointing {f(r['pointing_game'])}  "

@@ -120,7 +120,16 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
     if result is None:  # a rank other than 0: rank 0 reports
         return 0
     m = result["metrics"]
-    lines = [f"{result['split']}: {result['n_images']} images, {result['n_patients']} patients"]
+    patients = (
+        f", {result['n_patients']} patients"
+        if result["bootstrap"]["unit"] == "patient"
+        else " (no patient ids)"
+    )
+    lines = [f"{result['split']}: {result['n_images']} images{patients}"]
+    small = result.get("small_n", {}).get("classes") or {}
+    if small:
+        lines.append(f"  small samples (< {result['small_n']['min_count']} positives or negatives; CIs rough): "
+                     + ", ".join(f"{k} {v['n_pos']}+/{v['n_neg']}-" for k, v in small.items()))  # fmt: skip
     for key in ("roc_auc", "average_precision", "f1", "recall", "specificity"):
         v = m["macro"][key]
         if v["value"] is not None:

@@ -24,7 +24,7 @@ from chestxai.devices import pick_device
 from chestxai.evaluation.cost import SpeedSettings, cost_row
 from chestxai.metrics.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
 from chestxai.metrics.markdown import markdown_table
-from chestxai.metrics.significance import format_p, paired_bootstrap_auc, per_class_delong
+from chestxai.metrics.significance import format_p, holm_adjust, paired_bootstrap_auc, per_class_delong
 from chestxai.metrics.task_rules import uses_thresholds
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_overwrite
@@ -34,6 +34,11 @@ from chestxai.rundir.predictions import Predictions, read_predictions
 log = logging.getLogger(__name__)
 
 #: macro-averaged metrics shown per run, in table order
+MULTIPLICITY_NOTE = (
+    "Per-class p-values are one test per class: with several classes some raw p < 0.05 are expected by "
+    "chance. p_delong_holm_vs_first is Holm-adjusted over the classes of each run against the first "
+    "(family-wise error); read significance from it, the raw p beside it for each test alone."
+)
 SUMMARY_METRICS = (
     "roc_auc",
     "average_precision",
@@ -220,10 +225,11 @@ def compare_runs(
             single = delong.get(names[0]) if len(names) == 1 else None
             row["p_delong"] = single.p_value if single is not None else np.nan
         md["p (vs first)"] = _p_text(row) if i else "-"
-        for name in names:
+        raw = [(d.p_value if d is not None else np.nan) if i else np.nan for d in map(delong.get, names)]
+        holm = holm_adjust(raw)  # the family: this run's per-class tests against the first
+        for name, p_raw, p_holm in zip(names, raw, holm, strict=True):
             v = metrics["metrics"]["per_class"][name]["roc_auc"]
             lo, hi = v.get("ci") or (None, None)
-            d = delong.get(name)
             class_rows.append(
                 {
                     "run": label,
@@ -231,7 +237,8 @@ def compare_runs(
                     "roc_auc": as_float(v.get("value")),
                     "ci_low": as_float(lo),
                     "ci_high": as_float(hi),
-                    "p_delong_vs_first": (d.p_value if d is not None else np.nan) if i else np.nan,
+                    "p_delong_vs_first": p_raw,
+                    "p_delong_holm_vs_first": p_holm,
                 }
             )
         rows.append(row)
@@ -325,7 +332,8 @@ def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> l
         f"{r.roc_auc:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.roc_auc) else "n/a"
         for r in pc.itertuples()
     ]
-    pc["p_delong_vs_first"] = [format_p(p) if np.isfinite(p) else "" for p in pc["p_delong_vs_first"]]
+    for col in ("p_delong_vs_first", "p_delong_holm_vs_first"):
+        pc[col] = [format_p(p) if np.isfinite(p) else "" for p in pc[col]]
     pc = pc.drop(columns=["ci_low", "ci_high"])
     figures = "".join(f"![{key}]({path.name})\n" for key, path in comparison.figures.items())
     text = (
@@ -341,6 +349,7 @@ def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> l
         + "".join(f"- {line}\n" for line in speed_lines(comparison.summary))
         + "\n## ROC-AUC per class\n\n"
         + markdown_table(pc)
+        + f"\n{MULTIPLICITY_NOTE}\n"
         + (f"\n## Figures\n\n{figures}" if figures else "")
     )
     write_text(md_path, text)

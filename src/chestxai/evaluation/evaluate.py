@@ -20,7 +20,16 @@ import numpy as np
 
 from chestxai.evaluation.outputs import SplitScores, write_split_outputs
 from chestxai.evaluation.sharded_inference import Shards, predict_sharded
-from chestxai.metrics.bootstrap import bootstrap_samples, count_clusters, has_patient_ids, intervals
+from chestxai.metrics.bootstrap import (
+    SMALL_N,
+    SMALL_N_NOTE,
+    UNIT_NOTES,
+    bootstrap_samples,
+    bootstrap_unit,
+    count_clusters,
+    intervals,
+    small_sample_classes,
+)
 from chestxai.metrics.calibration import apply_temperature, calibration_summary, fit_temperature
 from chestxai.metrics.classification import classification_metrics
 from chestxai.metrics.task_rules import check_arrays, uses_thresholds
@@ -101,18 +110,25 @@ def evaluate_predictions(
         )
         calibration.update(temperature=temperature, temperature_fitted_on="val", after_temperature=after)
 
-    has_patients = has_patient_ids(patient_ids)  # images without an id count as their own patient
+    unit = bootstrap_unit(patient_ids, len(probs))  # images without an id count as their own patient
+    small = small_sample_classes(point["per_class"])
     return {
         "task": task,
         "label_names": list(label_names),
         "n_images": len(probs),
-        "n_patients": count_clusters(patient_ids, len(probs)),
+        "n_patients": count_clusters(patient_ids, len(probs)),  # = n_images when unit is "image"
         "bootstrap": {
             "n_boot": n_boot,
             "level": level,
             "seed": seed,
-            "unit": "patient" if has_patients else "image",
+            "unit": unit,
             "method": "percentile",
+            "unit_note": UNIT_NOTES[unit],
+        },
+        "small_n": {
+            "min_count": SMALL_N,
+            "classes": small,
+            "note": SMALL_N_NOTE if small else f"every class has at least {SMALL_N} positives and negatives",
         },
         "thresholds": {"policy": str(policy), "chosen_on": chosen_on, "values": thresholds},
         "calibrated": calibrated,

@@ -69,6 +69,8 @@ class Explainer:
         self.model = model
         self.align = align
         self._shifts: dict[tuple[int, ...], tuple[float, float]] = {}
+        #: the alignment shift (rows, cols px) applied to the last explained batch; (0, 0) before any
+        self.last_shift: tuple[float, float] = (0.0, 0.0)
         self.method = method
         self.spec = configure(method, options)
         self.seed = seed
@@ -117,7 +119,7 @@ class Explainer:
         bad = [int(i) for i in indices if n_out is not None and not 0 <= int(i) < n_out]
         if bad:
             raise ValueError(f"target indices {bad} out of range for a model with {n_out} outputs")
-        shift = self.shift_for(x)
+        shift = self.last_shift = self.shift_for(x)
         was_training = self.model.training
         with frozen_parameters(self.model):
             cam = self.spec.build(self.model, [self.layer], self.reshape, self.rng)

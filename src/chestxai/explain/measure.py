@@ -47,6 +47,8 @@ class MethodResult:
     settings: ExplainSettings
     anatomy: dict | None = None  # border / outside-lung energy (chestxai.explain.anatomy)
     grid: tuple[int, int] | None = None  # the CAM grid at the layer (rows, cols)
+    # the alignment shift applied (rows, cols px; chestxai.explain.alignment)
+    shift: tuple[float, float] = (0.0, 0.0)
 
     def localization(self) -> dict | None:
         scored = self.scores.dropna(subset=["hit"])
@@ -138,8 +140,9 @@ def measure_method(
         anatomy["n_lung_masks"] = int(scores["outside_lungs"].notna().sum())
     grid = layer_grid(model, explainer.layer_name, int(preprocess["size"]))
     return MethodResult(
-        method, explainer.layer_name, heatmaps, all_boxes, scores, seconds, settings, anatomy, grid
-    )
+        method, explainer.layer_name, heatmaps, all_boxes, scores, seconds, settings, anatomy, grid,
+        explainer.last_shift,
+    )  # fmt: skip
 
 
 def _faithfulness(

@@ -66,8 +66,47 @@ def count_clusters(groups: np.ndarray | list | None, n: int) -> int:
 
 
 def has_patient_ids(groups: np.ndarray | list | None) -> bool:
-    """Whether any image has a patient id (the bootstrap unit is then "patient", else "image")."""
+    """Whether any image has a patient id (see :func:`bootstrap_unit` for what the bootstrap resamples)."""
     return groups is not None and not bool(missing_ids(groups).all())
+
+
+def bootstrap_unit(groups: np.ndarray | list | None, n: int) -> str:
+    """``"patient"`` when patient ids group images (some patient has two or more), else ``"image"``.
+
+    A dataset without patient ids, or whose ids are one per image (MedMNIST and a manifest without a
+    patient column use the image id as a stand-in), resamples images: calling that "resampling
+    patients", or writing "624 images of 624 patients", would claim a grouping nobody recorded."""
+    return "patient" if has_patient_ids(groups) and count_clusters(groups, n) < n else "image"
+
+
+#: What a replicate resamples, as metrics.json and the reports say it.
+UNIT_NOTES = {
+    "patient": "replicates resample patients, each with all of its images",
+    "image": "replicates resample images: there are no patient ids that group images (absent, or one id per "
+    "image), so nothing is known about patients",
+}
+
+#: Fewer positives (or negatives) than this in a class: its interval is flagged as small-sample.
+SMALL_N = 10
+SMALL_N_NOTE = (
+    f"classes with fewer than {SMALL_N} positives or negatives: their bootstrap intervals rest on a handful "
+    "of cases (few distinct resampled values) and are not reliable 95% intervals; read them as rough"
+)
+
+
+def small_sample_classes(per_class: dict[str, dict], min_count: int = SMALL_N) -> dict[str, dict[str, int]]:
+    """``{class: {"n_pos", "n_neg"}}`` for the classes with fewer than ``min_count`` positives or
+    negatives among their known targets (entries of ``classification_metrics()["per_class"]``).
+
+    A percentile bootstrap over 3 positives has only a handful of distinct resampled AUCs and
+    sensitivities: the interval is printed like any other but is not a 95% interval in any useful
+    sense, so ``metrics.json`` and the report flag it."""
+    out = {}
+    for name, entry in per_class.items():
+        n, n_pos = int(entry.get("n", 0)), int(entry.get("n_pos", 0))
+        if n_pos < min_count or n - n_pos < min_count:
+            out[name] = {"n_pos": n_pos, "n_neg": n - n_pos}
+    return out
 
 
 def resample_weights(

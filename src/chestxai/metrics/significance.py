@@ -31,6 +31,25 @@ class PairedBootstrapResult:
     n_boot: int
 
 
+def holm_adjust(p_values: np.ndarray | list[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error), NaN entries left out of the family.
+
+    With the ``m`` finite p-values sorted ascending, ``p_(i)`` becomes
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))`` (Holm 1979); reject where the adjusted p < alpha.
+    Per-class DeLong tests of one run against another are such a family: with 8 classes, one raw
+    p below 0.05 is expected by chance far more often than 5% of the time."""
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
 def per_class_delong(
     targets: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, task: str, label_names: list[str]
 ) -> dict[str, DelongResult | None]:

@@ -37,6 +37,12 @@ def _summary(b: dict) -> str:
         f"{b['pointing_tolerance_px']:g} px) vs {_f(rnd.get('pointing_game'))} for the random map "
         f"({_f(best.get('vs_random'), 1)}x).",
     ]
+    if best.get("alignment_shift_px") is not None:
+        lines.append(
+            f"Its heatmaps were moved by {tuple(best['alignment_shift_px'])} px (rows, cols), the alignment shift "
+            f"measured on this trained model (rounded to 0.5 px); without alignment the same method and layer "
+            f"score {_f(best.get('pointing_game_unaligned'))}. The pointing game depends on that shift."
+        )
     layers = list(dict.fromkeys(r["layer"] for r in b["per_layer"]))
     if len(layers) > 1 and best.get("layer"):
         deepest = [r for r in b["per_layer"] if r["layer"] == layers[-1] and r["method"] != "random"]

@@ -17,6 +17,7 @@ import numpy as np
 from chestxai.atomic import write_text
 from chestxai.evaluation.compare import (
     COST_NOTE,
+    MULTIPLICITY_NOTE,
     SUMMARY_METRICS,
     Comparison,
     compare_runs,
@@ -104,10 +105,17 @@ def per_class_section(comparison: Comparison) -> str:
                 fmt_ci({"value": r.roc_auc, "ci": [r.ci_low, r.ci_high]}) if np.isfinite(r.roc_auc) else "n/a"
             )
             if np.isfinite(r.p_delong_vs_first):
-                text += f" (p {format_p(r.p_delong_vs_first)})"
+                holm = getattr(r, "p_delong_holm_vs_first", np.nan)
+                adjusted = (
+                    f", Holm {format_p(holm)}"
+                    if len(comparison.label_names) > 1 and np.isfinite(holm)
+                    else ""
+                )
+                text += f" (p {format_p(r.p_delong_vs_first)}{adjusted})"
             cells.append(text)
         body.append(cells)
-    return table(["label", *names], body, "ROC-AUC per class [95% CI] (DeLong p against the first run)")
+    out = table(["label", *names], body, "ROC-AUC per class [95% CI] (DeLong p against the first run)")
+    return out + (paragraph(MULTIPLICITY_NOTE, "note") if len(comparison.label_names) > 1 else "")
 
 
 def figures_section(figures: dict[str, Path]) -> str:

@@ -213,10 +213,16 @@ def metrics_section(metrics: dict | None) -> str:
         return paragraph("Not evaluated yet: run `chestxai evaluate RUN` and rebuild the report.", "note")
     m = metrics["metrics"]
     boot = metrics.get("bootstrap", {})
+    unit = boot.get("unit", "image")
+    counted = (
+        f"{metrics.get('n_images')} images of {metrics.get('n_patients')} patients"
+        if unit == "patient"
+        else f"{metrics.get('n_images')} images (no patient ids group them: each image is its own unit)"
+    )
     out = paragraph(
-        f"Split {metrics.get('split')}: {metrics.get('n_images')} images of {metrics.get('n_patients')} patients. "
+        f"Split {metrics.get('split')}: {counted}. "
         f"Brackets: {int(100 * boot.get('level', 0.95))}% {boot.get('method', 'percentile')} bootstrap interval, "
-        f"{boot.get('n_boot')} replicates resampling {boot.get('unit', 'image')}s (seed {boot.get('seed')})."
+        f"{boot.get('n_boot')} replicates resampling {unit}s (seed {boot.get('seed')})."
     )
     th = metrics.get("thresholds", {})
     values = th.get("values") or {}
@@ -239,6 +245,15 @@ def metrics_section(metrics: dict | None) -> str:
         else f"decisions: {th.get('chosen_on', 'argmax')}"
     )
     out += table(header, rows, f"Metrics per class and averaged ({decided})")
+    small = (metrics.get("small_n") or {}).get("classes") or {}
+    if small:
+        listed = ", ".join(f"{k} ({v['n_pos']} positives, {v['n_neg']} negatives)" for k, v in small.items())
+        out += paragraph(
+            f"Small samples: {listed}. With fewer than {metrics['small_n'].get('min_count')} positives or "
+            "negatives a class's bootstrap intervals rest on a handful of cases and are not reliable 95% "
+            "intervals; read them as rough.",
+            "warning",
+        )
     overall = {k: v for k, v in m.get("overall", {}).items() if isinstance(v, dict)}
     if overall:
         out += table(["overall", "value"], [(k.replace("_", " "), fmt_ci(v)) for k, v in overall.items()])

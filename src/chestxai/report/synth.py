@@ -89,7 +89,7 @@ def realism_table(m: dict) -> str:
         pair = f"{s['source']} -> {s['target']}"
         realism.append([
             d, pair, f"{ts['accuracy']:.3f} [{ts['ci'][0]:.3f}, {ts['ci'][1]:.3f}]", format_p(ts["p_value"]), ts["n_test"],
-            _ref(ts), _f(fid["value"], 2) if fid else "n/a", f"{kid['mean']:.4f} ± {kid['std']:.4f}" if kid else "n/a",
+            _ref(ts), _f(fid["value"], 2) if fid else "n/a", _kid(kid),
         ])  # fmt: skip
         faithful.append([
             d, pair, _f(lc.get("share")), _f(lc.get("real_target_share")), _f(lc.get("input_share")),
@@ -115,6 +115,14 @@ def realism_table(m: dict) -> str:
     return out
 
 
+def _kid(kid: dict | None) -> str:
+    if not kid:
+        return "n/a"
+    if kid.get("std") is None:  # subsets as large as the sets (fewer than 4 images)
+        return f"{kid['mean']:.4f} (std n/a)"
+    return f"{kid['mean']:.4f} ± {kid['std']:.4f}"
+
+
 def _extractor(m: dict) -> str:
     ex = m.get("extractor")
     if not ex:
@@ -128,8 +136,9 @@ def _extractor(m: dict) -> str:
     body += paragraph(f"Caveat: {ex['note']}.", "warning")
     if kid:
         body += paragraph(
-            f"KID: {kid['subsets']} subsets of {kid['subset_size']} images (polynomial kernel, degree 3); "
-            "with subsets as large as the sets, the std is near 0 and says nothing about uncertainty.",
+            f"KID: {kid['subsets']} random subsets of {kid['subset_size']} images per set (half the smaller set; "
+            "polynomial kernel, degree 3); ± is the std of the subset estimates, their spread, not a standard "
+            "error of the mean.",
             "note",
         )
     return body

@@ -134,14 +134,33 @@ def gallery(summary: dict, out) -> str:
     return "".join(parts)
 
 
+def method_head(s: dict, method: str) -> list[str]:
+    """What was run on which images (patients only when ids group them), and why its ROC-AUC is not
+    the one ``chestxai evaluate`` printed: it is that of the probabilities averaged over the passes."""
+    grouped = (s.get("bootstrap") or {}).get("unit") == "patient"
+    who = f"{s['n_patients']} patients" if grouped else "no patient ids: intervals resample images"
+    what = "members" if method == "ensemble" else "passes"
+    notes = [
+        paragraph(
+            f"{method}: {s['passes']} {what} on {s['n_images']} {s['split']} images ({who}); {s['batching']}."
+        )
+    ]
+    aucs = s.get("roc_auc")
+    if aucs:
+        notes.append(paragraph(
+            f"ROC-AUC here (macro, 0% referred) is that of the probabilities averaged over the {method} {what}: "
+            f"{_num(aucs.get('mean_probs'))}; the same model on the plain inputs, which `chestxai evaluate` "
+            f"reports, scores {_num(aucs.get('deterministic'))}. Averaging over perturbed inputs changes the "
+            "scores, so the two differ.",
+            "note",
+        ))  # fmt: skip
+    return notes
+
+
 def method_block(run: RunDir, method: str) -> str:
     out = run.uncertainty_dir(method)
     s = read_json(out.summary)
-    head = (
-        f"{method}: {s['passes']} {'members' if method == 'ensemble' else 'passes'} on {s['n_images']} "
-        f"{s['split']} images ({s['n_patients']} patients); {s['batching']}."
-    )
-    notes = [paragraph(head)]
+    notes = method_head(s, method)
     if s.get("dropout"):
         notes.append(
             paragraph(f"Dropout: {s['dropout']}.", "warning" if "inference" in s["dropout"] else None)

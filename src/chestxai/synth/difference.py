@@ -8,7 +8,8 @@ CycleGAN losses can add or remove disease while keeping the image realistic (Coh
   label the two domains differ by (:mod:`chestxai.explain.explainer`, the project's explainer):
   where the classifier's evidence moved. pytorch-grad-cam min-max scales each map to [0, 1], so
   the difference shows where evidence appeared (> 0) or vanished (< 0), not how much in logits;
-* SSIM between the input and its cycle reconstruction (a -> b -> a): how much anatomy survives the
+* SSIM (the standard definition: interior windows only, not torchmetrics' padded borders) between
+  the input and its cycle reconstruction (a -> b -> a): how much anatomy survives the
   round trip (1 = identical). A high cycle SSIM does not prove the translation kept anatomy: the
   generator can hide the information it needs to undo a change (Chu et al. 2017, "CycleGAN, a
   master of steganography"), which is why the difference maps are shown beside it.
@@ -33,20 +34,15 @@ def pixel_difference(inputs: np.ndarray, translated: np.ndarray) -> np.ndarray:
 
 
 def cycle_ssim(inputs: np.ndarray, reconstructed: np.ndarray) -> np.ndarray:
-    """Per-image SSIM (torchmetrics, Gaussian 11 px window, sigma 1.5, data range 1) of uint8
-    ``N x H x W`` inputs and their reconstructions; the window shrinks to the image below 11 px."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
+    """Per-image SSIM of uint8 ``N x H x W`` inputs and their reconstructions, the standard
+    definition (Wang et al. 2004, as scikit-image computes it: Gaussian 11 px window, sigma 1.5,
+    population moments, data range 255, mean over interior windows only; see
+    :mod:`chestxai.metrics.image_similarity`); the window shrinks to the image below 11 px."""
+    from chestxai.metrics.image_similarity import ssim
 
     if inputs.shape != reconstructed.shape:
         raise ValueError(f"inputs {inputs.shape} and reconstructions {reconstructed.shape} differ in shape")
-    side = min(inputs.shape[-2:])
-    kernel = min(11, side if side % 2 else side - 1)
-    a = torch.from_numpy(np.ascontiguousarray(inputs)).float().div(255.0).unsqueeze(1)
-    b = torch.from_numpy(np.ascontiguousarray(reconstructed)).float().div(255.0).unsqueeze(1)
-    values = structural_similarity_index_measure(
-        b, a, data_range=1.0, kernel_size=kernel, sigma=1.5 * kernel / 11, reduction="none"
-    )
-    return values.detach().cpu().numpy().astype(np.float64).reshape(-1)
+    return ssim(inputs, reconstructed, data_range=255.0).reshape(-1)
 
 
 def summarize(values: Sequence[float] | np.ndarray) -> dict[str, float | int]:

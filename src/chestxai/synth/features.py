@@ -30,6 +30,10 @@ import torch
 from torch import nn
 
 INCEPTION_PREFIX = "inception-torchvision:"
+KID_STD_IS = (
+    "std over the subsets of the KID estimate on each subset (subset_size images per set, half the smaller "
+    "set): their spread, not a standard error of the mean"
+)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NOT_COMPARABLE = (
@@ -198,15 +202,21 @@ def fid_kid(
 ) -> dict[str, Any]:
     """FID and KID (mean, std over subsets) between uint8 ``N x H x W`` real and fake images.
 
-    KID's subset size is ``min(kid_subset_size, n_real, n_fake)``, recorded with the counts; KID's
-    subsets are drawn with torch's global generator, seeded here and restored afterwards.
+    KID is the unbiased MMD estimate on ``kid_subsets`` random subsets (without replacement) of
+    ``subset_size = min(kid_subset_size, max(2, n_small // 2))`` images per set, ``n_small`` the
+    smaller set: half of it, so that subsets differ and ``std`` (the spread of the subset estimates,
+    not a standard error of the mean) measures something. Subsets as large as the sets are all the
+    whole set, and their std is ~1e-7 by construction; when that cannot be avoided (fewer than 4
+    images) ``std`` is null and ``std_null_reason`` says why. Subsets are drawn with torch's global
+    generator, seeded here and restored afterwards.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
     if len(real) < 2 or len(fake) < 2:
         raise ValueError(f"FID/KID need at least 2 images per set, got {len(real)} real and {len(fake)} fake")
-    subset = int(min(kid_subset_size, len(real), len(fake)))
+    n_small = min(len(real), len(fake))
+    subset = int(min(kid_subset_size, max(2, n_small // 2)))
     fid = FrechetInceptionDistance(feature=extractor.module, reset_real_features=True)
     with warnings.catch_warnings():  # "KID keeps every feature in memory": a few hundred vectors here
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
@@ -222,7 +232,9 @@ def fid_kid(
         "fid": float(fid.compute()),
         "kid": {
             "mean": float(kid_mean),
-            "std": float(kid_std),
+            "std": float(kid_std) if subset < n_small else None,
+            "std_is": KID_STD_IS,
+            **({} if subset < n_small else {"std_null_reason": f"every subset of {subset} is the whole set"}),
             "subsets": kid_subsets,
             "subset_size": subset,
         },

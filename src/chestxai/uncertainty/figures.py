@@ -17,7 +17,8 @@ FIGURES = {
     "referral.png": "Referral curves: metrics of the retained cases as the most uncertain are referred "
     "(bands: 95% patient-bootstrap CI)",
     "risk_coverage.png": "Risk-coverage: error rate of the accepted cases against coverage",
-    "confidence_correctness.png": "Uncertainty of right and wrong decisions",
+    "confidence_correctness.png": "Uncertainty of right and wrong decisions (multi-label: an image is right "
+    "only when every one of its known labels is, i.e. exact match; the legend says so)",
     "reliability.png": "Reliability of the averaged probabilities beside the single deterministic model",
 }
 _BASELINE_STYLE = {"random": ":", "confidence": "--", "oracle": "-."}
@@ -60,15 +61,28 @@ def plot_risk_coverage(curves: dict[str, dict], aurc: dict[str, float], path: Pa
     return save_figure(fig, path)
 
 
-def plot_confidence_correctness(uncertainty: dict[str, np.ndarray], correct: np.ndarray, path: Path) -> Path:
-    """One histogram panel per measure: right decisions should sit at low uncertainty."""
+#: what "correct" means per task in the histogram's legend (multi-label: exact match over the labels)
+CORRECT_LEGEND = {
+    "multilabel": ("every label right", "some label wrong"),
+    "binary": ("correct", "wrong"),
+    "multiclass": ("correct (argmax)", "wrong (argmax)"),
+}
+
+
+def plot_confidence_correctness(
+    uncertainty: dict[str, np.ndarray], correct: np.ndarray, path: Path, task: str = "binary"
+) -> Path:
+    """One histogram panel per measure: right decisions should sit at low uncertainty. For a
+    multi-label task an image counts as right only when all its known labels are (exact match), and
+    the legend says so: "correct (n=0)" would hide that no image got all 8 labels right."""
     fig, axes = _figure(len(uncertainty), panel=3.4)
     correct = np.asarray(correct, bool)
+    right, wrong = CORRECT_LEGEND.get(task, CORRECT_LEGEND["binary"])
     for ax, (name, u) in zip(axes, uncertainty.items(), strict=True):
         u = np.asarray(u, float)
         bins = np.linspace(np.nanmin(u), np.nanmax(u) + 1e-12, 21) if len(u) else 10
-        ax.hist(u[correct], bins=bins, alpha=0.6, label=f"correct (n={int(correct.sum())})")
-        ax.hist(u[~correct], bins=bins, alpha=0.6, label=f"wrong (n={int((~correct).sum())})")
+        ax.hist(u[correct], bins=bins, alpha=0.6, label=f"{right} (n={int(correct.sum())})")
+        ax.hist(u[~correct], bins=bins, alpha=0.6, label=f"{wrong} (n={int((~correct).sum())})")
         ax.set(xlabel=name, ylabel="images")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
     axes[0].legend(fontsize=7)
@@ -87,7 +101,7 @@ def write_figures(summary: dict, curves: dict, uncertainty: dict, correct: np.nd
         "referral.png": plot_referral(summary["referral"], out_dir / "referral.png"),
         "risk_coverage.png": plot_risk_coverage(curves, summary["aurc"], out_dir / "risk_coverage.png"),
         "confidence_correctness.png": plot_confidence_correctness(
-            uncertainty, correct, out_dir / "confidence_correctness.png"
+            uncertainty, correct, out_dir / "confidence_correctness.png", summary.get("task", "binary")
         ),
         "reliability.png": plot_reliability(rel, out_dir / "reliability.png"),
     }

@@ -7,10 +7,16 @@ multi-label image):
 * **selective risk** ``r(k) = sum_{i<=k} loss_i / k`` (error rate among accepted cases);
 * **AURC** (Geifman et al., 2018) = ``mean_{k=1..n} r(k)``: area under the risk-coverage curve;
 * **generalized risk** ``g(k) = sum_{i<=k} loss_i / n`` (the joint probability "accepted and wrong");
-* **AUGRC** (Traub et al., NeurIPS 2024) = ``mean_{k=1..n} g(k)``: area under the generalized
-  risk-coverage curve, which does not let a few confident early errors dominate as AURC does.
+* **AUGRC** (Traub et al., NeurIPS 2024): area under the generalized risk-coverage curve, which
+  does not let a few confident early errors dominate as AURC does. As in the paper's reference
+  implementation (fd-shifts), the curve has one point per *distinct* uncertainty value (a tie group
+  is accepted or referred together) plus the point (coverage 0, risk 0), and the area is the
+  trapezoidal rule between them. Without ties this is ``mean_{k=1..n} g(k) - g(n) / (2n)``, i.e. the
+  plain mean of ``g(k)`` less half a step at the end (error rate / 2n); with ties it does not depend
+  on the input order.
 
-Lower is better for both. Ties in uncertainty keep the input order (stable sort).
+Lower is better for both. :func:`risk_coverage_curve` and AURC keep the input order for ties (stable
+sort); AUGRC groups them as above.
 """
 
 from __future__ import annotations
@@ -59,5 +65,20 @@ def aurc(uncertainty: np.ndarray, loss: np.ndarray) -> float:
 
 
 def augrc(uncertainty: np.ndarray, loss: np.ndarray) -> float:
-    g = risk_coverage_curve(uncertainty, loss)["generalized_risk"]
-    return float(g.mean()) if len(g) else float("nan")
+    """Trapezoidal area under the generalized risk-coverage curve through (0, 0) and one point per
+    distinct uncertainty value (Traub et al. 2024's definition; see the module docstring)."""
+    u = np.asarray(uncertainty, dtype=np.float64).ravel()
+    loss = np.asarray(loss, dtype=np.float64).ravel()
+    if u.shape != loss.shape:
+        raise ValueError(f"{len(u)} uncertainties for {len(loss)} losses")
+    ok = ~np.isnan(loss)
+    u, loss = u[ok], loss[ok]
+    n = len(u)
+    if n == 0:
+        return float("nan")
+    order = np.argsort(u, kind="stable")
+    u, cum = u[order], np.cumsum(loss[order])
+    last_of_group = np.r_[u[1:] != u[:-1], True]  # a threshold accepts a whole tie group
+    coverage = np.r_[0.0, np.flatnonzero(last_of_group) + 1.0] / n
+    generalized = np.r_[0.0, cum[last_of_group]] / n
+    return float(np.sum(np.diff(coverage) * (generalized[1:] + generalized[:-1]) / 2))

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from chestxai.metrics.bootstrap import count_clusters, has_patient_ids
+from chestxai.metrics.bootstrap import UNIT_NOTES, bootstrap_unit, count_clusters
 from chestxai.metrics.calibration import apply_temperature, calibration_summary
+from chestxai.metrics.classification import classification_metrics
 from chestxai.models.preprocess import to_input
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_not_training, has_marker
@@ -42,6 +43,27 @@ from chestxai.uncertainty.sampler import Sampler
 log = logging.getLogger(__name__)
 WRITTEN_BY = "chestxai uncertainty"
 N_BINS = 10
+
+
+AUC_NOTE = (
+    "mean_probs: macro ROC-AUC of the probabilities averaged over the passes (augmented inputs for TTA, "
+    "dropout masks for MC dropout, members for an ensemble), which every referral row at 0% referred "
+    "reports; deterministic: the same model on the plain inputs, what `chestxai evaluate` reports. They "
+    "differ because averaging over perturbed inputs changes the scores, not because of a bug"
+)
+
+
+def _two_aucs(test: dict, targets: np.ndarray, task: str, names: list[str], th) -> dict:
+    """The macro ROC-AUC of the averaged probabilities and of the deterministic ones, side by side, so
+    that two AUCs for one run (evaluate 0.508, TTA 0.471) come with the reason they differ."""
+    import warnings
+
+    with warnings.catch_warnings():  # an absent class is NaN here; evaluate already warns about it
+        warnings.simplefilter("ignore")
+        auc = {k: classification_metrics(test[k], targets, task, names, th)["macro"]["roc_auc"]
+               for k in ("mean", "deterministic")}  # fmt: skip
+    clean = {k: (float(v) if np.isfinite(v) else None) for k, v in auc.items()}
+    return {"mean_probs": clean["mean"], "deterministic": clean["deterministic"], "note": AUC_NOTE}
 
 
 def _check_output(out_root: Path, summary: Path, force: bool) -> None:
@@ -150,6 +172,7 @@ def uncertainty_run(
             target_referral[k] = referral_for_target(
                 val["mean"], vu, val_targets, test["mean"], test_ranked[k], targets, task, th
             )
+    unit = bootstrap_unit(patients, len(rows))
     summary = {
         "written_by": WRITTEN_BY,
         "format": 1,
@@ -176,15 +199,19 @@ def uncertainty_run(
             "level": 0.95,
             "seed": seed,
             "method": "percentile",
-            "unit": "patient" if has_patient_ids(patients) else "image",
-            "note": "replicates resample patients; the retained set is the ranking's choice on the observed data",
+            "unit": unit,
+            "note": f"{UNIT_NOTES[unit]}; the retained set is the ranking's choice on the observed data",
         },  # fmt: skip
+        "roc_auc": _two_aucs(test, targets, task, names, th),
         "rankings": {"method": list(chosen.rankings), "baselines": ["random", "confidence", "oracle"]},
         **analysis,
         "definitions": {
             "aurc": "mean over k=1..n of the error rate among the k most certain cases (Geifman et al. 2018)",
-            "augrc": "mean over k=1..n of (errors among the k most certain cases) / n (Traub et al. 2024)",
+            "augrc": "trapezoidal area under (coverage, errors among the accepted cases / n) from (0, 0), one "
+            "point per distinct uncertainty value (Traub et al. 2024, as fd-shifts computes it)",
             "error": "share of an image's known labels decided wrongly at the operating thresholds",
+            "correct": "in confidence_correctness.png, an image whose error is 0: for a multi-label task every "
+            "known label decided right (exact match), not per-label correctness",
             "image_uncertainty": "the largest per-label value of the measure",
             "confidence": "minus the distance of the deterministic model's p from the threshold",
         },
