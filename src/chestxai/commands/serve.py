@@ -38,6 +38,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25)")
     p.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb guard (decoder default)")
+    p.add_argument(
+        "--max-decode-mb",
+        type=float,
+        default=None,
+        help="refuse images whose decoded samples (width x height x bands x bytes) need more (default 256)",
+    )
+    p.add_argument(
+        "--max-decodes", type=int, default=2, help="uploads decoded at once; the rest wait (default 2)"
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request before 504 (default 60)")
     p.add_argument("--max-batch", type=int, default=32, help="requests merged into one forward (default 32)")
     p.add_argument("--max-queue", type=int, default=256, help="waiting requests before 503 (default 256)")
@@ -47,7 +56,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chestxai.data.decode import DEFAULT_MAX_PIXELS
+    from chestxai.data.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
     from chestxai.serve.limits import MB, Limits
 
     if not 0 <= args.port <= 65535:
@@ -59,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        max_decode_bytes=DEFAULT_MAX_BYTES if args.max_decode_mb is None else int(args.max_decode_mb * MB),
+        max_decodes=args.max_decodes,
     )
     try:
         import uvicorn

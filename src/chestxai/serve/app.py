@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from chestxai import __version__
 from chestxai.data.decode import DecodeError, ImageTooLargeError
 from chestxai.serve.batching import MicroBatcher, QueueFullError
+from chestxai.serve.decode_gate import DecodeGate
 from chestxai.serve.inputs import decode_file, to_cache_pixels
 from chestxai.serve.limits import Limits, RequestError, TempFolder, check_content_length, check_type
 from chestxai.serve.models import ServedModel
@@ -62,7 +63,10 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
         (404, "model= names no served model"),
         (413, "the upload or its image is larger than the service's limits"),
         (415, "the upload is not a PNG, JPEG or DICOM file"),
-        (503, "the queue is full: retry after a second (Retry-After)"),
+        (
+            503,
+            "the queue (or the line of uploads waiting to decode) is full: retry after a second (Retry-After)",
+        ),
         (504, "the request took longer than the service's time limit"),
     ]
 }
@@ -78,6 +82,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
         for name, m in models.items()
     }
     state: dict[str, Any] = {}
+    gate = DecodeGate(limits.max_decodes, limits.max_queue)  # bounds decode memory (issue 20, item 17)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -101,6 +106,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
     app.state.models = models
     app.state.batchers = batchers
     app.state.limits = limits
+    app.state.decode_gate = gate
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> dict:
@@ -153,6 +159,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
             work = _answer(
                 served,
                 batchers[served.name],
+                gate,
                 limits,
                 upload,
                 kind,
@@ -225,6 +232,7 @@ def _decode(
 async def _answer(
     served: ServedModel,
     batcher: MicroBatcher,
+    gate: DecodeGate,
     limits: Limits,
     upload,
     kind: str,
@@ -234,7 +242,7 @@ async def _answer(
     passes: int,
     display: bool,
 ) -> dict:
-    pixels, shown, shape = await run_in_threadpool(
+    pixels, shown, shape = await gate.run(
         _decode, upload.path, limits, served.resize_to, display or bool(explain)
     )
     probs = np.asarray(await batcher.submit(pixels), dtype=np.float64)

@@ -11,7 +11,9 @@
   ``Content-Type`` or file extension that names another of these is refused, as is content that
   is none of them (a text file named ``.png``).
 * **Decompression bombs** (413): the project's decoder checks width x height against
-  ``max_pixels`` from the header, before pixel data is decoded (:class:`DecodeSettings`).
+  ``max_pixels`` and the decoded samples' bytes against ``max_decode_bytes`` from the header,
+  before pixel data is decoded or a deflated DICOM inflated (:class:`DecodeSettings`); at most
+  ``max_decodes`` uploads decode at once (:mod:`.decode_gate`; 503 when the line is full).
 * **Per-request timeout** (504) around decode + forward + explanation.
 """
 
@@ -22,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from chestxai.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings, sniff_format
+from chestxai.data.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DecodeSettings, sniff_format
 
 MB = 1024 * 1024
 ACCEPTED = ("png", "jpeg", "dicom")
@@ -68,6 +70,8 @@ class Limits:
     max_queue: int = 256  # requests waiting for a forward; more get 503
     max_batch: int = 32  # concurrent requests merged into one forward
     max_wait_ms: float = 2.0  # how long a forward waits for more requests to join it
+    max_decode_bytes: int = DEFAULT_MAX_BYTES  # decoded samples of one image (--max-decode-mb)
+    max_decodes: int = 2  # uploads decoded at once (--max-decodes); the rest wait in the queue
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1024:
@@ -76,11 +80,13 @@ class Limits:
             raise ValueError(f"--timeout must be > 0 seconds, got {self.timeout_s}")
         if self.max_queue < 1 or self.max_batch < 1 or self.max_wait_ms < 0:
             raise ValueError("--max-queue and --max-batch must be >= 1 and --max-wait-ms >= 0")
-        DecodeSettings(max_pixels=self.max_pixels)  # the decoder's own range check (--max-pixels)
+        if self.max_decodes < 1:
+            raise ValueError(f"--max-decodes must be >= 1, got {self.max_decodes}")
+        _ = self.decode  # the decoder's own range checks (--max-pixels, --max-decode-mb)
 
     @property
     def decode(self) -> DecodeSettings:
-        return DecodeSettings(max_pixels=self.max_pixels)
+        return DecodeSettings(max_pixels=self.max_pixels, max_bytes=self.max_decode_bytes)
 
 
 def check_content_length(header: str | None, limits: Limits) -> None:
