@@ -172,7 +172,7 @@ def _pil_to_gray(im: Any) -> np.ndarray:
         w, h = rgba.size
         out = np.empty((h, w), np.float32)
         weights = np.array([0.299, 0.587, 0.114], np.float32)
-        for s in strips(h):
+        for s in strips(h, w):
             part = np.asarray(rgba.crop((0, s.start, w, s.stop)), dtype=np.float32) / 255.0
             out[s] = np.clip((part[..., :3] @ weights) * part[..., 3], 0.0, 1.0)
         return out

@@ -34,7 +34,8 @@ _DEFLATED = "1.2.840.10008.1.2.1.99"
 HEADER_CAP = 4 * MIB
 #: inflated bytes allowed beyond the declared pixel data (elements after it, padding)
 SLACK = 1 * MIB
-_STRIP = 256  # rows per strip of the float arithmetic
+#: pixels per strip of the float arithmetic (a few hundred KiB of temporaries per strip)
+STRIP_PIXELS = 1 << 16
 
 
 def decode_dicom(path: Path, settings: DecodeSettings) -> np.ndarray:
@@ -146,8 +147,9 @@ def _read_deflated(path: Path, fp: Any, preamble: Any, meta: Any, settings: Deco
     if len(rest) > cap:
         raise ImageTooLargeError(
             path,
-            f"deflated DICOM data inflates beyond the {cap / MIB:.1f} MiB its header declares "
-            f"(stopped there; a decompression bomb? max_bytes={settings.max_bytes}, --max-decode-mb)",
+            f"deflated DICOM data holds more than its header declares ({pixel_bytes(header)} bytes of "
+            f"pixels + {SLACK // MIB} MiB for other elements): inflation stopped there (a decompression "
+            "bomb?); the file cannot be decoded within the budget",
         )
     if not inflater.eof:
         raise DecodeError(path, "truncated deflated DICOM data (the compressed stream does not end)")
@@ -177,7 +179,7 @@ def dicom_to_unit(arr: np.ndarray, ds: Any, settings: DecodeSettings) -> np.ndar
     if arr.ndim == 3:  # colour DICOM (pydicom returns RGB): luma, 8-bit assumed per sample
         bits = int(ds.get("BitsStored", 8) or 8)
         weights = np.array([0.299, 0.587, 0.114], np.float32)
-        for s in strips(arr.shape[0]):
+        for s in strips(*arr.shape[:2]):
             rgb = arr[s].astype(np.float32) / float(2**bits - 1)
             out[s] = np.clip(rgb @ weights, 0, 1)
         return out
@@ -199,13 +201,13 @@ def dicom_to_unit(arr: np.ndarray, ds: Any, settings: DecodeSettings) -> np.ndar
             probe = np.array([-1e12, 1e12], dtype=np.float64)
         lo, hi = (float(v) for v in apply_voi_lut(probe, ds))
         if hi != lo:
-            for s in strips(arr.shape[0]):
+            for s in strips(*arr.shape[:2]):
                 out[s] = np.clip((apply_voi_lut(data(s), ds).astype(np.float64) - lo) / (hi - lo), 0, 1)
         else:
             minmax_into(out, lambda s: apply_voi_lut(data(s), ds).astype(np.float64))
     elif not rescaled and int(ds.get("BitsStored", 8) or 8) <= 8 and np.issubdtype(dtype, np.unsignedinteger):
         scale = float(2 ** int(ds.get("BitsStored", 8) or 8) - 1)
-        for s in strips(arr.shape[0]):
+        for s in strips(*arr.shape[:2]):
             out[s] = arr[s].astype(np.float32) / scale
     else:
         minmax_into(out, lambda s: data(s).astype(np.float64))
@@ -215,16 +217,20 @@ def dicom_to_unit(arr: np.ndarray, ds: Any, settings: DecodeSettings) -> np.ndar
     return out
 
 
-def strips(n: int, step: int = _STRIP) -> list[slice]:
-    return [slice(i, min(i + step, n)) for i in range(0, max(n, 1), step)]
+def strips(rows: int, cols: int) -> list[slice]:
+    """Row slices of about :data:`STRIP_PIXELS` pixels each, covering ``rows``."""
+    step = max(1, STRIP_PIXELS // max(cols, 1))
+    return [slice(i, min(i + step, rows)) for i in range(0, max(rows, 1), step)]
 
 
 def minmax_into(out: np.ndarray, part: Any) -> np.ndarray:
     """Per-image min-max of ``part(strip)`` (float64 values) written into float32 ``out`` by strips:
     the same numbers as ``((a - lo) / (hi - lo)).astype(float32)`` on the whole array."""
-    rows = strips(out.shape[0])
-    lo = min(float(np.min(part(s))) for s in rows)
-    hi = max(float(np.max(part(s))) for s in rows)
+    rows = strips(*out.shape[:2])
+    lo, hi = float("inf"), float("-inf")
+    for s in rows:
+        values = part(s)
+        lo, hi = min(lo, float(np.min(values))), max(hi, float(np.max(values)))
     if hi <= lo:
         out[...] = 0.0
         return out
