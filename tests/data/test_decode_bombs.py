@@ -184,3 +184,24 @@ def test_the_byte_budget_keeps_existing_cache_keys_and_is_validated():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="--max-decode-mb"):
             DecodeSettings(max_bytes=bad)
+
+
+def test_prepare_lists_bombs_as_skipped_and_finishes(tmp_path):
+    import json
+
+    from chestxai.data.cache import PreparedCache
+    from chestxai.data.prepare import prepare
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(3):
+        write_png(root / f"good{i}.png", gradient())
+    deflated_dicom_bomb(root / "bomb.dcm", pixel_mib=96)
+    png_bomb_file(root / "rgba.png", 8900, 8900, "RGBA", complete=False)
+    path = prepare("folder", root, size=16, out=tmp_path / "out", workers=1, progress=False)
+    assert len(PreparedCache(path)) == 3
+    report = json.loads((path / "prepare_report.json").read_text())
+    reasons = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in report["skipped"]}
+    assert set(reasons) == {"bomb.dcm", "rgba.png"}
+    assert "holds more than its header declares" in reasons["bomb.dcm"]
+    assert "--max-decode-mb" in reasons["rgba.png"]

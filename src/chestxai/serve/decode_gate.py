@@ -8,8 +8,8 @@ Requests beyond the slots wait (they hold only their temporary upload file, not 
 (:class:`DecodeBusyError`, a :class:`~chestxai.serve.batching.QueueFullError`).
 
 A slot is held until the decode *thread* returns, not until the request gives up: a request that
-times out (504) cannot stop its thread, so releasing its slot then would let the next decodes
-allocate beside one still running. The thread releases the slot itself (through the event loop);
+times out (504, answered at its deadline) cannot stop its thread, so releasing its slot then would
+let the next decodes allocate beside one still running. The thread releases the slot itself (through the event loop);
 a slot acquired for a thread that never started is released by the request instead.
 """
 
@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 
 from chestxai.serve.batching import QueueFullError
 
@@ -88,7 +88,8 @@ class DecodeGate:
                 release()
 
         try:
-            return await run_in_threadpool(work)
+            # abandon_on_cancel: a timed-out request answers 504 at once; its thread keeps the slot
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         finally:
             with lock:
                 started = state["started"]
