@@ -103,6 +103,88 @@ def blob_cache(path: Path, counts: tuple[int, int, int], size: int = 32, seed: i
     return write_tiny_cache(path, images, labels, ["Blob"], "binary", split=split)
 
 
+def deflated_dicom_bomb(
+    path: str | Path, rows: int = 64, cols: int = 64, bits: int = 8, pixel_mib: float | None = None
+) -> Path:
+    """A Deflated Explicit VR Little Endian DICOM of zeros (zlib shrinks them ~1000:1).
+
+    The header declares ``rows x cols`` at ``bits`` bits; the pixel data element holds
+    ``pixel_mib`` MiB (default: exactly what the header declares). ``pixel_mib`` above the declared
+    size makes a file whose data inflates past its header's promise. Written as a stream, so a
+    multi-GiB bomb costs no memory to make (the issue's was 2 MB inflating to gigabytes).
+    """
+    import struct
+    import zlib
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    ds = Dataset()
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.Modality = "OT"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = int(rows), int(cols)
+    ds.BitsAllocated = ds.BitsStored = int(bits)
+    ds.HighBit = int(bits) - 1
+    ds.PixelRepresentation = 0
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, False
+    write_dataset(buf, ds)
+    n = rows * cols * ((bits + 7) // 8) if pixel_mib is None else int(pixel_mib * 1024 * 1024)
+    n += n % 2
+    element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB" if bits <= 8 else b"OW", 0, n)
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    write_file_meta_info(head, meta, enforce_standard=True)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    chunk = bytes(1 << 20)
+    with open(path, "wb") as f:
+        f.write(b"\0" * 128 + b"DICM" + head.getvalue())
+        f.write(deflate.compress(buf.getvalue() + element))
+        for _ in range(n >> 20):
+            f.write(deflate.compress(chunk))
+        f.write(deflate.compress(bytes(n & ((1 << 20) - 1))))
+        f.write(deflate.flush())
+    return Path(path)
+
+
+def png_bomb_file(
+    path: str | Path, width: int, height: int, mode: str = "RGBA", complete: bool = True
+) -> Path:
+    """A PNG of ``width x height`` black pixels in ``mode`` (``L``, ``RGB`` or ``RGBA``), written row
+    by row, so an 8900 x 8900 RGBA (317 MB decoded) is a ~300 KB file made without allocating it.
+    ``complete=False`` writes the header and one row only (enough for checks made from the header)."""
+    import struct
+    import zlib
+
+    bands = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    colour = {"L": 0, "RGB": 2, "RGBA": 6}[mode]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate = zlib.compressobj(6)
+    row = bytes(1 + width * bands)  # filter byte 0 + samples
+    data = bytearray()
+    for _ in range(height if complete else 1):
+        data += deflate.compress(row)
+    data += deflate.flush()
+    with open(path, "wb") as f:
+        f.write(
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+        )
+        f.write(chunk(b"IDAT", bytes(data)) + chunk(b"IEND", b""))
+    return Path(path)
+
+
 def tiny_labels(task: str, n: int, n_labels: int, rng: np.random.Generator) -> np.ndarray:
     if task == "binary":
         return (rng.random((n, 1)) < 0.4).astype(np.float32)

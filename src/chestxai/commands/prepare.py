@@ -69,6 +69,13 @@ def register(subparsers: Any) -> None:
         help="refuse images larger than this many pixels (decompression-bomb guard; default 80 million, "
         "at most Pillow's own limit, about 179 million)",
     )
+    p.add_argument(
+        "--max-decode-mb",
+        type=float,
+        default=None,
+        help="refuse images whose decoded samples (width x height x bands x bytes per sample, all "
+        "frames) need more than this many MiB (decompression-bomb guard; default 256)",
+    )
     scale = p.add_mutually_exclusive_group()
     scale.add_argument(
         "--shard",
@@ -102,13 +109,14 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.data.cache import META
-    from chestxai.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
+    from chestxai.data.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, MIB, DecodeSettings
     from chestxai.data.prepare import summary
     from chestxai.data.shards import parse_shard, prepare_sharded, shard_summary
 
     shard = parse_shard(args.shard) if args.shard is not None else None  # bad K/N: fail before reading
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
-    settings = DecodeSettings(max_pixels=max_pixels, voi=not args.no_voi)
+    max_bytes = DEFAULT_MAX_BYTES if args.max_decode_mb is None else int(args.max_decode_mb * MIB)
+    settings = DecodeSettings(max_pixels=max_pixels, voi=not args.no_voi, max_bytes=max_bytes)
     path = prepare_sharded(
         args.source,
         args.root,

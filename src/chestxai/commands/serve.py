@@ -42,6 +42,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25)")
     p.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb guard (decoder default)")
     p.add_argument(
+        "--max-decode-mb",
+        type=float,
+        default=None,
+        help="refuse images whose decoded samples (width x height x bands x bytes) need more (default 256)",
+    )
+    p.add_argument(
+        "--max-decodes", type=int, default=2, help="uploads decoded at once; the rest wait (default 2)"
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=60.0,
@@ -87,7 +96,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chestxai.data.decode import DEFAULT_MAX_PIXELS
+    from chestxai.data.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
     from chestxai.serve.limits import LOOPBACK_HOSTS, MB, Limits
 
     if not 0 <= args.port <= 65535:
@@ -106,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         max_passes=args.max_passes,
         heavy_queue=args.heavy_queue,
         allowed_hosts=tuple(args.allowed_hosts or LOOPBACK_HOSTS),
+        max_decode_bytes=DEFAULT_MAX_BYTES if args.max_decode_mb is None else int(args.max_decode_mb * MB),
+        max_decodes=args.max_decodes,
     )
     try:
         import uvicorn

@@ -21,8 +21,11 @@ Intensity scaling, stated once:
 * Multi-frame files: the first frame. JPEG EXIF orientation is applied (as viewers display it).
 
 The format is detected from the file's magic bytes (a DICOM named ``.png`` still decodes; a text
-file named ``.png`` is a :class:`DecodeError`). Image size is checked against ``max_pixels``
-*before* pixel data is decoded (:class:`ImageTooLargeError`), for Pillow and DICOM alike; Pillow's
+file named ``.png`` is a :class:`DecodeError`). Image size is checked against ``max_pixels`` and the
+bytes its decoded samples need against ``max_bytes`` (:mod:`.decode_settings`) *before* pixel data
+is decoded (:class:`ImageTooLargeError`), for Pillow and DICOM alike (DICOM: :mod:`.dicom_read`,
+which also inflates deflated data sets with a cap). Conversions happen in uint8 (Pillow) or in
+strips of rows, so the returned float32 image is the only full-size float allocation. Pillow's
 own global ``MAX_IMAGE_PIXELS`` is left untouched. Because Pillow refuses images above twice that
 global whatever we allow (its hard decompression-bomb error), ``max_pixels`` may not exceed it:
 a larger value is refused when the settings are made, not promised and then broken per image.
@@ -31,70 +34,40 @@ a larger value is refused when the settings are made, not promised and then brok
 from __future__ import annotations
 
 import logging
-import numbers
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from chestxai.data.decode_settings import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    MIB,
+    DecodeError,
+    DecodeSettings,
+    ImageTooLargeError,
+    pillow_hard_limit,
+)
+from chestxai.data.dicom_read import decode_dicom, minmax_into, strips
 
-#: Default pixel limit: ~80 megapixels (a 9000 x 9000 image). Chest X-rays are 1-20 MP.
-DEFAULT_MAX_PIXELS = 80_000_000
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "MIB",
+    "DecodeError",
+    "DecodeSettings",
+    "ImageTooLargeError",
+    "decode_image",
+    "pillow_hard_limit",
+    "sniff_format",
+]
+
+log = logging.getLogger(__name__)
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
 _DICOM_EXTS = {".dcm", ".dicom", ".dic"}
-
-
-class DecodeError(ValueError):
-    """A file that cannot be decoded to an image; the message names the file and the reason."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
-
-
-class ImageTooLargeError(DecodeError):
-    """Image larger than the pixel limit (a decompression-bomb guard); raise ``max_pixels`` to allow it."""
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """Knobs that change decoded pixels (they are part of the prepared cache's hash).
-
-    ``max_pixels``: refuse images with more pixels than this (rows x columns x frames for DICOM).
-    ``voi``: apply the DICOM VOI LUT / window when present (else min-max / bit range only).
-    """
-
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    voi: bool = True
-
-    def __post_init__(self) -> None:
-        mp = self.max_pixels
-        if isinstance(mp, bool) or not isinstance(mp, numbers.Integral) or mp < 1:
-            raise ValueError(f"max_pixels={self.max_pixels!r} (--max-pixels) must be a positive whole number")
-        hard = pillow_hard_limit()
-        if hard is not None and self.max_pixels > hard:
-            raise ValueError(
-                f"max_pixels={self.max_pixels} (--max-pixels) is above Pillow's own hard limit of {hard} "
-                "pixels (2 x PIL.Image.MAX_IMAGE_PIXELS), which refuses larger images whatever max_pixels "
-                f"says; use at most --max-pixels {hard}"
-            )
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def pillow_hard_limit() -> int | None:
-    """Pixels above which ``Image.open`` raises ``DecompressionBombError`` (None: no limit set)."""
-    from PIL import Image
-
-    limit = Image.MAX_IMAGE_PIXELS
-    return None if limit is None else 2 * int(limit)
 
 
 def sniff_format(head: bytes, path: Path) -> str:
@@ -130,11 +103,23 @@ def decode_image(path: str | Path, settings: DecodeSettings | None = None) -> np
     if kind == "empty":
         raise DecodeError(path, "empty file (0 bytes); re-download or remove it")
     if kind == "dicom":
-        return _decode_dicom(path, settings)
+        return decode_dicom(path, settings)
     return _decode_pillow(path, settings)
 
 
 # --- Pillow ------------------------------------------------------------------------------------
+#: bytes per pixel Pillow holds once a mode is loaded (P with transparency is converted to RGBA: 4)
+_MODE_BYTES = {"1": 1, "L": 1, "P": 4, "LA": 4, "PA": 4, "La": 4, "I;16": 2, "I;16L": 2, "I;16B": 2}
+
+
+def _mode_bytes(im: Any) -> int:
+    """Bytes per pixel of the decoded samples (conservative: 4 per band for unknown modes)."""
+    if im.mode in _MODE_BYTES:
+        return _MODE_BYTES[im.mode]
+    bands = len(im.getbands())
+    return bands * (4 if im.mode in ("I", "F") or im.mode.startswith(("I;32", "F;")) else 1)
+
+
 def _decode_pillow(path: Path, settings: DecodeSettings) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -160,6 +145,8 @@ def _decode_pillow(path: Path, settings: DecodeSettings) -> np.ndarray:
                 f"{w}x{h} = {w * h} pixels exceeds max_pixels={settings.max_pixels} (decompression-bomb "
                 "guard; raise --max-pixels if the image is genuine)",
             )
+        per_pixel = _mode_bytes(im)
+        settings.check_bytes(path, w * h * per_pixel, f"{w}x{h} {im.mode} ({per_pixel} bytes per pixel)")
         try:
             im.seek(0)
             im.load()  # decode now so truncation shows up here, not later
@@ -171,100 +158,28 @@ def _decode_pillow(path: Path, settings: DecodeSettings) -> np.ndarray:
 
 
 def _pil_to_gray(im: Any) -> np.ndarray:
-    """Pillow image of any mode -> float32 [0, 1] grayscale (alpha composited on black)."""
+    """Pillow image of any mode -> float32 [0, 1] grayscale (alpha composited on black).
+
+    Conversions stay in Pillow's uint8 (``convert("L")``) or run in strips of rows into one float32
+    output: a 4-band image never becomes a full-size float32 x 4 array.
+    """
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-        luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.clip(luma * rgba[..., 3], 0.0, 1.0).astype(np.float32)
-    if mode in ("L", "1", "RGB", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-        gray = im if mode == "L" else im.convert("L")
-        return np.asarray(gray, dtype=np.float32) / 255.0
+        rgba = im if mode == "RGBA" else im.convert("RGBA")
+        w, h = rgba.size
+        out = np.empty((h, w), np.float32)
+        weights = np.array([0.299, 0.587, 0.114], np.float32)
+        for s in strips(h, w):
+            part = np.asarray(rgba.crop((0, s.start, w, s.stop)), dtype=np.float32) / 255.0
+            out[s] = np.clip((part[..., :3] @ weights) * part[..., 3], 0.0, 1.0)
+        return out
     if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grayscale
-        return _minmax(np.asarray(im).astype(np.float64))
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-
-
-def _minmax(arr: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.min(arr)), float(np.max(arr))
-    if hi <= lo:
-        return np.zeros(arr.shape, np.float32)
-    return ((arr - lo) / (hi - lo)).astype(np.float32)
-
-
-# --- DICOM -------------------------------------------------------------------------------------
-def _decode_dicom(path: Path, settings: DecodeSettings) -> np.ndarray:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = pydicom.dcmread(path, force=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as exc:
-        raise DecodeError(path, f"corrupt DICOM header ({exc})") from exc
-    if len(ds) == 0 or ("Rows" not in ds and "PixelData" not in ds and "SOPClassUID" not in ds):
-        raise DecodeError(path, "not an image: no DICM marker and no DICOM image elements (wrong extension?)")
-    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise DecodeError(path, "DICOM without pixel data (a structured report or header-only file?)")
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if rows * cols * frames > settings.max_pixels:
-        raise ImageTooLargeError(
-            path,
-            f"DICOM {rows}x{cols}x{frames} frames exceeds max_pixels={settings.max_pixels} "
-            "(decompression-bomb guard)",
-        )
-    if not hasattr(ds, "file_meta"):
-        ds.file_meta = pydicom.dataset.FileMetaDataset()
-    if "TransferSyntaxUID" not in ds.file_meta:
-        # raw data set without a file meta header: pydicom needs a transfer syntax to decode
-        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for broken/unsupported pixel data
-        raise DecodeError(path, f"cannot decode DICOM pixel data ({type(exc).__name__}: {exc})") from exc
-    if frames > 1 or (arr.ndim == 3 and int(ds.get("SamplesPerPixel", 1)) == 1) or arr.ndim == 4:
-        log.info("%s: %d frames, using the first", path, frames)
-        arr = arr[0]
-    try:
-        return _dicom_to_unit(arr, ds, settings)
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise DecodeError(path, f"invalid DICOM LUT/window attributes ({exc})") from exc
-
-
-def _dicom_to_unit(arr: np.ndarray, ds: Any, settings: DecodeSettings) -> np.ndarray:
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if arr.ndim == 3:  # colour DICOM (pydicom returns RGB): luma, 8-bit assumed per sample
-        bits = int(ds.get("BitsStored", 8) or 8)
-        rgb = arr.astype(np.float32) / float(2**bits - 1)
-        return np.clip(rgb @ np.array([0.299, 0.587, 0.114], np.float32), 0, 1).astype(np.float32)
-    rescaled = "ModalityLUTSequence" in ds or (
-        "RescaleSlope" in ds and (float(ds.RescaleSlope) != 1 or float(ds.get("RescaleIntercept", 0)) != 0)
-    )
-    data = apply_modality_lut(arr, ds) if rescaled else arr
-    has_window = bool(ds.get("VOILUTSequence")) or ("WindowCenter" in ds and "WindowWidth" in ds)
-    if settings.voi and has_window and photometric in ("MONOCHROME1", "MONOCHROME2"):
-        # the window's output range: window the extremes of the input domain (monotonic mapping)
-        if np.issubdtype(data.dtype, np.integer):
-            info = np.iinfo(data.dtype)
-            probe = np.array([info.min, info.max], dtype=data.dtype)
-        else:
-            probe = np.array([-1e12, 1e12], dtype=np.float64)
-        lo, hi = (float(v) for v in apply_voi_lut(probe, ds))
-        out = apply_voi_lut(data, ds).astype(np.float64)
-        unit = np.clip((out - lo) / (hi - lo), 0, 1).astype(np.float32) if hi != lo else _minmax(out)
-    elif (
-        not rescaled
-        and int(ds.get("BitsStored", 8) or 8) <= 8
-        and np.issubdtype(data.dtype, np.unsignedinteger)
-    ):
-        unit = data.astype(np.float32) / float(2 ** int(ds.get("BitsStored", 8) or 8) - 1)
-    else:
-        unit = _minmax(data.astype(np.float64))
-    if photometric == "MONOCHROME1":
-        unit = 1.0 - unit
-    return np.clip(unit, 0.0, 1.0).astype(np.float32)
+        raw = np.asarray(im)
+        return minmax_into(np.empty(raw.shape, np.float32), lambda s: raw[s].astype(np.float64))
+    gray = im if mode == "L" else im.convert("L")
+    out = np.asarray(gray, dtype=np.float32)
+    out /= 255.0
+    return out

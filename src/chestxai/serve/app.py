@@ -27,7 +27,6 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 
 from chestxai import __version__
 from chestxai.data.decode import DecodeError, ImageTooLargeError
@@ -36,6 +35,7 @@ from chestxai.explain.spaces import SPACES
 from chestxai.serve.batching import MicroBatcher, QueueFullError
 from chestxai.serve.card import model_card
 from chestxai.serve.deadline import DeadlineMiddleware, timeout_detail
+from chestxai.serve.decode_gate import DecodeGate
 from chestxai.serve.docs import add_offline_docs
 from chestxai.serve.heavy import HeavyQueue
 from chestxai.serve.hosts import allow_hosts
@@ -72,7 +72,10 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
         (404, "model= names no served model"),
         (413, "the upload or its image is larger than the service's limits"),
         (415, "the upload is not a PNG, JPEG or DICOM file"),
-        (503, "a queue or the upload budget is full: retry after a second (Retry-After)"),
+        (
+            503,
+            "a queue, the line of uploads waiting to decode or the upload budget is full: retry after a second (Retry-After)",
+        ),
         (504, "the request took longer than the service's time limit"),
     ]
 }
@@ -90,6 +93,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
     heavy = {name: HeavyQueue(name, limits.heavy_queue) for name in models}
     uploads = UploadBudget(limits)
     state: dict[str, Any] = {}
+    gate = DecodeGate(limits.max_decodes, limits.max_queue)  # bounds decode memory (issue 20, item 17)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -119,6 +123,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
     app.state.heavy = heavy
     allow_hosts(app, limits.allowed_hosts)
     app.add_middleware(DeadlineMiddleware, seconds=limits.timeout_s)  # outermost: all of a request
+    app.state.decode_gate = gate
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> dict:
@@ -193,6 +198,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
                 served,
                 batchers[served.name],
                 heavy[served.name],
+                gate,
                 limits,
                 upload,
                 kind,
@@ -265,6 +271,7 @@ async def _answer(
     served: ServedModel,
     batcher: MicroBatcher,
     heavy: HeavyQueue,
+    gate: DecodeGate,
     limits: Limits,
     upload,
     kind: str,
@@ -275,7 +282,7 @@ async def _answer(
     display: bool,
     view: tuple[str, bool] = ("original", False),
 ) -> dict:
-    pixels, shown, shape = await run_in_threadpool(
+    pixels, shown, shape = await gate.run(
         _decode, upload.path, limits, served.resize_to, display or bool(explain)
     )
     probs = np.asarray(await batcher.submit(pixels), dtype=np.float64)

@@ -11,7 +11,9 @@
   ``Content-Type`` or file extension that names another of these is refused, as is content that
   is none of them (a text file named ``.png``).
 * **Decompression bombs** (413): the project's decoder checks width x height against
-  ``max_pixels`` from the header, before pixel data is decoded (:class:`DecodeSettings`).
+  ``max_pixels`` and the decoded samples' bytes against ``max_decode_bytes`` from the header,
+  before pixel data is decoded or a deflated DICOM inflated (:class:`DecodeSettings`); at most
+  ``max_decodes`` uploads decode at once (:mod:`.decode_gate`; 503 when the line is full).
 * **One deadline per request** (504), from its headers to its answer: receiving a slow upload
   counts (:mod:`.deadline`); a connection still sending its headers at the deadline is closed.
 * **Slow clients cannot hoard the server** (503 + Retry-After): at most ``max_uploads`` uploads
@@ -37,7 +39,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from chestxai.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings, sniff_format
+from chestxai.data.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DecodeSettings, sniff_format
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ class Limits:
     max_passes: int = 50  # uncertainty passes per request (the query's passes=)
     heavy_queue: int = 4  # explain/uncertainty requests waiting per model besides the one running
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header names accepted ("*": any)
+    max_decode_bytes: int = DEFAULT_MAX_BYTES  # decoded samples of one image (--max-decode-mb)
+    max_decodes: int = 2  # uploads decoded at once (--max-decodes); the rest wait in the queue
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1024:
@@ -107,7 +111,6 @@ class Limits:
             raise ValueError(f"--timeout must be > 0 seconds, got {self.timeout_s}")
         if self.max_queue < 1 or self.max_batch < 1 or self.max_wait_ms < 0:
             raise ValueError("--max-queue and --max-batch must be >= 1 and --max-wait-ms >= 0")
-        DecodeSettings(max_pixels=self.max_pixels)  # the decoder's own range check (--max-pixels)
         if self.max_uploads < 1 or self.max_connections < 1 or self.heavy_queue < 0:
             raise ValueError(
                 f"--max-uploads and --max-connections must be >= 1 and --heavy-queue >= 0, got "
@@ -124,10 +127,13 @@ class Limits:
             raise ValueError(f"--max-passes must be between 2 and 200, got {self.max_passes}")
         if not self.allowed_hosts or any(not h or h != h.strip() for h in self.allowed_hosts):
             raise ValueError(f"--allowed-hosts needs host names (or '*'), got {list(self.allowed_hosts)}")
+        if self.max_decodes < 1:
+            raise ValueError(f"--max-decodes must be >= 1, got {self.max_decodes}")
+        _ = self.decode  # the decoder's own range checks (--max-pixels, --max-decode-mb)
 
     @property
     def decode(self) -> DecodeSettings:
-        return DecodeSettings(max_pixels=self.max_pixels)
+        return DecodeSettings(max_pixels=self.max_pixels, max_bytes=self.max_decode_bytes)
 
 
 def check_content_length(header: str | None, limits: Limits) -> int | None:
