@@ -31,6 +31,7 @@ from chestxai.checks import (
     parse_device,
     parse_seed,
 )
+from chestxai.devices import AMP_CHOICES, AMP_HELP, parse_amp
 from chestxai.errors import UserError
 from chestxai.flags import setting, setting_fields
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
@@ -201,9 +202,9 @@ class TrainConfig:
     sampler: str = setting(
         "shuffle", help="shuffle | weighted (oversample rare classes)", choices=("shuffle", "weighted")
     )
-    amp: bool = setting(
-        False, help="mixed precision: bf16 autocast on CPU, fp16 + GradScaler on CUDA", flag="--amp"
-    )
+    # a recipe's true/false still reads (as on/off); auto decides by the device (devices.choose_precision)
+    amp: str = setting("auto", help=AMP_HELP, flag="--amp", choices=AMP_CHOICES, switch=("on", "off"))
+    precision: str = setting("", help="filled in at run time: float32, bfloat16 or float16 as trained")
     grad_clip: float = setting(0.0, help="max gradient norm; 0 = off")
     early_stopping: int = setting(0, help="patience in epochs on validation AUC; 0 = off")
     augment: bool = setting(True, help="training-time augmentation")
@@ -213,6 +214,7 @@ class TrainConfig:
     max_steps_per_epoch: int = setting(0, help="cap on steps per epoch (for smoke tests); 0 = full epoch")
 
     def __post_init__(self) -> None:
+        self.amp = parse_amp(self.amp)  # YAML's true/false arrive as text (the field is str)
         for s in setting_fields(TrainConfig):  # the choices are declared once, on the fields
             if s.spec is not None and s.spec.choices:
                 check_choice("train", s.key, getattr(self, s.key), s.spec.choices)

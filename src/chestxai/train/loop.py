@@ -111,6 +111,11 @@ def _fit(
     # the published classifier as it is decides at its published operating points (until evaluate)
     thresholds = built.operating_points if cfg.epochs == 0 else None
     opt = setup_optimisation(built.model.to(device), data, cfg, dist, device)
+    cfg.precision = opt.precision.name  # recorded in config.yaml (and every checkpoint's config)
+    if dist.is_main:  # on screen: a precision the device emulates slowly must never be a silent choice
+        log.info("training in %s (%s)", opt.precision.name, opt.precision.why)
+        if progress:
+            tqdm.write(f"training in {opt.precision.name} ({opt.precision.why})")
 
     state = LoopState()
     if resume:
@@ -185,7 +190,7 @@ def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[
         x = to_unit(batch.images.to(device, non_blocking=True), batch.params)
         x = to_input(x, fit.preprocess)  # resize + normalise exactly as evaluation will
         y = batch.targets.to(device)
-        with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=cfg.amp):
+        with torch.autocast(device.type, dtype=opt.precision.dtype(), enabled=opt.precision.autocast):
             if aux_targets is not None:  # through the (DDP) wrapper, so gradients are synchronised
                 logits, aux_logits = opt.model(x, with_aux=True)
             else:
