@@ -243,9 +243,16 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # MLflow only when asked: an installed mlflow (the dev stack has it) used to switch tracking on
+    # unasked (runs/mlflow.db, INFO lines); a --tracking-uri is asking too
+    track: bool = setting(
+        False,
+        help="also log the run to MLflow (pip install 'chestxai[track]'); --tracking-uri implies it",
+        flag="--track",
+    )
     tracking_uri: str = setting(
         "",
-        help="MLflow tracking URI; none = a local store beside the runs (when mlflow is installed)",
+        help="MLflow tracking URI (implies --track); none = a local store beside the runs",
         flag="--tracking-uri",
     )
 
@@ -253,6 +260,11 @@ class RunConfig:
         check_run_name(self.name)
         if "\0" in self.run_dir:
             raise UserError(f"run_dir {self.run_dir!r} contains a NUL byte")
+
+    @property
+    def tracking(self) -> bool:
+        """MLflow tracking asked for: ``track: true`` / ``--track``, or a ``tracking_uri``."""
+        return bool(self.track or self.tracking_uri)
 
     @property
     def run_path(self) -> Path:
@@ -391,7 +403,7 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
                 raise UserError(f"{where}: section {key!r} must be a mapping, got {type(value).__name__}")
             kwargs[key] = _build(SECTIONS[key], value, f"{where} [{key}]")
         else:
-            kwargs[key] = _coerce(value, "str", f"{where} {key}")
+            kwargs[key] = _coerce(value, field_type(key) or "str", f"{where} {key}")  # track: a bool
     try:
         return RunConfig(**kwargs)
     except ValueError as exc:

@@ -123,7 +123,7 @@ def _fit(
         log.info("resuming %s after epoch %d", run.root, state.epoch)
         if state.finished(cfg.epochs):
             log.info("%s already finished (%d epochs); nothing to train", run.root, state.epoch)
-    tracker = Tracker(run.root, config.name, config.tracking_uri, enabled=dist.is_main)
+    tracker = Tracker(run.root, config.name, config.tracking_uri, enabled=dist.is_main and config.tracking)
     if dist.is_main:
         save_config(config, run.config)
         crash_point("train:after-config")
