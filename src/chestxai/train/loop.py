@@ -30,7 +30,7 @@ from chestxai.crashpoints import crash_point
 from chestxai.data.dataset import to_unit
 from chestxai.devices import pick_device
 from chestxai.locks import exclusive
-from chestxai.models.factory import locate_weights, published_head_error
+from chestxai.models.factory import check_architecture, locate_weights, published_head_error
 from chestxai.models.preprocess import to_input
 from chestxai.models.recipe import model_for_recipe
 from chestxai.models.xrv import is_xrv
@@ -38,7 +38,7 @@ from chestxai.rundir import RunDir
 from chestxai.rundir.tables import write_splits
 from chestxai.train import distributed as D
 from chestxai.train.batches import epoch_order, iterate_batches
-from chestxai.train.data_setup import TrainingData, record_cache, setup_data, splits_frame
+from chestxai.train.data_setup import TrainingData, cache_row_size, record_cache, setup_data, splits_frame
 from chestxai.train.epoch_end import Fit, finish_epoch
 from chestxai.train.losses import task_loss
 from chestxai.train.memory import reset_peak_memory
@@ -229,6 +229,11 @@ def preflight(config: RunConfig) -> None:
     from chestxai.models.registry import MODELS
 
     MODELS.get(config.model.name)  # unknown name -> error listing the valid ones
+    # head and input size: checked when the model is built, i.e. after the data was prepared (minutes
+    # on NIH)
+    rows = cache_row_size(config.data.cache_dir) or config.data.size  # the size the model would see
+    if not is_xrv(config.model.weights):  # xrv weights set their own input size
+        check_architecture(config.model.name, config.model.head, config.model.input_size or rows)
     if config.model.published_head and not is_xrv(config.model.weights):
         raise ValueError(published_head_error(config.model.weights))
     if config.model.published_head and config.model.head != "pooled":
