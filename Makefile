@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   - create .venv, install chestxai, run the quickstart (train/evaluate/explain/report)
+#   make demo   - create .venv, install chestxai (runtime only, no dev extras), run the quickstart
 #   make test   - create .venv with the dev extras, run the test suite
 VENV ?= .venv
 PYTHON ?= python3
@@ -14,13 +14,21 @@ endif
 
 .PHONY: demo test lint browser clean-venv
 
+# The dev stack (tests, lint, browser, mlflow, torchxrayvision: ~6.8 GB) is for `make test`/`lint`;
+# the demo needs only the runtime install, stamped separately so it never pulls the dev extras.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-demo: $(BIN)/.installed
+$(BIN)/.installed-demo: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+demo: $(BIN)/.installed-demo
 	$(BIN)/chestxai quickstart
 
 # Debian's chromium renders report.html in the browser test (skipped with a reason when absent).

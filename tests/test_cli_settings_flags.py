@@ -64,7 +64,7 @@ def test_every_field_has_help() -> None:
         ([], {}),
         (
             ["--lr", "0.01", "--no-amp", "--model", "1e3"],
-            {"train.lr": 0.01, "train.amp": False, "model.name": "1e3"},
+            {"train.lr": 0.01, "train.amp": "off", "model.name": "1e3"},
         ),
         (["--published-head", "--seed", "7"], {"model.published_head": True, "train.seed": 7}),
     ],

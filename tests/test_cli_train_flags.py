@@ -29,7 +29,7 @@ def _config(*argv: str):
         (["--device", "cuda:1"], "train.device", "cuda:1"),
         (["--seed", "3"], "train.seed", 3),
         (["--lr", "0.01", "--set", "train.lr=0.02"], "train.lr", 0.02),
-        (["--no-amp"], "train.amp", False),
+        (["--no-amp"], "train.amp", "off"),
     ],
 )
 def test_flags_reach_the_config_unchanged(argv, attr, expected) -> None:

@@ -42,7 +42,7 @@ def test_overrides_are_typed() -> None:
     config = load_config(
         None, ["train.lr=3e-4", "train.amp=true", "data.size=64", "data.labels=[Mass, Nodule]"]
     )
-    assert config.train.lr == pytest.approx(3e-4) and config.train.amp is True
+    assert config.train.lr == pytest.approx(3e-4) and config.train.amp == "on"
     assert config.data.size == 64 and config.data.labels == ["Mass", "Nodule"]
 
 
@@ -52,7 +52,7 @@ def test_overrides_are_typed() -> None:
         ({"train": {"epochs": "ten"}}, "not a valid int"),
         ({"train": {"optimizer": "sgd"}}, "train.optimizer must be one of"),
         ({"data": {"task": "regression"}}, "data.task must be one of"),
-        ({"train": {"amp": "maybe"}}, "not a valid bool"),
+        ({"train": {"amp": "maybe"}}, "train.amp must be auto, true or false"),
     ],
 )
 def test_bad_values(raw, match) -> None:
@@ -160,8 +160,8 @@ def test_cross_field_and_type_checks(raw, match) -> None:
         ("train.device=cuda:1", "train.device", "cuda:1"),
         ("train.epochs=007", "train.epochs", 7),
         ("train.lr=3e-4", "train.lr", 3e-4),
-        ("train.amp=yes", "train.amp", True),
-        ("train.amp=0", "train.amp", False),
+        ("train.amp=yes", "train.amp", "on"),
+        ("train.amp=0", "train.amp", "off"),
         ("train.augment=No", "train.augment", False),
         ("data.labels=[Mass, Nodule]", "data.labels", ["Mass", "Nodule"]),
         ("data.labels=Mass", "data.labels", ["Mass"]),
@@ -184,7 +184,7 @@ def test_set_values_follow_the_declared_type(item, attr, expected) -> None:
         ("train.device=off", "train.device must be"),
         ("train.lr=inf", "train.lr must be in"),
         ("train.lr=fast", "not a valid float"),
-        ("train.amp=maybe", "not a valid bool"),
+        ("train.amp=maybe", "must be auto, true or false"),
         ("name=", "run name '' is not a valid single folder name"),
         ("name=..", "not a valid single folder name"),
         ("name=a/b", "path separator"),

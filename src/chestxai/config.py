@@ -31,6 +31,7 @@ from chestxai.checks import (
     parse_device,
     parse_seed,
 )
+from chestxai.devices import AMP_CHOICES, AMP_HELP, parse_amp
 from chestxai.errors import UserError
 from chestxai.flags import setting, setting_fields
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
@@ -201,9 +202,9 @@ class TrainConfig:
     sampler: str = setting(
         "shuffle", help="shuffle | weighted (oversample rare classes)", choices=("shuffle", "weighted")
     )
-    amp: bool = setting(
-        False, help="mixed precision: bf16 autocast on CPU, fp16 + GradScaler on CUDA", flag="--amp"
-    )
+    # a recipe's true/false still reads (as on/off); auto decides by the device (devices.choose_precision)
+    amp: str = setting("auto", help=AMP_HELP, flag="--amp", choices=AMP_CHOICES, switch=("on", "off"))
+    precision: str = setting("", help="filled in at run time: float32, bfloat16 or float16 as trained")
     grad_clip: float = setting(0.0, help="max gradient norm; 0 = off")
     early_stopping: int = setting(0, help="patience in epochs on validation AUC; 0 = off")
     augment: bool = setting(True, help="training-time augmentation")
@@ -213,6 +214,7 @@ class TrainConfig:
     max_steps_per_epoch: int = setting(0, help="cap on steps per epoch (for smoke tests); 0 = full epoch")
 
     def __post_init__(self) -> None:
+        self.amp = parse_amp(self.amp)  # YAML's true/false arrive as text (the field is str)
         for s in setting_fields(TrainConfig):  # the choices are declared once, on the fields
             if s.spec is not None and s.spec.choices:
                 check_choice("train", s.key, getattr(self, s.key), s.spec.choices)
@@ -241,9 +243,16 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # MLflow only when asked: an installed mlflow (the dev stack has it) used to switch tracking on
+    # unasked (runs/mlflow.db, INFO lines); a --tracking-uri is asking too
+    track: bool = setting(
+        False,
+        help="also log the run to MLflow (pip install 'chestxai[track]'); --tracking-uri implies it",
+        flag="--track",
+    )
     tracking_uri: str = setting(
         "",
-        help="MLflow tracking URI; none = a local store beside the runs (when mlflow is installed)",
+        help="MLflow tracking URI (implies --track); none = a local store beside the runs",
         flag="--tracking-uri",
     )
 
@@ -251,6 +260,11 @@ class RunConfig:
         check_run_name(self.name)
         if "\0" in self.run_dir:
             raise UserError(f"run_dir {self.run_dir!r} contains a NUL byte")
+
+    @property
+    def tracking(self) -> bool:
+        """MLflow tracking asked for: ``track: true`` / ``--track``, or a ``tracking_uri``."""
+        return bool(self.track or self.tracking_uri)
 
     @property
     def run_path(self) -> Path:
@@ -389,7 +403,7 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> RunConfig:
                 raise UserError(f"{where}: section {key!r} must be a mapping, got {type(value).__name__}")
             kwargs[key] = _build(SECTIONS[key], value, f"{where} [{key}]")
         else:
-            kwargs[key] = _coerce(value, "str", f"{where} {key}")
+            kwargs[key] = _coerce(value, field_type(key) or "str", f"{where} {key}")  # track: a bool
     try:
         return RunConfig(**kwargs)
     except ValueError as exc:

@@ -184,7 +184,9 @@ def test_torchrun_two_process_gloo(blob_cache, tmp_path) -> None:
 @pytest.mark.real_mlflow
 def test_mlflow_tracking_logs_params_metrics_and_artifacts(blob_cache, tmp_path) -> None:
     mlflow = pytest.importorskip("mlflow", reason="the [track] extra (mlflow) is not installed")
-    run = train(tiny_config(blob_cache, tmp_path / "runs" / "tracked", "name=tracked"), progress=False)
+    run = train(
+        tiny_config(blob_cache, tmp_path / "runs" / "tracked", "name=tracked", "track=true"), progress=False
+    )
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     found = mlflow.search_runs(experiment_names=["chestxai"])
     assert len(found) == 1 and found["tags.mlflow.runName"].iloc[0] == "tracked"

@@ -13,7 +13,7 @@ from .conftest import run_here, tune_args
 def test_trials_are_logged_to_mlflow(tiny, tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="pip install 'chestxai[track]'")
     study = tmp_path / "runs" / "logged"
-    assert run_here(tune_args(tiny, study, 2)) == 0
+    assert run_here(tune_args(tiny, study, 2, "--set", "track=true")) == 0  # MLflow only when asked
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     per_trial = mlflow.search_runs(experiment_names=["logged"])
     assert len(per_trial) == 2 and per_trial["metrics.val_auc"].notna().all()

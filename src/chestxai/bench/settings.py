@@ -51,8 +51,9 @@ class BenchConfig:
     # docs/BENCHMARKS.md), and the defaults must reach the 0.9
     amp: bool = setting(
         False,
-        help="mixed-precision training (bfloat16 on CPU, float16 on CUDA; on an AMX CPU it trains 1.7x "
-        "faster, but the NIH 128 px model localized worse, see docs/BENCHMARKS.md)",
+        help="mixed-precision training, decided as train.amp on (bfloat16 on CPUs with native bfloat16, "
+        "bfloat16/float16 on CUDA, else float32 with a warning); on an AMX CPU it trains 1.7x faster, but "
+        "the NIH 128 px model localized worse, see docs/BENCHMARKS.md",
         flag="--amp",
     )
     tolerance: float | None = setting(

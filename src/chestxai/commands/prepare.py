@@ -138,4 +138,17 @@ def run(args: argparse.Namespace) -> int:
     if shard is not None:
         print(f"the cache is already merged and complete; shard {shard[0]}/{shard[1]} had nothing to do")
     print(summary(path))
+    print(train_hint(path, args.out))
     return 0
+
+
+def train_hint(path, out: str | None) -> str:
+    """The train command that uses this cache: train prepares its own under $CHESTXAI_CACHE/prepared
+    unless pointed at the folder (``prepare --out cache/`` then a plain ``train`` decoded it all again)."""
+    lines = [f"train on this cache: chestxai train --config RECIPE --set data.cache_dir={path}"]
+    if out:
+        lines.append(
+            f"  (or --cache {out}: train reuses a cache under it prepared from the same source, root, size "
+            "and options)"
+        )
+    return "\n".join(lines)

@@ -27,7 +27,7 @@ from chestxai.config import RunConfig
 
 RECIPE = "pneumoniamnist_resnet18"
 #: the recipe keys quickstart offers as flags (the train command's spelling, generated from RunConfig)
-FLAGS = ("train.epochs", "train.device")
+FLAGS = ("train.epochs", "train.device", "track")
 EXPLAIN_METHOD = "hirescam"  # shown in the gallery (see the module doc for why)
 BASELINE_METHOD = "gradcam"  # measured beside it, no overlays
 # MedMNIST v2 (Yang et al., Scientific Data 2023), PneumoniaMNIST test split: AUC / ACC

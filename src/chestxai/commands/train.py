@@ -42,9 +42,12 @@ def values_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.config import load_config
+    from chestxai.train.data_setup import cache_plan
     from chestxai.train.loop import train
 
     config = load_config(args.config, list(args.set), values=values_from_args(args))
+    print(cache_plan(config.data))  # before any decoding: which cache, or where train looks for one
     run_dir = train(config, resume=args.resume, progress=not args.no_progress)
+    print(f"trained in {config.train.precision} on the cache {config.data.cache_dir}")
     print(f"run directory: {run_dir}")
     return 0

@@ -72,6 +72,7 @@ def run_status(spec, layout: ExperimentDir, state: dict[str, Any]) -> str:
 def _same_config(folder: Path, spec) -> bool:
     """Whether the run's saved config.yaml (if any) is the config ``spec`` would train."""
     from chestxai.config import ENVIRONMENT_KEY
+    from chestxai.devices import parse_amp
     from chestxai.rundir import RunDir
     from chestxai.train.data_setup import cache_row_size
     from chestxai.yamlsafe import load_yaml_file
@@ -89,6 +90,11 @@ def _same_config(folder: Path, spec) -> bool:
         config.pop("run_dir", None)
         config.get("train", {}).pop("device", None)
         config.get("data", {}).pop("cache_dir", None)  # filled in by training
+        config.get("train", {}).pop("precision", None)  # filled in by training, for its device
+        config.pop("track", None)  # whether MLflow also logs it does not change the run
+        train = config.get("train", {})
+        if "amp" in train:  # runs saved before amp was auto/on/off hold true/false
+            train["amp"] = parse_amp(train["amp"])
     return saved == want
 
 
@@ -258,6 +264,21 @@ def print_summary(experiment, layout: ExperimentDir, results: dict, compared: li
 
 
 # ---- the whole experiment --------------------------------------------------------------------------------
+def preflight_runs(experiment, path: Path) -> None:
+    """Every recipe run's model checks (known model, head, input size, weights available) before the
+    first run trains: a bad third entry used to fail after the first two had trained."""
+    from chestxai.train.loop import preflight
+
+    for spec in experiment.runs:
+        if spec.config is None:
+            continue
+        try:
+            preflight(spec.config)
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ValueError(f"{path}: run {spec.name!r}: {reason}; nothing was trained") from None
+
+
 def run_experiment(
     file: str, out: Path | None, overrides: list[str], options: RunOptions, dry_run: bool = False
 ) -> int:
@@ -285,6 +306,7 @@ def run_experiment(
             experiment, layout, {spec.name: run_status(spec, layout, state) for spec in experiment.runs}
         )
         return 0
+    preflight_runs(experiment, path)
     check_folder(layout, experiment.name, read_state(layout), options)
     with exclusive(layout.root, "experiment folder"):  # a second experiment here fails at once
         state = read_state(layout)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from chestxai.explain.anatomy import anatomy_summary, border_energy, outside_energy
 from chestxai.explain.boxes import Box, boxes_from_heatmap
@@ -132,8 +133,11 @@ def measure_method(
         scores[col] = np.nan
 
     n_faith = min(settings.faithfulness_limit, len(items))
-    if n_faith:
-        _faithfulness(model, items[:n_faith], heatmaps[:n_faith], preprocess, settings, scores)
+    if n_faith:  # the long stage (minutes: a forward pass per deletion step and ROAD percentile)
+        desc = f"{method}: faithfulness (deletion/insertion, ROAD)"
+        _faithfulness(
+            model, items[:n_faith], heatmaps[:n_faith], preprocess, settings, scores, progress, desc
+        )
     anatomy = anatomy_summary(heatmaps) if len(items) else None
     if anatomy is not None and scores["outside_lungs"].notna().any():
         anatomy["outside_lungs"] = float(scores["outside_lungs"].mean())
@@ -146,10 +150,18 @@ def measure_method(
 
 
 def _faithfulness(
-    model, items, heatmaps, preprocess, settings: ExplainSettings, scores: pd.DataFrame
+    model,
+    items,
+    heatmaps,
+    preprocess,
+    settings: ExplainSettings,
+    scores: pd.DataFrame,
+    progress: bool = False,
+    desc: str = "faithfulness",
 ) -> None:
     device = next(model.parameters()).device
     task = getattr(model, "task", "multilabel")
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress, leave=False)
     for lo in range(0, len(items), settings.batch_size):
         chunk = items[lo : lo + settings.batch_size]
         x = model_inputs([it.image for it in chunk], preprocess, device)
@@ -164,3 +176,5 @@ def _faithfulness(
         scores.loc[rows, "deletion_auc"] = curves["deletion_auc"]
         scores.loc[rows, "insertion_auc"] = curves["insertion_auc"]
         scores.loc[rows, "road"] = road
+        bar.update(len(chunk))
+    bar.close()

@@ -239,7 +239,9 @@ def explain_run(
     sel = select_items(trained, finding, split, images, boxes, masks, limit, settings.batch_size)
     result = measure_selection(trained, sel, method, settings, layer, progress)
     control = (
-        result if method == CONTROL else measure_selection(trained, sel, CONTROL, settings, result.layer)
+        result
+        if method == CONTROL
+        else measure_selection(trained, sel, CONTROL, settings, result.layer, progress)
     )
     check = (
         run_sanity(trained, sel, method, result.layer, settings, progress)
@@ -313,7 +315,7 @@ def compare_methods(
     trained = open_explained(run_dir, device)
     run = trained.run
     sel = select_items(trained, finding, split, images, boxes, masks, limit, settings.batch_size)
-    control = measure_selection(trained, sel, CONTROL, settings)
+    control = measure_selection(trained, sel, CONTROL, settings, None, progress)
     results: dict[str, MethodResult] = {CONTROL: control}
     checks: dict[str, dict] = {}
     not_applicable: dict[str, str] = {}

@@ -83,14 +83,24 @@ def locate_weights(name: str, pretrained: bool, weights: str | Path | None) -> P
     return weights_file(name, spec.timm_name, pretrained, weights)
 
 
+def check_architecture(name: str, head: str, input_size: int) -> None:
+    """The checks that need only the recipe (known model, a head it takes, a large enough input):
+    ``chestxai train`` runs them before any data is prepared, not after minutes of decoding."""
+    spec = MODELS.get(name)
+    get_head(head, spec.family)
+    if input_size < spec.min_size:
+        raise ValueError(
+            f"{name} needs inputs of at least {spec.min_size} px, got {input_size} "
+            f"(set model.input_size: {spec.min_size} to resize the images for it)"
+        )
+
+
 def _check_args(name: str, spec, task: str, head: str, num_labels: int, input_size: int) -> None:
     """Bad arguments fail before any weights are read."""
     check_task(task)
-    get_head(head, spec.family)
+    check_architecture(name, head, input_size)
     if task == "binary" and num_labels != 1:
         raise ValueError(f"a binary task has one output logit, got num_labels={num_labels}")
-    if input_size < spec.min_size:
-        raise ValueError(f"{name} needs inputs of at least {spec.min_size} px, got {input_size}")
 
 
 def build_classifier(

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from chestxai.devices import choose_precision
 from chestxai.synth.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
 from chestxai.synth.networks import PatchDiscriminator, ResnetGenerator
 from chestxai.synth.pool import ImagePool
@@ -41,7 +42,7 @@ class CycleGAN:
         pool_size: int = 50,
         seed: int = 0,
         device: torch.device | str = "cpu",
-        amp: bool = False,
+        precision: str = "float32",
     ):
         self.device = torch.device(device)
         torch.manual_seed(seed)  # the N(0, 0.02) initialisation is the run's seed's
@@ -54,14 +55,19 @@ class CycleGAN:
         self.pools = {d: ImagePool(pool_size, seed * 2 + i + 1) for i, d in enumerate(("a", "b"))}
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
-        self.amp = bool(amp)
-        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        # float32, bfloat16 or float16 (+ GradScaler): chosen by devices.choose_precision from --amp
+        self.amp = precision != "float32"
+        self.amp_dtype = getattr(torch, precision)
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=precision == "float16" and self.device.type == "cuda"
+        )
 
     @classmethod
     def from_settings(cls, settings: Any, size: int, device: torch.device) -> CycleGAN:
         """Built from :class:`~chestxai.synth.settings.SynthSettings` for ``size`` px images."""
-        amp = settings.amp == "on" or (settings.amp == "auto" and device.type == "cuda")
+        # the same decision as training's: bfloat16 only where the device has it natively, never an
+        # emulated bfloat16 that runs ~10x slower; --amp where it is not supported is a warning
+        precision = choose_precision(settings.amp, device, flag="--amp")
         return cls(
             n_blocks=settings.blocks(size),
             ngf=settings.ngf,
@@ -74,7 +80,7 @@ class CycleGAN:
             pool_size=settings.pool_size,
             seed=settings.seed,
             device=device,
-            amp=amp,
+            precision=precision.name,
         )
 
     def set_lr(self, lr: float) -> None:

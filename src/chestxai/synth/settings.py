@@ -26,11 +26,11 @@ from chestxai.checks import (
     parse_seed,
 )
 from chestxai.config import MAX_SIZE, MAX_WORKERS
+from chestxai.devices import AMP_CHOICES  # one vocabulary with train.amp (re-exported)
 from chestxai.errors import UserError
 from chestxai.flags import flag_name, setting
 
 KIND = "cyclegan"
-AMP_CHOICES = ("auto", "on", "off")
 #: what a resumed run may not change (the networks, the data they learn from, the random streams)
 FIXED_ON_RESUME = (
     "source",
@@ -157,8 +157,10 @@ class SynthSettings:
     beta2: float = _number("beta2", 0.999, "Adam beta2")
     amp: str = setting(
         "auto",
-        help="mixed precision: --amp on, --no-amp off; not given: auto = float16 + GradScaler on CUDA, "
-        "off on CPU (config.yaml: auto | on | off)",
+        help="mixed precision: --amp on, --no-amp off; not given: auto = bfloat16 on CPUs with native "
+        "bfloat16 and CUDA GPUs that support it, float16 + GradScaler on other CUDA GPUs, else float32; "
+        "--amp where the device has neither: float32 with a warning (config.yaml: auto | on | off; the "
+        "same decision as train.amp)",
         flag="--amp",
         choices=AMP_CHOICES,
         switch=("on", "off"),

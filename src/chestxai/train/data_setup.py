@@ -42,13 +42,31 @@ def dataset_root(cfg: DataConfig) -> Path:
     )
 
 
+def caches_folder(cfg: DataConfig) -> Path:
+    """Where training looks for (and otherwise prepares) the cache of ``cfg``'s inputs: ``data.cache``
+    (``--cache``, e.g. the ``--out`` of ``chestxai prepare``), else ``$CHESTXAI_CACHE/prepared``."""
+    return Path(cfg.cache).expanduser() if cfg.cache else cache_root() / "prepared"
+
+
+def cache_plan(cfg: DataConfig) -> str:
+    """One line for the screen, before anything is read: which cache training will use, or where it
+    looks for one (a ``prepare --out cache/`` is reused only when train is pointed at ``cache/``)."""
+    if cfg.cache_dir and Path(cfg.cache_dir, "meta.json").exists():
+        return f"data: the prepared cache {cfg.cache_dir} (data.cache_dir)"
+    where = "data.cache / --cache" if cfg.cache else "default; --cache DIR for a `chestxai prepare --out DIR`"
+    return (
+        f"data: looking for a prepared cache of {cfg.source} at {cfg.size} px under {caches_folder(cfg)} "
+        f"({where}); reused when its inputs are the same, else prepared there"
+    )
+
+
 def ensure_cache(cfg: DataConfig, progress: bool = True) -> Path:
     """The prepared cache for this data config (prepared now if missing, reused otherwise)."""
     if cfg.cache_dir and Path(cfg.cache_dir, "meta.json").exists():
         return Path(cfg.cache_dir)
     from chestxai.data.prepare import prepare
 
-    out = Path(cfg.cache).expanduser() if cfg.cache else cache_root() / "prepared"
+    out = caches_folder(cfg)
     return prepare(
         cfg.source,
         dataset_root(cfg),

@@ -30,7 +30,7 @@ from chestxai.crashpoints import crash_point
 from chestxai.data.dataset import to_unit
 from chestxai.devices import pick_device
 from chestxai.locks import exclusive
-from chestxai.models.factory import locate_weights, published_head_error
+from chestxai.models.factory import check_architecture, locate_weights, published_head_error
 from chestxai.models.preprocess import to_input
 from chestxai.models.recipe import model_for_recipe
 from chestxai.models.xrv import is_xrv
@@ -38,7 +38,7 @@ from chestxai.rundir import RunDir
 from chestxai.rundir.tables import write_splits
 from chestxai.train import distributed as D
 from chestxai.train.batches import epoch_order, iterate_batches
-from chestxai.train.data_setup import TrainingData, record_cache, setup_data, splits_frame
+from chestxai.train.data_setup import TrainingData, cache_row_size, record_cache, setup_data, splits_frame
 from chestxai.train.epoch_end import Fit, finish_epoch
 from chestxai.train.losses import task_loss
 from chestxai.train.memory import reset_peak_memory
@@ -111,6 +111,11 @@ def _fit(
     # the published classifier as it is decides at its published operating points (until evaluate)
     thresholds = built.operating_points if cfg.epochs == 0 else None
     opt = setup_optimisation(built.model.to(device), data, cfg, dist, device)
+    cfg.precision = opt.precision.name  # recorded in config.yaml (and every checkpoint's config)
+    if dist.is_main:  # on screen: a precision the device emulates slowly must never be a silent choice
+        log.info("training in %s (%s)", opt.precision.name, opt.precision.why)
+        if progress:
+            tqdm.write(f"training in {opt.precision.name} ({opt.precision.why})")
 
     state = LoopState()
     if resume:
@@ -118,7 +123,7 @@ def _fit(
         log.info("resuming %s after epoch %d", run.root, state.epoch)
         if state.finished(cfg.epochs):
             log.info("%s already finished (%d epochs); nothing to train", run.root, state.epoch)
-    tracker = Tracker(run.root, config.name, config.tracking_uri, enabled=dist.is_main)
+    tracker = Tracker(run.root, config.name, config.tracking_uri, enabled=dist.is_main and config.tracking)
     if dist.is_main:
         save_config(config, run.config)
         crash_point("train:after-config")
@@ -185,7 +190,7 @@ def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[
         x = to_unit(batch.images.to(device, non_blocking=True), batch.params)
         x = to_input(x, fit.preprocess)  # resize + normalise exactly as evaluation will
         y = batch.targets.to(device)
-        with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=cfg.amp):
+        with torch.autocast(device.type, dtype=opt.precision.dtype(), enabled=opt.precision.autocast):
             if aux_targets is not None:  # through the (DDP) wrapper, so gradients are synchronised
                 logits, aux_logits = opt.model(x, with_aux=True)
             else:
@@ -224,6 +229,11 @@ def preflight(config: RunConfig) -> None:
     from chestxai.models.registry import MODELS
 
     MODELS.get(config.model.name)  # unknown name -> error listing the valid ones
+    # head and input size: checked when the model is built, i.e. after the data was prepared (minutes
+    # on NIH)
+    rows = cache_row_size(config.data.cache_dir) or config.data.size  # the size the model would see
+    if not is_xrv(config.model.weights):  # xrv weights set their own input size
+        check_architecture(config.model.name, config.model.head, config.model.input_size or rows)
     if config.model.published_head and not is_xrv(config.model.weights):
         raise ValueError(published_head_error(config.model.weights))
     if config.model.published_head and config.model.head != "pooled":

@@ -15,6 +15,7 @@ import torch
 from chestxai.config import TrainConfig
 from chestxai.data.augment import AugmentConfig
 from chestxai.data.splits import class_weights, pos_weight, sample_weights, stratify_key
+from chestxai.devices import Precision, choose_precision
 from chestxai.train import distributed as D
 from chestxai.train.data_setup import TrainingData
 from chestxai.train.schedule import make_optimizer, make_scheduler
@@ -27,7 +28,7 @@ class Optimisation:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler  # only active for fp16 on CUDA; a no-op otherwise
-    amp_dtype: torch.dtype
+    precision: Precision  # what the step autocasts to (float32: no autocast); devices.choose_precision
     loss_weight: torch.Tensor | None  # pos_weight or class weights (train.class_weights)
     sampling: np.ndarray | None  # per-row draw weights (train.sampler: weighted)
     steps: int  # optimiser steps per epoch on each rank
@@ -56,16 +57,16 @@ def setup_optimisation(
         if cfg.sampler == "weighted"
         else None
     )
-    # CPUs autocast to bfloat16 (no scaler needed); CUDA to float16, whose gradients need scaling
-    amp_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    # bfloat16 only where the device has it natively (no scaler needed); float16 gradients need scaling
+    precision = choose_precision(cfg.amp, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision.scaler and device.type == "cuda")
     return Optimisation(
         model=model,
         core=core,
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=scaler,
-        amp_dtype=amp_dtype,
+        precision=precision,
         loss_weight=_loss_weight(data, cfg.class_weights, device),
         sampling=sampling,
         steps=steps,

@@ -1,4 +1,7 @@
-"""Experiment tracking: always the run directory; MLflow too when the [track] extra is installed.
+"""Experiment tracking: always the run directory; MLflow too when asked (``--track`` / ``track: true``).
+
+MLflow is only used when a run asks for it (``--track``, ``track: true`` in a recipe, or a
+``--tracking-uri``): an installed mlflow alone (the dev stack has it) used to switch it on unasked.
 
 MLflow is imported lazily and only used when present, so the core install stays small. The
 default store is a local SQLite file beside the runs (``<runs root>/mlflow.db``, artifacts in
@@ -38,8 +41,9 @@ class Tracker:
         try:
             import mlflow
         except ImportError:
-            log.info(
-                "mlflow not installed: tracking to the run directory only (pip install 'chestxai[track]')"
+            log.warning(
+                "--track: mlflow is not installed, so the run is tracked in its run directory only "
+                "(pip install 'chestxai[track]')"
             )
             return
         runs_root = run_dir.resolve().parent

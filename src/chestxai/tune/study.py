@@ -53,7 +53,7 @@ MAX_RETRIES = 2
 #: recipe keys that may differ between processes of one study (paths and machines, not the experiment)
 MACHINE_KEYS = {
     "data": ("root", "cache", "cache_dir", "prepare_workers"),
-    "train": ("device", "threads"),
+    "train": ("device", "threads", "precision"),  # precision: filled in by each run for its device
 }
 
 
@@ -76,7 +76,7 @@ def make_pruner(kind: str, startup: int) -> Any:
 def experiment_keys(base: dict[str, Any]) -> dict[str, Any]:
     """The recipe without what may differ per machine: a study refuses a re-run that changes it."""
     out = json.loads(
-        json.dumps({k: v for k, v in base.items() if k not in ("name", "run_dir", "tracking_uri")})
+        json.dumps({k: v for k, v in base.items() if k not in ("name", "run_dir", "track", "tracking_uri")})
     )
     for section, keys in MACHINE_KEYS.items():
         for key in keys:
@@ -296,7 +296,8 @@ def run_study(s: TuneSettings, echo: Callable[[str], None] | None = None) -> dic
     folder = StudyDir(Path(s.run_dir) if s.run_dir else Path("runs") / s.name)
     storage = open_storage(s.storage, folder)
     recipe, planned = copy.deepcopy(base), base_config.train.epochs
-    if not base.get("tracking_uri"):  # trials' MLflow runs beside the other runs, not inside the study
+    tracking = base_config.tracking  # MLflow only when asked (--set track=true or a tracking_uri)
+    if tracking and not base.get("tracking_uri"):  # trials' MLflow runs beside the runs, not inside the study
         base["tracking_uri"] = f"sqlite:///{folder.root.resolve().parent / 'mlflow.db'}"
     info = {
         "storage": describe(s.storage, folder),
@@ -317,7 +318,7 @@ def run_study(s: TuneSettings, echo: Callable[[str], None] | None = None) -> dic
         finished, running, todo = _counts(study.get_trials(deepcopy=False), s.trials)
     busy = f", {running} running elsewhere" if running else ""
     echo(f"study {s.name} ({info['storage']}): {finished} of {s.trials} trials done{busy}, {todo} to run")
-    callback = mlflow_callback(base["tracking_uri"])
+    callback = mlflow_callback(base["tracking_uri"]) if tracking else None
     started, stopped = time.monotonic(), "complete"
     while True:
         if s.timeout is not None and time.monotonic() - started > s.timeout:
