@@ -30,6 +30,8 @@ def check_overwrite(
         return path
     if ours is not None and ours(path):
         return path
+    if ours is None:  # nothing to tell this command's files by: say only what is known
+        raise FileExistsError(f"{path} exists; choose another path or pass --force to replace it")
     raise FileExistsError(
         f"{path} exists and was not written by this command; choose another path or pass --force to replace it"
     )

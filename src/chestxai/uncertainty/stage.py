@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from chestxai.atomic import atomic_dir
 from chestxai.metrics.bootstrap import count_clusters, has_patient_ids
 from chestxai.metrics.calibration import apply_temperature, calibration_summary
 from chestxai.models.preprocess import to_input
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_not_training, has_marker
 from chestxai.rundir.jsonfile import write_json
+from chestxai.rundir.layout import UncertaintyDir
 from chestxai.rundir.predictions import write_predictions
 from chestxai.uncertainty import figures as figs
 from chestxai.uncertainty.api import predict_with_uncertainty
@@ -233,22 +235,25 @@ def uncertainty_run(
     loss = decision_loss(test["mean"], targets, task, th)
     ids = cache.frame["image_id"].to_numpy(str)[rows]
     cases = select_cases(test, ranked["entropy"], loss, targets, task, th, n_gallery)
-    out.root.mkdir(parents=True, exist_ok=True)
-    summary["gallery"] = write_gallery(
-        sampler, cache.images, rows, ids, names, test, targets, cases, out, passes, seed
-    )
-    parts = [("val", val_rows, val)] if val is not None else []
-    frame = uncertainty_frame(cache.frame, parts + [(split, rows, test)], names, th, task, cache.labels)
-    write_predictions(frame, out.predictions)
-    if figures:
-        curves_u = {
-            **ranked,
-            **baseline_rankings(test["mean"], targets, task, th, test["deterministic"], seed),
-        }
-        curves = {k: risk_coverage_curve(u, loss) for k, u in curves_u.items()}
-        correct = np.nan_to_num(loss, nan=0.0) == 0
-        written = figs.write_figures(summary, curves, ranked, correct, out.figures)
-        summary["figures"] = {name: str(Path(p).relative_to(out.root)) for name, p in written.items()}
-    write_json(summary, out.summary)
+    # written in a staging folder renamed into place: a kill leaves nothing that blocks a re-run
+    replace = out.summary.is_file() and has_marker(WRITTEN_BY)(out.summary)
+    with atomic_dir(out.root, merge=not replace) as tmp:
+        staged = UncertaintyDir(tmp)
+        summary["gallery"] = write_gallery(
+            sampler, cache.images, rows, ids, names, test, targets, cases, staged, passes, seed
+        )
+        parts = [("val", val_rows, val)] if val is not None else []
+        frame = uncertainty_frame(cache.frame, parts + [(split, rows, test)], names, th, task, cache.labels)
+        write_predictions(frame, staged.predictions)
+        if figures:
+            curves_u = {
+                **ranked,
+                **baseline_rankings(test["mean"], targets, task, th, test["deterministic"], seed),
+            }
+            curves = {k: risk_coverage_curve(u, loss) for k, u in curves_u.items()}
+            correct = np.nan_to_num(loss, nan=0.0) == 0
+            written = figs.write_figures(summary, curves, ranked, correct, staged.figures)
+            summary["figures"] = {name: str(Path(p).relative_to(staged.root)) for name, p in written.items()}
+        write_json(summary, staged.summary)
     log.info("wrote %s", out.root)
     return summary
