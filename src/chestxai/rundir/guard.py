@@ -59,6 +59,18 @@ def check_not_training(run: RunDir, force: bool, action: str) -> None:
         )
 
 
+def refuse_while_training(run_dir: str | Path, action: str) -> None:
+    """The one check ``export``, ``predict``, ``explain``, ``report`` and ``serve`` make before
+    reading a run: refuse while a training process holds its lock (its checkpoint may change under
+    them, and ``explain`` would write into a run that is still being written)."""
+    root = Path(run_dir)
+    if root.is_dir() and is_locked(root):
+        raise FileExistsError(
+            f"{root} is still training (its lock is held by another process); wait for training to "
+            f"finish before you {action}"
+        )
+
+
 def has_marker(marker: str, head_bytes: int = 4096) -> Callable[[Path], bool]:
     """A predicate for :func:`check_overwrite`: the file starts with (within ``head_bytes``) ``marker``."""
 
