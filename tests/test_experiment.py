@@ -159,6 +159,13 @@ RUN = {"name": "a", "recipe": "pneumoniamnist_resnet18"}
             "run 'a'.*shipped recipes",
         ),
         ({"runs": [RUN, RUN]}, ValueError, "run 'a': the name is used twice"),
+        # issue 20, item 22: `name: null` became a run named "None"
+        (
+            {"runs": [RUN, {"name": None, "recipe": "x"}]},
+            ValueError,
+            r"runs\[1\]: 'name' must be a text name",
+        ),
+        ({"runs": [{"name": 7, "recipe": "x"}]}, ValueError, r"runs\[0\]: 'name' must be a text name.*got 7"),
         ({"runs": [{"name": "a/b", "recipe": "x"}]}, ValueError, "path separator"),
         ({"runs": [{"name": "e", "ensemble": ["a", "b"]}, RUN]}, ValueError, "'a' is not an earlier run"),
         ({"runs": [RUN, {"name": "e", "ensemble": ["a"]}]}, ValueError, "two or more"),

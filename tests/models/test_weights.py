@@ -114,3 +114,22 @@ def test_a_file_that_is_not_a_state_dict_is_one_clear_error(tmp_path) -> None:
     torch.save([1, 2, 3], path)
     with pytest.raises(ValueError, match="not a state dict"):
         create_model("resnet18", 1, "binary", weights=path)
+
+
+class _Pickled:  # a class torch's weights_only unpickler refuses to build
+    pass
+
+
+def test_a_pickled_weights_file_is_refused_in_one_line(tmp_path) -> None:
+    """Issue 20, item 22: the refusal was torch's six-line message; one line naming the file and the fix."""
+    import torch
+
+    from chestxai.models.weights import read_state_dict
+
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "extra": _Pickled()}, path)
+    with pytest.raises(ValueError) as info:
+        read_state_dict(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "state_dict()" in message
+    assert "_Pickled" in message  # the offending global is named

@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         for name in list_methods():
             print(f"{name:12s} {METHODS.get(name).summary}")
         return 0
+    from chestxai.rundir.guard import refuse_while_training
+
+    refuse_while_training(args.run_dir, "explain it")
     from chestxai.explain.layer_compare import compare_layers
     from chestxai.explain.run import compare_methods, explain_run
 

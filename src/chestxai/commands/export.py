@@ -44,7 +44,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.export.onnx import OPSET, PARITY_TOLERANCE, export_run
+    from chestxai.rundir.guard import refuse_while_training
 
+    refuse_while_training(args.run, "export it")
     opset = args.opset or OPSET
     if not 13 <= opset <= 21:
         raise ValueError(f"--opset {opset}: use an opset in [13, 21] (default {OPSET})")

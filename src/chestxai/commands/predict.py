@@ -85,11 +85,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chestxai.rundir.guard import refuse_while_training
     from chestxai.serve.inputs import list_inputs
     from chestxai.serve.predict_files import PredictOptions
 
     if (args.run is None) == (args.onnx is None):
         raise ValueError("give either RUN (a run directory) or --onnx MODEL.onnx, not both or neither")
+    if args.run is not None:
+        refuse_while_training(args.run, "predict with it")
     if args.passes < 2:
         raise ValueError(f"--passes must be >= 2 to estimate a spread, got {args.passes}")
     unlisted: list[dict] = []  # folder entries not walked: listed as skipped, never dropped

@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from chestxai.report import build_report
     from chestxai.rundir import RunDir, StudyDir
+    from chestxai.rundir.guard import refuse_while_training
+
+    refuse_while_training(args.run, "report on it")
 
     if StudyDir(args.run).summary.is_file() and not RunDir(args.run).checkpoint.exists():
         if args.out:

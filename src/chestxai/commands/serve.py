@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not a port number (0-65535)")
+    from chestxai.rundir.guard import refuse_while_training
+
+    for run_dir in args.runs:
+        refuse_while_training(run_dir, "serve it")
     limits = Limits(
         max_upload_bytes=int(args.max_upload_mb * MB),
         timeout_s=args.timeout,

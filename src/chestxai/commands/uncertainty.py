@@ -13,7 +13,8 @@ examples:
   chestxai uncertainty runs/resnet18 --method tta --passes 16
   chestxai uncertainty runs/resnet18 --dropout 0.2              # dropout inserted at inference (labelled)
   chestxai uncertainty runs/ens --method ensemble               # members of an ensemble run
-  chestxai uncertainty runs/a runs/b runs/c --method ensemble   # several runs (written under runs/a)
+  chestxai uncertainty runs/a runs/b runs/c --method ensemble   # several runs (written under runs/a;
+                                                                 # weights and thresholds fitted on val)
 
 Writes RUN/uncertainty/METHOD/predictions.csv (val and evaluated split: mean probability, std,
 entropy, mutual information, decision at the run's operating threshold per label),

@@ -12,6 +12,8 @@ inference speed, measures each model on this machine once and caches it in ``RUN
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from chestxai.atomic import write_text
+from chestxai.atomic import staging_dir, write_text
+from chestxai.crashpoints import crash_point
 from chestxai.devices import pick_device
 from chestxai.evaluation.cost import SpeedSettings, cost_row
 from chestxai.metrics.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
@@ -27,7 +30,7 @@ from chestxai.metrics.markdown import markdown_table
 from chestxai.metrics.significance import format_p, holm_adjust, paired_bootstrap_auc, per_class_delong
 from chestxai.metrics.task_rules import uses_thresholds
 from chestxai.rundir import RunDir
-from chestxai.rundir.guard import check_overwrite
+from chestxai.rundir.guard import check_overwrite, has_marker
 from chestxai.rundir.jsonfile import as_float, read_json
 from chestxai.rundir.predictions import Predictions, read_predictions
 
@@ -186,8 +189,14 @@ def compare_runs(
     if speed:
         device = str(pick_device(device))  # a CUDA device that is not here: an error before any work
     if out is not None:
+        ours = _previous_comparison(Path(out))
         for path in output_paths(Path(out)):
-            check_overwrite(path, force, what="comparison")
+            if path.is_file() and not (force or ours):
+                raise FileExistsError(
+                    f"{path} exists and is not part of a finished comparison (no {out}.md written by "
+                    f"`chestxai compare`); choose another --out or pass --force to replace it"
+                )
+            check_overwrite(path, force, lambda _p: ours, what="comparison")
     loaded = [_load(r, split) for r in runs]
     first_metrics, first = loaded[0]
     task = first_metrics["task"]
@@ -253,10 +262,39 @@ def compare_runs(
     )
     if out is not None:
         comparison.out = Path(out)
-        comparison.figures = write_compare_figures(out, comparison.curves(), task, list(names))
-        comparison.paths = _write(comparison, pd.DataFrame(md_rows), Path(out), split)
-        comparison.paths += list(comparison.figures.values())
+        comparison.figures, comparison.paths = _write_outputs(comparison, pd.DataFrame(md_rows), Path(out))
     return comparison
+
+
+#: how ``<out>.md`` starts: renamed into place last, it marks the set of files as this command's
+MD_HEADING = "# Run comparison"
+
+
+def _previous_comparison(out: Path) -> bool:
+    """Whether ``<out>.*`` is a finished comparison (its ``<out>.md`` is ours): a re-run replaces it."""
+    return has_marker(MD_HEADING, 64)(Path(f"{out}.md"))
+
+
+def _write_outputs(comparison: Comparison, md: pd.DataFrame, out: Path) -> tuple[dict[str, Path], list[Path]]:
+    """Tables and figures written in a staging folder beside ``out``, then renamed into place with
+    ``<out>.md`` last: a killed comparison leaves only the staging folder (cleared by the next
+    run), never some ``<out>.*`` files that would block a re-run."""
+    tmp = staging_dir(out)
+    try:
+        staged = tmp / out.name
+        figures = write_compare_figures(staged, comparison.curves(), comparison.task, comparison.label_names)
+        comparison.figures = figures  # the Markdown links them by name (the same once renamed)
+        tables = _write(comparison, md, staged, comparison.split)
+        crash_point("compare:staged")
+        final = {p: out.parent / p.name for p in [*figures.values(), *tables]}
+        for p in [*figures.values(), *tables[1:], tables[0]]:  # <out>.md last
+            os.replace(p, final[p])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote %s", ", ".join(str(final[p]) for p in tables))
+    return {k: final[p] for k, p in figures.items()}, [final[p] for p in tables] + [
+        final[p] for p in figures.values()
+    ]
 
 
 def output_paths(out: Path) -> list[Path]:
@@ -337,7 +375,7 @@ def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> l
     pc = pc.drop(columns=["ci_low", "ci_high"])
     figures = "".join(f"![{key}]({path.name})\n" for key, path in comparison.figures.items())
     text = (
-        f"# Run comparison ({split} split)\n\n"
+        f"{MD_HEADING} ({split} split)\n\n"
         "Macro averages with 95% bootstrap intervals; p-values test the ROC-AUC difference to the first run "
         "on the same images (DeLong per class; paired patient-level bootstrap for the macro AUC).\n\n"
         + markdown_table(md)
@@ -353,5 +391,4 @@ def _write(comparison: Comparison, md: pd.DataFrame, out: Path, split: str) -> l
         + (f"\n## Figures\n\n{figures}" if figures else "")
     )
     write_text(md_path, text)
-    log.info("wrote %s, %s, %s", md_path, csv, per_class)
     return [md_path, csv, per_class]

@@ -64,6 +64,29 @@ def _copy_splits(runs: list[RunDir], dest: RunDir) -> None:
         write_splits(dest, tables[0])
 
 
+def _check_members_and_out(members: list[RunDir], out: Path) -> None:
+    """Each member once (however spelled: ``runs/r1``, ``runs/r1/``, a symlink), and ``--out``
+    neither a member nor a folder holding a checkpoint: ``--force`` writes *into* a folder, it
+    never turns a trained run into an ensemble."""
+    seen: dict[Path, Path] = {}
+    for m in members:
+        real = m.root.resolve()
+        if real in seen:
+            raise ValueError(
+                f"run {m.root} is given twice (same folder as {seen[real]}); give each member once"
+            )
+        seen[real] = m.root
+    real_out = out.resolve()
+    if real_out in seen:
+        raise ValueError(f"--out {out} is the member {seen[real_out]}; give a new folder for the ensemble")
+    checkpoint = RunDir(out).checkpoint
+    if checkpoint.exists():
+        raise ValueError(
+            f"--out {out} holds a trained model ({checkpoint}); an ensemble never replaces a run, "
+            f"even with --force: give a new folder"
+        )
+
+
 def ensemble_runs(
     runs: list[str | Path],
     out: str | Path,
@@ -76,6 +99,7 @@ def ensemble_runs(
 ) -> dict[str, Any]:
     """Fit weights on the members' validation rows, score ``split``, write the ensemble run to ``out``."""
     members = [RunDir(Path(r)) for r in runs]
+    _check_members_and_out(members, Path(out))
     dest = RunDir(check_output_dir(out, force))
     from chestxai.models.trained_run import TrainedRun  # torch: only when an ensemble is built
 

@@ -169,6 +169,11 @@ def load_experiment(
         check_keys(entry, RUN_KEYS, at)
         if "name" not in entry:
             raise ValueError(f"{at}: a run needs a 'name' (its folder under the experiment's output)")
+        if not isinstance(entry["name"], str) or not entry["name"].strip():
+            raise ValueError(
+                f"{at}: 'name' must be a text name (its folder), got {entry['name']!r}; "
+                f"write e.g. name: run{i + 1}"
+            )
         try:
             run_name = check_run_name(str(entry["name"]))
         except ValueError as exc:

@@ -66,6 +66,16 @@ def weights_file(
     return download_timm_weights(timm_name, looked)
 
 
+def _why(exc: Exception) -> str:
+    """One line of why torch refused a file: its several-paragraph ``weights_only`` message is cut to
+    the offending global (the CLI prints every error as one line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = next((line for line in lines if "Unsupported global" in line), None)
+    if found:
+        return "it pickles code: " + found.removeprefix("WeightsUnpickler error: ")[:200]
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
 def read_state_dict(path: str | Path) -> dict:
     """The parameters stored in a weights file, read once (safetensors, or a torch state dict /
     training checkpoint with the weights under ``state_dict``/``model``/``state_dict_ema``).
@@ -85,8 +95,8 @@ def read_state_dict(path: str | Path) -> dict:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - pickle/zip errors have many types; the message says which
             raise ValueError(
-                f"weights file {path} is not a plain state dict torch can read safely ({exc}); pass a "
-                f".pth/.bin state dict or a .safetensors file"
+                f"weights file {path} is not a plain state dict torch can read safely ({_why(exc)}); save "
+                f"only the parameters (torch.save(model.state_dict(), PATH)) or pass a .safetensors file"
             ) from exc
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

@@ -30,6 +30,8 @@ def check_overwrite(
         return path
     if ours is not None and ours(path):
         return path
+    if ours is None:  # nothing to tell this command's files by: say only what is known
+        raise FileExistsError(f"{path} exists; choose another path or pass --force to replace it")
     raise FileExistsError(
         f"{path} exists and was not written by this command; choose another path or pass --force to replace it"
     )
@@ -54,6 +56,18 @@ def check_not_training(run: RunDir, force: bool, action: str) -> None:
         raise FileExistsError(
             f"{run.root} is still training (locked by another process); wait for training to finish before "
             f"you {action}, or pass --force to {action} the current checkpoint anyway"
+        )
+
+
+def refuse_while_training(run_dir: str | Path, action: str) -> None:
+    """The one check ``export``, ``predict``, ``explain``, ``report`` and ``serve`` make before
+    reading a run: refuse while a training process holds its lock (its checkpoint may change under
+    them, and ``explain`` would write into a run that is still being written)."""
+    root = Path(run_dir)
+    if root.is_dir() and is_locked(root):
+        raise FileExistsError(
+            f"{root} is still training (its lock is held by another process); wait for training to "
+            f"finish before you {action}"
         )
 
 

@@ -8,6 +8,7 @@ storage instead, for machines that share a database rather than a folder.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,32 @@ def open_storage(storage: str | None, study: StudyDir) -> Any:
     path = journal_path(storage, study)
     if path.is_dir():
         raise ValueError(f"--storage {path} is a folder; give a journal file, e.g. {StudyDir(path).journal}")
+    check_journal(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def check_journal(path: Path) -> None:
+    """A ``--storage`` file that exists must be an Optuna journal (JSON lines with an ``op_code``):
+    anything else (an SQLite database, a results table) is named, with what is accepted, before
+    Optuna fails on it without the file's name."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as f:
+        head = f.readline(65536)
+    accepted = "give an Optuna journal file (chestxai tune writes STUDY/study.journal) or a database URL such as sqlite:///study.db"
+    if head.startswith(b"SQLite format 3"):
+        raise ValueError(
+            f"--storage {path} is an SQLite database, not a journal file; pass it as sqlite:///{path}"
+        )
+    try:
+        record = json.loads(head)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ValueError(
+            f"--storage {path} is not an Optuna journal file (its first line is no journal record); {accepted}"
+        )
 
 
 def describe(storage: str | None, study: StudyDir) -> str:

@@ -10,7 +10,9 @@ arrays go through the pure analysis functions (:mod:`.gallery_select`, :mod:`.re
 
 Decisions use the run's operating thresholds (``RUN/thresholds.json`` via
 :func:`~chestxai.rundir.thresholds.operating_thresholds`; the temperature they were chosen
-with is applied first). The run's own ``predictions.csv`` and ``metrics.json`` are never touched.
+with is applied first); an ensemble run's are its own, chosen on its weighted mean. Runs given
+together have none of their own, so their weights and thresholds are fitted on the validation
+split first (:mod:`.given_runs`), never borrowed from the first member. The run's own ``predictions.csv`` and ``metrics.json`` are never touched.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from chestxai.atomic import atomic_dir
 from chestxai.metrics.bootstrap import UNIT_NOTES, bootstrap_unit, count_clusters
 from chestxai.metrics.calibration import apply_temperature, calibration_summary
 from chestxai.metrics.classification import classification_metrics
@@ -29,10 +32,12 @@ from chestxai.models.preprocess import to_input
 from chestxai.rundir import RunDir
 from chestxai.rundir.guard import check_not_training, has_marker
 from chestxai.rundir.jsonfile import write_json
+from chestxai.rundir.layout import UncertaintyDir
 from chestxai.rundir.predictions import write_predictions
 from chestxai.uncertainty import figures as figs
 from chestxai.uncertainty.api import predict_with_uncertainty
 from chestxai.uncertainty.gallery_select import select_cases, write_gallery
+from chestxai.uncertainty.given_runs import fit_given_runs, no_validation_error
 from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty
 from chestxai.uncertainty.methods import check_method, get_method, list_methods
 from chestxai.uncertainty.outputs import uncertainty_frame
@@ -73,6 +78,16 @@ def _check_output(out_root: Path, summary: Path, force: bool) -> None:
         )
 
 
+def _weights_source(sampler: Sampler, fitted) -> str | None:
+    if fitted is not None:
+        return (
+            f"fitted on val log-loss for the runs given together ({fitted.val_log_loss:.4f}; members "
+            + ", ".join(f"{v:.4f}" for v in fitted.member_val_log_loss)
+            + ")"
+        )
+    return str(sampler.trained.source) if sampler.weights is not None else None
+
+
 def build_sampler(
     run: RunDir, method: str, dropout: float | None, members: Sequence[str | Path], device: str
 ) -> Sampler:
@@ -89,9 +104,10 @@ def build_sampler(
 
 def predict_rows(
     sampler: Sampler, images, rows: np.ndarray, passes: int, seed: int, batch_size: int, device,
-    progress: bool, desc: str,
+    progress: bool, desc: str, keep_samples: bool = False,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """All measures for cache ``rows``; batch ``b`` is seeded by ``(seed, its first position)``."""
+    """All measures for cache ``rows``; batch ``b`` is seeded by ``(seed, its first position)``.
+    ``keep_samples``: also return ``samples`` (``K x N x L``)."""
     parts: dict[str, list] = {}
     source = None
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, disable=not progress, leave=False):
@@ -102,11 +118,16 @@ def predict_rows(
             weights=sampler.weights,
         )  # fmt: skip
         source = str(out.pop("dropout_source", "")) or source
-        out.pop("samples")
+        samples = out.pop("samples")
+        if keep_samples:
+            parts.setdefault("samples", []).append(np.asarray(samples))
         for k, v in out.items():
             parts.setdefault(k, []).append(np.asarray(v))
     n_out = len(sampler.label_names)
-    result = {k: np.concatenate(v) if v else np.zeros((0, n_out)) for k, v in parts.items()}
+    result = {
+        k: np.concatenate(v, axis=1 if k == "samples" else 0) if v else np.zeros((0, n_out))
+        for k, v in parts.items()
+    }
     result["dropout_source"] = source  # type: ignore[assignment]
     return result
 
@@ -144,6 +165,16 @@ def uncertainty_run(
     rows, val_rows = inputs.rows(split), inputs.optional_rows("val") if split != "val" else np.zeros(0, int)
     cache, names, task = inputs.cache, sampler.label_names, sampler.task
     operating = sampler.trained.operating_thresholds()
+    fitted = None
+    if members:  # runs given together: fit their own weights and thresholds on val (module given_runs)
+        fit_rows = val_rows if split != "val" else rows
+        if not len(fit_rows):
+            raise no_validation_error(sampler.members)
+        raw = predict_rows(
+            sampler, cache.images, fit_rows, passes, seed, batch_size, device, progress, "val (fit)", True
+        )
+        fitted = fit_given_runs(raw["samples"], cache.labels[fit_rows], task, names)
+        sampler.weights, operating = fitted.weights, fitted.thresholds
     th = None if task == "multiclass" else np.array([operating.values[n] for n in names])
 
     def predict(r: np.ndarray, desc: str) -> dict:
@@ -155,7 +186,11 @@ def uncertainty_run(
 
     log.info("%s on %d %s images (%d val), %s", method, len(rows), split, len(val_rows), sampler.batching)
     test = predict(rows, split)
-    val = predict(val_rows, "val") if len(val_rows) else None
+    if fitted is not None and len(val_rows):  # val was predicted for the fit: reweighted, not re-run
+        val = {**fitted.summary, "dropout_source": None}
+        val.pop("samples")
+    else:
+        val = predict(val_rows, "val") if len(val_rows) else None
     targets, val_targets = cache.labels[rows], cache.labels[val_rows]
     patients = cache.frame["patient_id"].astype(str).to_numpy()[rows]
     ranked = {k: image_uncertainty(test[k], task) for k in chosen.rankings}
@@ -188,6 +223,7 @@ def uncertainty_run(
         "dropout": test["dropout_source"] if chosen.takes_dropout else None,
         "members": sampler.members,
         "member_weights": sampler.weights,
+        "member_weights_source": _weights_source(sampler, fitted),
         "batching": sampler.batching,
         "thresholds": {
             "values": operating.values,
@@ -226,22 +262,25 @@ def uncertainty_run(
     loss = decision_loss(test["mean"], targets, task, th)
     ids = cache.frame["image_id"].to_numpy(str)[rows]
     cases = select_cases(test, ranked["entropy"], loss, targets, task, th, n_gallery)
-    out.root.mkdir(parents=True, exist_ok=True)
-    summary["gallery"] = write_gallery(
-        sampler, cache.images, rows, ids, names, test, targets, cases, out, passes, seed
-    )
-    parts = [("val", val_rows, val)] if val is not None else []
-    frame = uncertainty_frame(cache.frame, parts + [(split, rows, test)], names, th, task, cache.labels)
-    write_predictions(frame, out.predictions)
-    if figures:
-        curves_u = {
-            **ranked,
-            **baseline_rankings(test["mean"], targets, task, th, test["deterministic"], seed),
-        }
-        curves = {k: risk_coverage_curve(u, loss) for k, u in curves_u.items()}
-        correct = np.nan_to_num(loss, nan=0.0) == 0
-        written = figs.write_figures(summary, curves, ranked, correct, out.figures)
-        summary["figures"] = {name: str(Path(p).relative_to(out.root)) for name, p in written.items()}
-    write_json(summary, out.summary)
+    # written in a staging folder renamed into place: a kill leaves nothing that blocks a re-run
+    replace = out.summary.is_file() and has_marker(WRITTEN_BY)(out.summary)
+    with atomic_dir(out.root, merge=not replace) as tmp:
+        staged = UncertaintyDir(tmp)
+        summary["gallery"] = write_gallery(
+            sampler, cache.images, rows, ids, names, test, targets, cases, staged, passes, seed
+        )
+        parts = [("val", val_rows, val)] if val is not None else []
+        frame = uncertainty_frame(cache.frame, parts + [(split, rows, test)], names, th, task, cache.labels)
+        write_predictions(frame, staged.predictions)
+        if figures:
+            curves_u = {
+                **ranked,
+                **baseline_rankings(test["mean"], targets, task, th, test["deterministic"], seed),
+            }
+            curves = {k: risk_coverage_curve(u, loss) for k, u in curves_u.items()}
+            correct = np.nan_to_num(loss, nan=0.0) == 0
+            written = figs.write_figures(summary, curves, ranked, correct, staged.figures)
+            summary["figures"] = {name: str(Path(p).relative_to(staged.root)) for name, p in written.items()}
+        write_json(summary, staged.summary)
     log.info("wrote %s", out.root)
     return summary
