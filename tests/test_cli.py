@@ -75,6 +75,21 @@ def test_common_flags_are_the_same_everywhere(command) -> None:
         assert options["--device"].help.startswith("auto | cpu | cuda | cuda:N")
 
 
+def test_every_device_flag_defaults_to_auto() -> None:
+    """Issue 20 item 10c: ``explain`` defaulted to ``--device cpu`` where every other command used
+    ``auto``. None is "the recipe's" (train, experiment), whose own default is ``auto``."""
+    from chestxai.config import RunConfig
+
+    assert RunConfig().train.device == "auto"
+    defaults = {
+        " ".join(argv): _parser_of(*argv)._option_string_actions["--device"].default
+        for argv in COMMANDS
+        if "--device" in _parser_of(*argv)._option_string_actions
+    }
+    assert "explain" in defaults
+    assert {name: d for name, d in defaults.items() if d not in ("auto", None)} == {}
+
+
 def _fail_with(monkeypatch, exc: BaseException) -> None:
     import chestxai.commands.models as models
 
