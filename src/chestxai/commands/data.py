@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from chestxai.commands._common import NoSwitch
+from chestxai.commands._common import NoSwitch, add_common_flags
 from chestxai.commands._options import HELP, reader_options
 
 EPILOG = """\
@@ -91,7 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--file-check", dest="no_file_check", action=NoSwitch, help="count which image files exist"
     )
+    add_common_flags(s, device=False)  # --progress/--no-progress like every command (it draws no bar)
     s.set_defaults(func=summary)
 
     src = sub.add_parser("sources", help="list the dataset readers", description="List the dataset readers.")
+    add_common_flags(src, device=False)
     src.set_defaults(func=sources)

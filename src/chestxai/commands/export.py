@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chestxai.commands._common import add_common_flags
+
 EPILOG = """\
 examples:
   chestxai export runs/quickstart                       # -> runs/quickstart/export/model.onnx
@@ -39,6 +41,7 @@ def register(subparsers: Any) -> None:
         default=False,
         help="replace an output this command did not write",
     )
+    add_common_flags(p, device=False)  # --progress/--no-progress like every command (it draws no bar)
     p.set_defaults(func=run)
 
 
