@@ -15,7 +15,8 @@ examples:
 The graph takes decoded images resized to the run's cache size, divided by 255 (N x 1 x S x S,
 dynamic batch), and returns probabilities; preprocessing, label names, thresholds and the opset
 are in the ONNX metadata. The parity check (max abs difference of probabilities, ONNX Runtime vs
-PyTorch, on real images: the run's cached test images or --parity-images) must be <= 1e-4.
+PyTorch, on real images: the run's cached test images or --parity-images) must be <= 1e-4; it is
+printed and saved beside the model as <name>.parity.json (runs/quickstart/export/model.parity.json).
 Heatmaps and MC dropout need gradients / dropout at inference and stay on the PyTorch path.
 """
 
@@ -47,6 +48,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.export.onnx import OPSET, PARITY_TOLERANCE, export_run
+    from chestxai.rundir import parity_file
 
     opset = args.opset or OPSET
     if not 13 <= opset <= 21:
@@ -55,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {result.path} (opset {result.opset}, dynamic batch)\n"
         f"parity vs PyTorch on {result.parity_source}: max abs diff of probabilities "
-        f"{result.max_abs_diff:.2e} (<= {PARITY_TOLERANCE:g}: ok)"
+        f"{result.max_abs_diff:.2e} (<= {PARITY_TOLERANCE:g}: ok), saved in {parity_file(result.path)}"
     )
     return 0
