@@ -59,9 +59,9 @@ def test_the_readiness_loop_returns_once_a_late_server_answers(tmp_path):
         assert server  # it returned because the server answered, not before
     finally:
         timer.cancel()
-        timer.join()
         if server:
-            server[0].shutdown()
+            server[0].shutdown()  # before join: the timer's thread is serve_forever
+        timer.join()
 
 
 def test_the_readiness_loop_gives_up_at_its_timeout():
