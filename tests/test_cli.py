@@ -75,6 +75,43 @@ def test_common_flags_are_the_same_everywhere(command) -> None:
         assert options["--device"].help.startswith("auto | cpu | cuda | cuda:N")
 
 
+def _is_leaf(argv: tuple[str, ...]) -> bool:
+    return not any(isinstance(a, argparse._SubParsersAction) for a in _parser_of(*argv)._actions)
+
+
+@pytest.mark.parametrize("argv", [c for c in COMMANDS if _is_leaf(c)], ids=" ".join)
+def test_every_command_takes_progress_and_no_progress(argv) -> None:
+    """Issue 20 item 10i: the README says every command takes ``--no-progress``; ``export`` and
+    ``ensemble`` (and ``models``, ``report``, ``data ...``) rejected it."""
+    options = _parser_of(*argv)._option_string_actions
+    assert "--progress" in options and "--no-progress" in options
+    assert options["--no-progress"].dest == "no_progress"  # the one spelling every command reads
+
+
+def test_export_and_ensemble_parse_no_progress() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["export", "runs/r", "--no-progress"]).no_progress is True
+    assert (
+        parser.parse_args(["ensemble", "runs/a", "runs/b", "--out", "o", "--no-progress"]).no_progress is True
+    )
+    assert parser.parse_args(["ensemble", "runs/a", "runs/b", "--out", "o"]).no_progress is False
+
+
+def test_every_device_flag_defaults_to_auto() -> None:
+    """Issue 20 item 10c: ``explain`` defaulted to ``--device cpu`` where every other command used
+    ``auto``. None is "the recipe's" (train, experiment), whose own default is ``auto``."""
+    from chestxai.config import RunConfig
+
+    assert RunConfig().train.device == "auto"
+    defaults = {
+        " ".join(argv): _parser_of(*argv)._option_string_actions["--device"].default
+        for argv in COMMANDS
+        if "--device" in _parser_of(*argv)._option_string_actions
+    }
+    assert "explain" in defaults
+    assert {name: d for name, d in defaults.items() if d not in ("auto", None)} == {}
+
+
 def _fail_with(monkeypatch, exc: BaseException) -> None:
     import chestxai.commands.models as models
 

@@ -113,3 +113,13 @@ def test_a_locked_run_is_refused_unless_forced(tmp_path):
             check_not_training(run, False, "evaluate it")
         check_not_training(run, True, "evaluate it")
     check_not_training(run, False, "evaluate it")  # released when training ends
+
+
+def test_the_readme_says_predictions_csv_holds_val_rows_too():
+    """Issue 20 item 10j: the README called predictions.csv "the test split" while it also holds the
+    val rows (thresholds and ensemble weights are fitted on them): it now says so and names the column."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `predictions.csv`"))
+    assert "val rows" in row and "`split`" in row

@@ -112,3 +112,18 @@ def test_errors(tmp_path):
     (bad / "Data_Entry_2017.csv").write_text("Image,Labels\na.png,x\n")
     with pytest.raises(ValueError, match="columns"):
         read_table("nih", bad)
+
+
+def test_no_split_note_names_the_command_that_makes_one(tmp_path):
+    """Issue 20 item 10b: the note said "make one with splits", a command that does not exist."""
+    import re
+
+    from chestxai.config import load_config
+
+    t = read_table("nih", _dataset(tmp_path / "nih"))
+    note = next(n for n in t.notes if "no official split" in n)
+    assert "`chestxai train`" in note, note
+    keys = re.findall(r"--set ([\w.]+)=([\d.]+)", note)
+    assert keys, note
+    cfg = load_config(None, [f"{k}={v}" for k, v in keys])  # the keys the note names are real recipe keys
+    assert cfg.data.val_fraction == 0.1 and cfg.data.test_fraction == 0.2

@@ -49,6 +49,23 @@ def test_export_writes_the_run_export_file_with_metadata_and_parity(exported, ru
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic batch
 
 
+def test_the_parity_figure_is_saved_beside_the_model(exported, run_dir, tmp_path, capsys):
+    """Issue 20 item 10h: the README promises the parity figure with the model; it was only printed."""
+    saved = RunDir(run_dir).root / "export" / "model.parity.json"
+    record = json.loads(saved.read_text())
+    assert record["max_abs_diff"] == exported.max_abs_diff and record["ok"] is True
+    assert record["tolerance"] == 1e-4 and record["n_images"] == exported.n_parity_images
+    assert record["onnx"] == "model.onnx" and record["opset"] == OPSET
+    out = tmp_path / "nih.onnx"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert str(tmp_path / "nih.parity.json") in capsys.readouterr().out
+    assert json.loads((tmp_path / "nih.parity.json").read_text())["onnx"] == "nih.onnx"
+    foreign = tmp_path / "other.onnx"
+    (tmp_path / "other.parity.json").write_text("someone's notes")
+    assert main(["export", str(run_dir), "--out", str(foreign)]) == 2  # not ours: refused, kept
+    assert (tmp_path / "other.parity.json").read_text() == "someone's notes" and not foreign.exists()
+
+
 def test_parity_on_real_images_and_any_batch_size(exported, run_dir, shared_data, tmp_path):
     files = nih_images(shared_data, 3) + dicoms(shared_data)
     result = export_run(run_dir, tmp_path / "real.onnx", images=files)

@@ -175,3 +175,37 @@ def test_no_ground_truth_says_so_and_sanity_results_are_shown(tmp_path):
     assert re.search(r"gradcam: (passed|FAILED)", html) and "mean |Spearman|" in html
     assert "spearman_all_random" in html and "cascading" in html and "independent" in html
     assert "deletion_auc_beats_random" in html and "logit" in html
+
+
+# ---- wide tables (issue 20 item 10d) ---------------------------------------------------------------
+TABLE = re.compile(r"<table>(.*?)</table>", re.S)
+
+
+def _headers(table_html: str) -> list[str]:
+    return re.findall(r"<th>(.*?)</th>", table_html.split("</thead>")[0])
+
+
+def test_a_wide_table_is_split_so_every_column_is_visible():
+    from chestxai.report.html import MAX_COLUMNS, table
+
+    header = ["method", "finding", *(f"m{i}" for i in range(14)), "road_beats_random"]
+    rows = [["gradcam", "Mass", *range(14), "yes"], ["random", "Mass", *range(14), "no"]]
+    parts = TABLE.findall(table(header, rows, "faithfulness", keys=2))
+    assert len(parts) == 3
+    shown = [_headers(p) for p in parts]
+    assert all(len(h) <= MAX_COLUMNS and h[:2] == ["method", "finding"] for h in shown)
+    assert [c for h in shown for c in h[2:]] == header[2:]  # every column once, in order
+    assert "<td>yes</td>" in parts[-1] and "part 3 of 3" in parts[-1]
+    narrow = table(["a", "b"], [[1, 2]], "x")
+    assert len(TABLE.findall(narrow)) == 1 and "part" not in narrow
+
+
+def test_every_report_table_fits_and_shows_accuracy_and_beats_random(evaluated_run):
+    """8 columns of "0.812 [0.750, 0.861]" cells fit the page's 1200 px (report.html.MAX_COLUMNS)."""
+    run, _ = evaluated_run
+    html = build_report(run).read_text()
+    tables = TABLE.findall(html)
+    assert tables and max(len(_headers(t)) for t in tables) <= 8
+    headers = {h for t in tables for h in _headers(t)}
+    assert any(h.lower().startswith("accuracy") for h in headers), sorted(headers)
+    assert {"deletion_auc_beats_random", "insertion_auc_beats_random"} <= headers, sorted(headers)

@@ -29,4 +29,11 @@ def test_report_renders_every_image_without_console_errors(evaluated_run, browse
     assert not broken, f"images that did not render: {broken}"
     assert errors == []
     assert "not for clinical use" in page.inner_text("body")
+    assert page.evaluate(OVERFLOWING) == []  # issue 20 item 10d: no column scrolled off the right edge
     page.close()
+
+
+#: captions of the tables wider than their box at a 1280 px window (a column off the right edge)
+OVERFLOWING = """Array.from(document.querySelectorAll('table'))
+  .filter(t => t.scrollWidth > t.clientWidth + 1)
+  .map(t => (t.caption ? t.caption.innerText : t.innerText.slice(0, 40)))"""

@@ -92,7 +92,8 @@ def test_a_run_writes_every_artefact_and_loads_back(reference, cache):
     from PIL import Image
 
     grid = Image.open(reference / "samples" / "epoch-003.png")
-    assert grid.mode == "L" and grid.size[0] == 6 * 32 + 5 * 2  # A, A->B, A->B->A, B, B->A, B->A->B
+    # A, A->B, A->B->A, B, B->A, B->A->B; 32 px tiles enlarged to 64 so the column names fit
+    assert grid.mode == "L" and grid.size[0] == 6 * 64 + 5 * 2
 
 
 def test_two_runs_with_one_seed_give_identical_first_epoch_losses(cache, reference, tmp_path):

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from chestxai.commands._common import NoSwitch
+from chestxai.commands._common import NoSwitch, add_common_flags
 from chestxai.commands._options import HELP, reader_options
 
 EPILOG = """\
@@ -56,11 +56,14 @@ def summary(args: argparse.Namespace) -> int:
 
 
 def sources(args: argparse.Namespace) -> int:
-    from chestxai.data.readers import READERS, list_readers
+    """Every reader's layout and options; with names, those readers' whole description."""
+    from chestxai.data.reader_help import format_reader_help, reader_help
+    from chestxai.data.readers import list_readers
 
-    for name in list_readers():
-        doc = (READERS.get(name).__doc__ or "").strip().splitlines()
-        print(f"{name:18s} {doc[0] if doc else ''}")
+    names = args.names or list_readers()
+    print("\n\n".join(format_reader_help(reader_help(name), full=bool(args.names)) for name in names))
+    if not args.names:
+        print("\nmore on one source (label rules, policies, options): chestxai data sources NAME")
     return 0
 
 
@@ -91,7 +94,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--file-check", dest="no_file_check", action=NoSwitch, help="count which image files exist"
     )
+    add_common_flags(s, device=False)  # --progress/--no-progress like every command (it draws no bar)
     s.set_defaults(func=summary)
 
-    src = sub.add_parser("sources", help="list the dataset readers", description="List the dataset readers.")
+    src = sub.add_parser(
+        "sources",
+        help="the dataset readers: the layout each expects and its options",
+        description="List the dataset readers with the files each expects under --root and its --option "
+        "names, defaults and types; name one or more to print their full description.",
+    )
+    src.add_argument(
+        "names", nargs="*", metavar="NAME", help="readers to describe in full (default: all, briefly)"
+    )
+    add_common_flags(src, device=False)
     src.set_defaults(func=sources)

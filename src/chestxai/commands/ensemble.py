@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from chestxai.commands._common import add_figures_flag, add_n_boot
+from chestxai.commands._common import add_common_flags, add_figures_flag, add_n_boot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=False,
         help="write into a non-empty --out folder",
     )
+    add_common_flags(p, device=False)  # --progress/--no-progress like every command (it draws no bar)
     p.set_defaults(func=run)
 
 

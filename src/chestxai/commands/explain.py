@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="explain at most this many images")
     # one flag per ExplainSettings field declared with a flag: help, range and type from the field
     add_setting_flags(p, ExplainSettings)
-    add_common_flags(p, device_default="cpu")  # --seed is ExplainSettings.seed above
+    add_common_flags(p)  # --seed is ExplainSettings.seed above; --device auto like every command
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chestxai.commands._common import add_common_flags
+
 EPILOG = """\
 examples:
   chestxai export runs/quickstart                       # -> runs/quickstart/export/model.onnx
@@ -13,7 +15,8 @@ examples:
 The graph takes decoded images resized to the run's cache size, divided by 255 (N x 1 x S x S,
 dynamic batch), and returns probabilities; preprocessing, label names, thresholds and the opset
 are in the ONNX metadata. The parity check (max abs difference of probabilities, ONNX Runtime vs
-PyTorch, on real images: the run's cached test images or --parity-images) must be <= 1e-4.
+PyTorch, on real images: the run's cached test images or --parity-images) must be <= 1e-4; it is
+printed and saved beside the model as <name>.parity.json (runs/quickstart/export/model.parity.json).
 Heatmaps and MC dropout need gradients / dropout at inference and stay on the PyTorch path.
 """
 
@@ -39,11 +42,13 @@ def register(subparsers: Any) -> None:
         default=False,
         help="replace an output this command did not write",
     )
+    add_common_flags(p, device=False)  # --progress/--no-progress like every command (it draws no bar)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.export.onnx import OPSET, PARITY_TOLERANCE, export_run
+    from chestxai.rundir import parity_file
     from chestxai.rundir.guard import refuse_while_training
 
     refuse_while_training(args.run, "export it")
@@ -54,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {result.path} (opset {result.opset}, dynamic batch)\n"
         f"parity vs PyTorch on {result.parity_source}: max abs diff of probabilities "
-        f"{result.max_abs_diff:.2e} (<= {PARITY_TOLERANCE:g}: ok)"
+        f"{result.max_abs_diff:.2e} (<= {PARITY_TOLERANCE:g}: ok), saved in {parity_file(result.path)}"
     )
     return 0

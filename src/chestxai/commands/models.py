@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from chestxai.commands._common import add_common_flags
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered model architectures")
+    add_common_flags(p, device=False)  # --progress/--no-progress like every command (it draws no bar)
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chestxai.commands._common import add_common_flags
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -26,6 +28,7 @@ def register(subparsers: Any) -> None:
         default=False,
         help="replace --out even if it is not a chestxai report",
     )
+    add_common_flags(p, device=False)  # --progress/--no-progress like every command (it draws no bar)
     p.set_defaults(func=run)
 
 

@@ -11,7 +11,8 @@ the project's decoder, :mod:`chestxai.data.decode`, which needs no torch), so
 Only the forward is exported: heatmaps need gradients and MC dropout needs dropout at inference,
 so both stay on the PyTorch path. The model is traced in eval mode (dropout off).
 
-Metadata (``metadata_props["chestxai"]``, JSON): label names, task, preprocessing, the resize
+The parity figure is printed and saved beside the model as ``<name>.parity.json``
+(:func:`chestxai.rundir.parity_file`). Metadata (``metadata_props["chestxai"]``, JSON): label names, task, preprocessing, the resize
 size, the operating thresholds (and their temperature) at export time, the opset and the source run.
 The legacy TorchScript exporter is used (``dynamo=False``): the torch.export-based one needs the
 ``onnxscript`` package, which the ``[export]`` extra does not pull in.
@@ -29,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from chestxai.atomic import atomic_path
-from chestxai.rundir import RunDir
+from chestxai.rundir import RunDir, parity_file
 from chestxai.rundir.guard import check_overwrite
+from chestxai.rundir.jsonfile import write_json
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,30 @@ class ExportResult:
     @property
     def ok(self) -> bool:
         return self.max_abs_diff <= PARITY_TOLERANCE
+
+
+def write_parity(result: ExportResult) -> Path:
+    """``<name>.parity.json`` beside the model: the figure the README promises, on disk, whether it
+    passed or not (a failed export leaves its model for inspection, and the figure with it)."""
+    record = {
+        "onnx": result.path.name,
+        "max_abs_diff": float(result.max_abs_diff),
+        "tolerance": PARITY_TOLERANCE,
+        "ok": result.ok,
+        "measure": "max abs difference of probabilities, ONNX Runtime vs PyTorch (CPU, float32)",
+        "n_images": result.n_parity_images,
+        "images": result.parity_source,
+        "opset": result.opset,
+    }
+    return write_json(record, parity_file(result.path))
+
+
+def _parity_record(path: Path) -> bool:
+    """True when ``path`` is a parity record :func:`write_parity` wrote (a re-export may replace it)."""
+    try:
+        return "max_abs_diff" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def resize_matrix(source: int, target: int):
@@ -148,6 +174,7 @@ def export_run(
     if target.suffix.lower() != ".onnx":
         raise ValueError(f"--out {target} must end in .onnx")
     check_overwrite(target, force, written_by_export, what="ONNX model")
+    check_overwrite(parity_file(target), force, _parity_record, what="parity record")
     trained = TrainedRun.open(run, "cpu", single=True)
     model, size, names, epoch = trained.model, trained.image_size, trained.label_names, trained.epoch
     pixels, source = parity_images(trained.cache_dir, images, size)  # fail before the export work
@@ -189,6 +216,7 @@ def export_run(
         )
     diff = parity(model, trained.preprocess, target, pixels)
     result = ExportResult(target, diff, len(pixels), source, opset)
+    write_parity(result)
     if not result.ok:
         raise ValueError(
             f"{target}: ONNX probabilities differ from PyTorch's by {diff:.2e} (> {PARITY_TOLERANCE:g}) on "

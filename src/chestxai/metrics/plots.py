@@ -158,11 +158,17 @@ def plot_confidence_histograms(confidence: np.ndarray, correct: np.ndarray, path
     return save_figure(fig, path)
 
 
+#: history.csv columns that are not curves: the x axis and the selection flag (drawn as a mark)
+NOT_CURVES = ("epoch", "best")
+
+
 def history_groups(history: pd.DataFrame) -> dict[str, list[str]]:
-    """Numeric history columns grouped by quantity: ``train_loss`` and ``val_loss`` share "loss"."""
+    """Numeric history columns grouped by quantity: ``train_loss`` and ``val_loss`` share "loss".
+    ``best`` (1 where the epoch improved the monitored metric) and boolean columns are not curves."""
     groups: dict[str, list[str]] = {}
     for col in history.columns:
-        if col == "epoch" or not pd.api.types.is_numeric_dtype(history[col]):
+        kind = history[col].dtype
+        if col in NOT_CURVES or not pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_bool_dtype(kind):
             continue
         key = col
         for prefix in ("train_", "val_", "valid_", "test_"):
@@ -173,17 +179,42 @@ def history_groups(history: pd.DataFrame) -> dict[str, list[str]]:
     return groups
 
 
-def plot_history(history: pd.DataFrame, path: Path) -> Path:
-    """Training curves: one panel per quantity in ``history.csv``, against the epoch."""
+def selected_epoch(history: pd.DataFrame) -> tuple[float, str] | None:
+    """(epoch, rule) of the checkpoint training kept: the last epoch flagged ``best`` (each flag
+    marks an improvement of ``selected_on``); None without a ``best`` column or flag."""
+    if "best" not in history.columns:
+        return None
+    flagged = history[pd.to_numeric(history["best"], errors="coerce").fillna(0).astype(bool)]
+    if not len(flagged):
+        return None
+    row = flagged.iloc[-1]
+    epoch = row["epoch"] if "epoch" in history.columns else flagged.index[-1] + 1
+    rule = str(row["selected_on"]) if "selected_on" in history.columns else ""
+    return float(epoch), rule
+
+
+def history_figure(history: pd.DataFrame):
+    """The training-curve figure: one panel per quantity, the selected epoch marked on each."""
     groups = history_groups(history)
     x = history["epoch"] if "epoch" in history.columns else pd.Series(range(1, len(history) + 1))
     fig, axes = grid(max(len(groups), 1))
     if not groups:
         empty_panel(axes[0], "history", "no numeric columns")
+    selected = selected_epoch(history)
     for ax, (key, cols) in zip(axes, groups.items(), strict=False):
         for col in cols:
             ax.plot(x, history[col], "o-", ms=3, lw=1.2, label=col)
+        if selected is not None:
+            epoch, rule = selected
+            label = f"selected: epoch {epoch:g}" + (f" (best {rule})" if rule else "")
+            ax.axvline(epoch, color="0.3", ls="--", lw=1, label=label, gid="selected-epoch")
         ax.set(xlabel="epoch")
         ax.set_title(key, fontsize=9)
         ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_history(history: pd.DataFrame, path: Path) -> Path:
+    """Training curves: one panel per quantity in ``history.csv``, against the epoch; the epoch
+    whose checkpoint training kept (the last ``best`` one) is a dashed line on every panel."""
+    return save_figure(history_figure(history), path)

@@ -238,12 +238,17 @@ def _cell(v) -> str:
     return str(v)
 
 
+#: leading record fields that name a row: repeated in every part of a table split for width
+ROW_KEYS = ("method", "layer", "finding", "label", "split", "run", "name")
+
+
 def json_tables(data, caption: str) -> str:
     """Render metrics JSON of unknown shape as tables: a list of records, a mapping of records
     (one row per key), flat scalars; nested mappings get one table per key."""
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
         cols = list(dict.fromkeys(k for r in data for k in r))
-        return table(cols, [[_cell(r.get(c)) for c in cols] for r in data], caption)
+        keys = next((i for i, c in enumerate(cols) if c not in ROW_KEYS), len(cols))
+        return table(cols, [[_cell(r.get(c)) for c in cols] for r in data], caption, keys=max(1, keys))
     if isinstance(data, dict):
         scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
         records = {

@@ -61,7 +61,39 @@ def figure(path: str | Path, caption: str, alt: str | None = None) -> str:
     )
 
 
-def table(header: Sequence[object], rows: Iterable[Sequence[object]], caption: str | None = None) -> str:
+#: the most columns one rendered table has: a wider one is split into parts that repeat its key
+#: columns, so every column is on screen (a scrolled-off ``*_beats_random`` or accuracy went unseen)
+MAX_COLUMNS = 8
+
+
+def table(
+    header: Sequence[object],
+    rows: Iterable[Sequence[object]],
+    caption: str | None = None,
+    keys: int = 1,
+) -> str:
+    """An HTML table; with more than :data:`MAX_COLUMNS` columns, several tables of at most that
+    many, each repeating the first ``keys`` columns (what names a row) and captioned with the
+    columns it shows."""
+    header, rows = list(header), [list(r) for r in rows]
+    keys = max(0, min(keys, len(header) - 1, MAX_COLUMNS - 1))
+    per_part = MAX_COLUMNS - keys
+    rest = list(range(keys, len(header)))
+    if len(header) <= MAX_COLUMNS:
+        return _one_table(header, rows, caption)
+    parts = [rest[i : i + per_part] for i in range(0, len(rest), per_part)]
+    out = ""
+    for k, part in enumerate(parts, 1):
+        cols = [*range(keys), *part]
+        shown = f"columns {part[0] + 1}-{part[-1] + 1} of {len(header)}, part {k} of {len(parts)}"
+        cap = f"{caption} ({shown})" if caption else shown
+        out += _one_table(
+            [header[c] for c in cols], [[r[c] if c < len(r) else "" for c in cols] for r in rows], cap
+        )
+    return out
+
+
+def _one_table(header: Sequence[object], rows: Iterable[Sequence[object]], caption: str | None) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""

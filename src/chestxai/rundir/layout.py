@@ -21,7 +21,7 @@
     explain_layers.csv/.md   target layers of one method ranked (``explain --compare-layers``)
     report.html
     cost.json              inference speed / sizes measured by ``compare`` on a named machine
-    uncertainty/<method>/  synth_metrics.json  export/model.onnx  study.json  best.yaml   (phase 2;
+    uncertainty/<method>/  synth_metrics.json  export/model.onnx (+ model.parity.json)  study.json  best.yaml   (phase 2;
                            synthesis and study folders: chestxai.rundir.synth / chestxai.rundir.study)
 
 The *test* split keeps the short names (what every later stage reads by default); every other
@@ -289,6 +289,13 @@ def explain_key(method: str, split: str = PRIMARY_SPLIT) -> str:
 def safe_name(text: str) -> str:
     """A file-name-safe version of an id, label or method (keeps letters, digits, ``.-_+``)."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("._") or "_"
+
+
+def parity_file(onnx: str | Path) -> Path:
+    """``<name>.parity.json`` beside an exported ``<name>.onnx`` (anywhere ``--out`` put it): the
+    parity check the export passed, so the figure travels with the model."""
+    onnx = Path(onnx)
+    return onnx.with_name(f"{onnx.stem}.parity.json")
 
 
 def prob_column(label: str) -> str:

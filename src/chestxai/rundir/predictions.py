@@ -1,6 +1,8 @@
 """``predictions.csv``: one row per evaluated image, the table every later stage reads.
 
 Columns: ``image_id, patient_id, split, p_<label>..., y_<label>...`` (targets NaN = unknown).
+``RUN/predictions.csv`` holds the test rows *and* the val rows the thresholds were chosen on
+(``ensemble`` fits its weights on them): every reader selects by ``split`` (:meth:`Predictions.select`).
 Metrics can always be recomputed from this file alone, without the model or the images.
 """
 

@@ -1,5 +1,10 @@
 """Any CSV manifest: one row per image, a path column and labels in one of three forms.
 
+Layout::
+
+    manifest.csv     path,<labels>[,patient,split,view,id]   (or a folder holding one .csv)
+    <image paths>    relative to the CSV's folder (or image_root=); PNG/JPEG/DICOM
+
 1. **one label column** (``label_col``): single-label -> ``multiclass`` one-hot over the sorted
    distinct values, or ``binary`` when ``positive=`` names the positive value (compared as text);
 2. **several 0/1 columns** (``label_cols="A,B,C"``): ``multilabel``; blank or ``-1`` = unknown

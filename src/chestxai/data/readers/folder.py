@@ -1,5 +1,10 @@
 """Class-per-folder image trees: Kermany pediatric pneumonia, COVID-19 Radiography Database, ...
 
+Layout::
+
+    <root>/[train|val|test/]<CLASS>/[images/]<image>.png|.jpg|.jpeg|.dcm
+    <root>/<CLASS>/masks/<image>.png   optional lung masks beside images/ (COVID-19 Radiography)
+
 Rules, applied to each image's path below ``root``:
 
 * **split**: the first folder named ``train``/``val``/``test`` (or ``training``, ``valid``,

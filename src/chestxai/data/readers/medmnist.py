@@ -1,5 +1,9 @@
 """MedMNIST ``.npz`` files (PneumoniaMNIST, ChestMNIST, ...) with their official splits.
 
+Layout as distributed::
+
+    <root>/<flag>[_<size>].npz     train/val/test _images and _labels (or pass the .npz as root)
+
 ``root`` is a folder holding ``<flag>.npz`` or the ``.npz`` file itself. When the file is missing
 it is downloaded from the official Zenodo record into ``root``; offline, the error names the file
 and where to put it.

@@ -172,7 +172,10 @@ def read(
                 + (f"; {unassigned} images in neither list have no split" if unassigned else "")
             )
         else:
-            notes.append("no train_val_list.txt / test_list.txt: no official split (make one with splits)")
+            notes.append(
+                "no train_val_list.txt / test_list.txt: no official split; `chestxai train` makes a "
+                "patient-grouped one (--set data.val_fraction=0.1 --set data.test_fraction=0.2)"
+            )
 
     def col(name: str, default: object = "") -> pd.Series | list:
         return df[name] if name in df.columns else [default] * len(df)
