@@ -91,3 +91,25 @@ def test_shipped_spaces_fit_their_recipes():
         load_space(path.stem, load_config(recipe).to_dict())
     with pytest.raises(FileNotFoundError, match="shipped spaces"):
         space_path("no_such_space")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "train.device: {choice: [cpu, 'cuda:99']}",
+            "train.device: the choice 'cuda:99' cannot run on this machine",
+        ),
+        ("train.precision: {choice: [float32, bfloat16]}", "train.precision is filled in at run time"),
+        ("data.cache_dir: {choice: [/tmp/a, /tmp/b]}", "data.cache_dir is filled in at run time"),
+        ("data.root: {choice: [/no/such/a, /no/such/b]}", "data.root: the choice '/no/such/a' cannot run"),
+        ("train.amp: {choice: [auto, maybe]}", "train.amp must be auto, true or false"),
+        ("model.name: {choice: [resnet18, resnet19]}", "unknown model 'resnet19'"),
+    ],
+)
+def test_machine_and_runtime_keys_are_checked_before_any_trial(tmp_path, text, message):
+    """Issue 20 item 22: a device choice this machine cannot run (or a missing folder) only failed
+    inside the trial that drew it; run-time keys were searched although every run overwrites them."""
+    with pytest.raises(ValueError) as info:
+        space(tmp_path, text)
+    assert message in str(info.value) and str(tmp_path / "space.yaml") in str(info.value)

@@ -174,3 +174,30 @@ def test_a_database_url_holds_the_study_instead_of_the_journal(tiny, tmp_path):
     assert run_here(tune_args(tiny, folder.root, 2, "--storage", url)) == 0
     s = summary(folder)
     assert s["storage"] == url and len(s["trials"]) == 2 and not folder.journal.exists()
+
+
+def test_a_device_choice_this_machine_lacks_fails_before_any_trial(tiny, tmp_path, capsys):
+    """Issue 20 item 22: `train.device: {choice: [cpu, cuda:99]}` passed the space check and failed
+    only inside the first trial that drew cuda:99 (after the study and its folder existed)."""
+    bad = tmp_path / "devices.yaml"
+    bad.write_text("train.device: {choice: ['cuda:99', cpu]}\ntrain.lr: {log_uniform: [1e-4, 1e-1]}\n")
+    args = tune_args(tiny, tmp_path / "never", 2)
+    args[args.index("--space") + 1] = str(bad)
+    assert run_here(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert str(bad) in err and "train.device" in err and "'cuda:99'" in err
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_study_whose_every_trial_failed_exits_non_zero_with_the_first_error(tiny, tmp_path, capsys):
+    """Issue 20 item 22: every trial failed (here: val AUC undefined at every epoch, as with a val
+    split of one class) and tune still exited 0, with no best trial."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(objective, "epoch_value", lambda number, row: float("nan"))
+        code = run_here(tune_args(tiny, tmp_path / "failing", 2))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no trial completed: 2 of 2 trial(s) failed" in err
+    assert "first error (trial 0): validation AUC undefined at every epoch" in err
+    assert summary(StudyDir(tmp_path / "failing"))["best"] is None

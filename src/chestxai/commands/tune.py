@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from chestxai.commands._common import add_common_flags, add_n_boot
@@ -35,6 +36,9 @@ process died is marked failed and its parameters re-queued. Share one study betw
 or machines: run the same command in each, on one study folder (e.g. on a shared file system;
 the journal runs/NAME/study.journal is the default storage), or give them one database with
 --storage sqlite:///study.db / postgresql://user@host/db.
+
+Exit code 1 when trials ran and every one failed (no best trial): the error line says how many
+failed and the first trial's error (study.json and the report list them all).
 """
 
 
@@ -107,4 +111,23 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"best recipe: chestxai train --config {StudyDir(folder).best_config}")
     lines.append(f"report: {report}")
     print("\n".join(lines))
+    failure = no_trial_completed(summary)
+    if failure:
+        print(f"chestxai tune: error: {failure}", file=sys.stderr)
+        return 1
     return 0
+
+
+def no_trial_completed(summary: dict[str, Any]) -> str | None:
+    """Why the study has no result when trials ran and every one of them failed, else None.
+
+    A study whose trials all failed (val with one class, a recipe that breaks at a searched value)
+    used to end with exit code 0 and no best trial, so a script or CI job took it for success."""
+    counts = summary["counts"]
+    failed = counts.get("FAIL", 0)
+    if summary["best"] is not None or not failed or counts.get("COMPLETE", 0) or counts.get("PRUNED", 0):
+        return None
+    total = sum(counts.values())
+    first = next((t for t in summary["trials"] if t["state"] == "FAIL" and t.get("error")), None)
+    error = f"; first error (trial {first['number']}): {first['error']}" if first else ""
+    return f"no trial completed: {failed} of {total} trial(s) failed{error}"

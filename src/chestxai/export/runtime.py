@@ -1,18 +1,19 @@
 """Score with an exported ONNX model through onnxruntime only: no torch on this path.
 
 :class:`OnnxModel` reads what :mod:`chestxai.export.onnx` stored in the file's metadata (labels,
-task, the size images are resized to, thresholds) and exposes the same small interface as a
+task, the size images are resized to, thresholds), checked by
+:func:`chestxai.export.metadata.check_metadata` (one error line naming the file and field), and exposes the same small interface as a
 served PyTorch model (``label_names``, ``task``, ``resize_to``, ``forward``, ``decisions``), so
 ``chestxai predict --onnx`` runs the same pipeline as ``predict RUN``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from chestxai.export.metadata import check_metadata, fixed_dim, parse_metadata
 from chestxai.metrics.decisions import decide
 
 METADATA_KEY = "chestxai"  # the same key chestxai.export.onnx writes
@@ -35,16 +36,18 @@ class OnnxModel:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ValueError(f"{self.path} is not a loadable ONNX model ({str(exc).strip()[:200]})") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        if raw is None:
-            raise ValueError(
-                f"{self.path} carries no chestxai metadata (labels, preprocessing); export it with `chestxai export RUN`"
-            )
-        self.meta = json.loads(raw)
-        self.label_names: list[str] = list(self.meta["label_names"])
-        self.task: str = str(self.meta["task"])
-        self.resize_to: int = int(self.meta["resize_to"])
-        self.thresholds: dict[str, float] = {k: float(v) for k, v in self.meta["thresholds"].items()}
-        self.temperature = self.meta.get("temperature")
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self.meta = check_metadata(
+            self.path,
+            parse_metadata(self.path, raw),
+            output_width=fixed_dim(outputs[0].shape, 1) if outputs else None,
+            input_side=fixed_dim(inputs[0].shape, 3) if inputs else None,
+        )
+        self.label_names: list[str] = self.meta["label_names"]
+        self.task: str = self.meta["task"]
+        self.resize_to: int = self.meta["resize_to"]
+        self.thresholds: dict[str, float] = self.meta["thresholds"]
+        self.temperature = self.meta["temperature"]
         self.input_name = self.session.get_inputs()[0].name
 
     @property

@@ -13,7 +13,10 @@ study that fails on trial 13 because ``model.dropout`` reached 1.2, or that sile
 (with the recipes' own misspelt-key message), the kind, the range (empty, reversed, non-positive
 for a log scale), the type of each value for its key, and every combination of the extremes (a
 searched ``train.epochs`` below the recipe's ``train.warmup_epochs`` is an error here, not a
-failed trial). A key also fixed with ``--set`` is refused: one of the two would be ignored.
+failed trial). A key also fixed with ``--set`` is refused: one of the two would be ignored. Keys
+that name the machine are checked against this one (a ``train.device`` choice of ``cuda`` on a CPU
+machine, a missing ``data.root`` folder), and the keys a run fills in itself (``train.precision``,
+``data.cache_dir``) cannot be searched.
 """
 
 from __future__ import annotations
@@ -276,6 +279,7 @@ def check_space(space: Space, base: dict[str, Any], overrides: list[str]) -> Non
     for p in space.params:
         for value in p.extremes():
             _valid(base, {p.key: value}, where, p)
+        _check_machine(p, where)
     grid = [[(p.key, v) for v in p.extremes()] for p in space.params]
     if len(space.params) > 1 and math.prod(len(g) for g in grid) <= MAX_COMBINATIONS:
         for combo in itertools.product(*grid):
@@ -294,3 +298,45 @@ def _valid(base: dict[str, Any], values: dict[str, Any], where: str, param: Para
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         what = f"{param.key} ({param.describe()}) at {shown}" if param else f"the combination {shown}"
         raise ValueError(f"{where}: {what} does not fit the recipe: {msg}") from None
+
+
+# ---- keys that name this machine -----------------------------------------------------------------
+#: filled in by each run, never chosen: searching them would search nothing (or break the run)
+RUNTIME_KEYS = {"train.precision": "train.amp", "data.cache_dir": "data.cache"}
+#: folders a trial reads: each searched value must exist here before the first trial
+FOLDER_KEYS = ("data.root",)
+
+
+def _check_machine(p: Param, where: str) -> None:
+    """Values of the keys that describe the machine (devices, folders) must work here, before the
+    first trial: a CUDA device on a CPU machine, or a missing folder, used to fail in every trial
+    that drew it - after the study had started - rather than here."""
+    if p.key in RUNTIME_KEYS:
+        raise ValueError(
+            f"{where}: {p.key} is filled in at run time and cannot be searched; search {RUNTIME_KEYS[p.key]} instead"
+        )
+    for value in p.extremes() if p.kind == "choice" else ():
+        problem = None
+        if p.key == "train.device":
+            problem = device_problem(str(value))
+        elif p.key in FOLDER_KEYS and value and not Path(str(value)).expanduser().is_dir():
+            problem = "no such folder here"
+        if problem:
+            raise ValueError(f"{where}: {p.key}: the choice {value!r} cannot run on this machine ({problem})")
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` (a syntactically valid device) is not usable on this machine, or None."""
+    import torch
+
+    from chestxai.devices import pick_device
+
+    try:
+        device = pick_device(name, "train.device")
+    except (ValueError, RuntimeError) as exc:
+        return str(exc)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available here"
+    return None
