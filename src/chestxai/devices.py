@@ -46,7 +46,7 @@ def pick_device(name: str | torch.device | None = AUTO, flag: str = "--device") 
 # decided here by what the device really supports, said on screen and recorded in the run.
 AMP_CHOICES = ("auto", "on", "off")
 AMP_HELP = (
-    "mixed precision: auto (default) = bfloat16 on CPUs with native bfloat16 (AVX-512-BF16 or AMX) "
+    "mixed precision: auto = bfloat16 on CPUs with native bfloat16 (AVX-512-BF16 or AMX) "
     "and CUDA GPUs that support it, float16 + GradScaler on other CUDA GPUs, float32 otherwise; "
     "on (--amp, true in a recipe) = mixed precision where the device supports it, else float32 with a "
     "warning; off (--no-amp, false) = float32"

@@ -41,8 +41,8 @@ def test_a_recipes_amp_true_false_and_auto_all_read(given, read) -> None:
     assert load_config(None, values={"train.amp": given}).train.amp == read
 
 
-def test_amp_is_auto_by_default_and_a_bad_value_names_the_key() -> None:
-    assert load_config(None).train.amp == "auto"
+def test_amp_is_off_by_default_and_a_bad_value_names_the_key() -> None:
+    assert load_config(None).train.amp == "off"  # a recipe opts in (auto); small runs stay float32
     with pytest.raises(UserError, match="train.amp must be auto, true or false"):
         load_config(None, ["train.amp=maybe"])
 
