@@ -25,6 +25,7 @@ from chestxai.atomic import staging_dir, write_text
 from chestxai.crashpoints import crash_point
 from chestxai.devices import pick_device
 from chestxai.evaluation.cost import SpeedSettings, cost_row
+from chestxai.metrics.classification import SUMMARY_METRICS
 from chestxai.metrics.compare_plots import BAR_METRICS, RunCurves, figure_paths, write_compare_figures
 from chestxai.metrics.markdown import markdown_table
 from chestxai.metrics.significance import format_p, holm_adjust, paired_bootstrap_auc, per_class_delong
@@ -41,15 +42,6 @@ MULTIPLICITY_NOTE = (
     "Per-class p-values are one test per class: with several classes some raw p < 0.05 are expected by "
     "chance. p_delong_holm_vs_first is Holm-adjusted over the classes of each run against the first "
     "(family-wise error); read significance from it, the raw p beside it for each test alone."
-)
-SUMMARY_METRICS = (
-    "roc_auc",
-    "average_precision",
-    "f1",
-    "recall",
-    "specificity",
-    "accuracy",
-    "balanced_accuracy",
 )
 
 

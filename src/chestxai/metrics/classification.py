@@ -44,6 +44,18 @@ class MetricWarning(UserWarning):
     """A metric is undefined for this data (e.g. a class absent from the test split)."""
 
 
+#: the macro summary a run is shown by (comparison tables, the service's model card)
+SUMMARY_METRICS = (
+    "roc_auc",
+    "average_precision",
+    "f1",
+    "recall",
+    "specificity",
+    "accuracy",
+    "balanced_accuracy",
+)
+
+
 def _div(a, b):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)

@@ -39,6 +39,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from chestxai.atomic import pid_alive
 from chestxai.data.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DecodeSettings, sniff_format
 
 log = logging.getLogger(__name__)
@@ -207,16 +208,6 @@ class TempFolder:
         self._tmp.cleanup()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def clean_stale(root: Path) -> list[Path]:
     """Remove the temporary folders in ``root`` that a killed server left (uploads of patients'
     images): only folders named ``chestxai-serve-pid<PID>-*``, owned by this user, whose ``PID``
@@ -228,7 +219,7 @@ def clean_stale(root: Path) -> list[Path]:
         return removed
     for entry in entries:
         m = _OWNED.match(entry.name)
-        if m is None or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+        if m is None or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
             continue
         try:
             st = entry.lstat()

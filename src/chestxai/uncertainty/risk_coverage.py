@@ -41,15 +41,21 @@ def decision_loss(probs: np.ndarray, targets: np.ndarray, task: str, thresholds=
         return wrong.sum(axis=1) / np.where(known.sum(axis=1) > 0, known.sum(axis=1), np.nan)
 
 
-def risk_coverage_curve(uncertainty: np.ndarray, loss: np.ndarray) -> dict[str, np.ndarray]:
-    """``coverage``, ``selective_risk`` and ``generalized_risk`` for ``k = 1..n`` accepted cases
-    (images with unknown loss are dropped)."""
+def _known(uncertainty: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as flat float64 arrays of equal length, images whose loss is unknown (NaN) dropped."""
     u = np.asarray(uncertainty, dtype=np.float64).ravel()
     loss = np.asarray(loss, dtype=np.float64).ravel()
     if u.shape != loss.shape:
         raise ValueError(f"{len(u)} uncertainties for {len(loss)} losses")
     ok = ~np.isnan(loss)
     u, loss = u[ok], loss[ok]
+    return u, loss
+
+
+def risk_coverage_curve(uncertainty: np.ndarray, loss: np.ndarray) -> dict[str, np.ndarray]:
+    """``coverage``, ``selective_risk`` and ``generalized_risk`` for ``k = 1..n`` accepted cases
+    (images with unknown loss are dropped)."""
+    u, loss = _known(uncertainty, loss)
     n = len(u)
     if n == 0:
         return {"coverage": np.zeros(0), "selective_risk": np.zeros(0), "generalized_risk": np.zeros(0)}
@@ -67,12 +73,7 @@ def aurc(uncertainty: np.ndarray, loss: np.ndarray) -> float:
 def augrc(uncertainty: np.ndarray, loss: np.ndarray) -> float:
     """Trapezoidal area under the generalized risk-coverage curve through (0, 0) and one point per
     distinct uncertainty value (Traub et al. 2024's definition; see the module docstring)."""
-    u = np.asarray(uncertainty, dtype=np.float64).ravel()
-    loss = np.asarray(loss, dtype=np.float64).ravel()
-    if u.shape != loss.shape:
-        raise ValueError(f"{len(u)} uncertainties for {len(loss)} losses")
-    ok = ~np.isnan(loss)
-    u, loss = u[ok], loss[ok]
+    u, loss = _known(uncertainty, loss)
     n = len(u)
     if n == 0:
         return float("nan")
