@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from chestxai.metrics.classification import SUMMARY_METRICS
 from chestxai.rundir.jsonfile import read_json
 
 log = logging.getLogger(__name__)
@@ -21,15 +22,7 @@ INTENDED_USE = (
     "Not a medical device; not for clinical use, diagnosis or triage."
 )
 #: summary metrics shown (macro averages; accuracy from the overall block when there)
-CARD_METRICS = (
-    "roc_auc",
-    "average_precision",
-    "f1",
-    "recall",
-    "specificity",
-    "accuracy",
-    "balanced_accuracy",
-)
+CARD_METRICS = SUMMARY_METRICS
 
 
 def _value(entry: Any) -> dict | None:
