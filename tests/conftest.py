@@ -33,6 +33,16 @@ def make_tiny_cache(tmp_path):
     return make
 
 
+@pytest.fixture(scope="module")
+def blob_cache(tmp_path_factory) -> Path:
+    """A 48-image binary cache of 16 px blobs (32 train, 16 val): the smallest run that trains."""
+    images, labels, _ = blob_dataset(48, size=16, seed=1)
+    split = ["train"] * 32 + ["val"] * 16
+    return write_tiny_cache(
+        tmp_path_factory.mktemp("cache") / "blobs", images, labels, ["Blob"], "binary", split=split
+    )
+
+
 CHROMIUM = "/usr/bin/chromium"
 #: flags for a headless Chromium on a closed network (no background connections that would fail)
 CHROMIUM_ARGS = [

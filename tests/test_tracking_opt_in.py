@@ -17,7 +17,6 @@ import pytest
 
 from chestxai.cli import build_parser
 from chestxai.config import load_config
-from chestxai.testing import blob_dataset, write_tiny_cache
 from chestxai.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,15 +37,6 @@ def test_make_demo_installs_the_runtime_only_and_make_test_the_dev_stack(tmp_pat
     assert "pip install --quiet -e ." in demo and ".[dev]" not in demo
     assert "chestxai quickstart" in demo
     assert ".[dev]" in _dry_run("test", tmp_path / "venv")
-
-
-@pytest.fixture(scope="module")
-def blob_cache(tmp_path_factory) -> Path:
-    images, labels, _ = blob_dataset(48, size=16, seed=1)
-    split = ["train"] * 32 + ["val"] * 16
-    return write_tiny_cache(
-        tmp_path_factory.mktemp("cache") / "blobs", images, labels, ["Blob"], "binary", split=split
-    )
 
 
 def _tiny(cache: Path, run_dir: Path, *extra: str):

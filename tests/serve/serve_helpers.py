@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import struct
+import subprocess
+import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -88,3 +94,49 @@ def dicoms(shared: Path) -> list[Path]:
 
 #: the base URL for FastAPI's TestClient: its default Host "testserver" is not an allowed host
 LOCAL = "http://127.0.0.1"
+
+
+@contextlib.contextmanager
+def serve_in_thread(app):
+    """uvicorn serving ``app`` on a free loopback port in a thread of this process; yields its URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def start_serve_process(run_dir: Path, tmp: Path, *flags: str) -> tuple[str, subprocess.Popen]:
+    """``chestxai serve RUN FLAGS`` in its own process on a free loopback port, with ``tmp`` as its
+    TMPDIR; returns its base URL once ``/healthz`` answers (the test fails if it exits or takes 120 s)."""
+    import httpx
+    import pytest
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "chestxai", "serve", str(run_dir), "--port", str(port), *flags]
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"chestxai serve exited early: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return base, proc
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("chestxai serve did not answer /healthz within 120 s")
+        time.sleep(0.3)

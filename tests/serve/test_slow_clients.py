@@ -5,17 +5,14 @@ uploads beyond the temporary folder's budget get 503, and SIGTERM with a slow cl
 
 from __future__ import annotations
 
-import os
 import select
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from serve_helpers import free_port
+from serve_helpers import start_serve_process
 
 httpx = pytest.importorskip("httpx", reason="pip install 'chestxai[dev]'")
 pytest.importorskip("uvicorn", reason="pip install 'chestxai[serve]'")
@@ -24,27 +21,6 @@ pytestmark = pytest.mark.slow
 
 TIMEOUT = 3.0  # the server's --timeout in these tests
 MB = 1024 * 1024
-
-
-def start_server(run_dir: Path, tmp: Path, *flags: str) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "chestxai", "serve", str(run_dir), "--port", str(port), *flags]
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"chestxai serve exited early: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return base, proc
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("chestxai serve did not answer /healthz within 120 s")
-        time.sleep(0.3)
 
 
 def connect(base: str) -> socket.socket:
@@ -97,7 +73,7 @@ def slow_body_seconds(base: str, limit: float = 15.0) -> tuple[float, bytes]:
 def server(run_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slow-tmp")
     flags = ["--timeout", str(TIMEOUT), "--max-upload-mb", "24", "--max-temp-mb", "100"]
-    base, proc = start_server(run_dir, tmp, *flags)
+    base, proc = start_serve_process(run_dir, tmp, *flags)
     yield base, proc, tmp
     proc.terminate()
     proc.wait(30)
@@ -162,7 +138,7 @@ def test_sigterm_with_slow_clients_exits_within_the_graceful_timeout(run_dir, tm
     """A slow-body client and a slow-header client do not keep a stopping server alive: it exits
     within --graceful-timeout (here 2 s, with a 60 s --timeout that would not save it) and
     removes its temporary folder."""
-    base, proc = start_server(run_dir, tmp_path, "--timeout", "60", "--graceful-timeout", "2")
+    base, proc = start_serve_process(run_dir, tmp_path, "--timeout", "60", "--graceful-timeout", "2")
     body, header = connect(base), connect(base)
     try:
         body.sendall(post_head(100_000) + b"\x00" * 100)

@@ -3,15 +3,10 @@ port, every endpoint over real HTTP, the refusals, and that it is still up after
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
 import cv2
 import numpy as np
 import pytest
-from serve_helpers import LABELS, free_port, png_bomb
+from serve_helpers import LABELS, png_bomb, start_serve_process
 
 httpx = pytest.importorskip("httpx", reason="pip install 'chestxai[dev]'")
 pytest.importorskip("uvicorn", reason="pip install 'chestxai[serve]'")
@@ -19,35 +14,8 @@ pytest.importorskip("uvicorn", reason="pip install 'chestxai[serve]'")
 
 @pytest.fixture(scope="module")
 def server(run_dir, tmp_path_factory):
-    port = free_port()
     tmp = tmp_path_factory.mktemp("server-tmp")  # TMPDIR of the server: must be empty after it stops
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "chestxai",
-        "serve",
-        str(run_dir),
-        "--port",
-        str(port),
-        "--max-upload-mb",
-        "0.1",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"chestxai serve exited early: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("chestxai serve did not answer /healthz within 120 s")
-        time.sleep(0.3)
+    base, proc = start_serve_process(run_dir, tmp, "--max-upload-mb", "0.1")
     yield base, proc, tmp
     proc.terminate()
     proc.wait(30)

@@ -9,34 +9,21 @@ set, else under the test's ``tmp_path``.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from serve_helpers import LABELS, dicoms, free_port, nih_images
+from serve_helpers import LABELS, dicoms, nih_images, serve_in_thread
 
 
 @pytest.fixture(scope="module")
 def service(run_dir):
     """uvicorn serving the app on a free loopback port, in a thread of this process."""
-    uvicorn = pytest.importorskip("uvicorn", reason="pip install 'chestxai[serve]'")
+    pytest.importorskip("uvicorn", reason="pip install 'chestxai[serve]'")
     from chestxai.serve.app import create_app
     from chestxai.serve.models import load_all
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(load_all([run_dir])), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(30)
+    with serve_in_thread(create_app(load_all([run_dir]))) as url:
+        yield url
 
 
 def heatmap_loaded(page) -> bool:

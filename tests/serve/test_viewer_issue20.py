@@ -6,12 +6,9 @@ leaving the service."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
-from serve_helpers import free_port, write_png
+from serve_helpers import serve_in_thread, write_png
 
 from chestxai.rundir import RunDir
 from chestxai.rundir.jsonfile import write_json
@@ -23,7 +20,7 @@ ROWS, COLS = 300, 240
 
 @pytest.fixture(scope="module")
 def service(run_dir):
-    uvicorn = pytest.importorskip("uvicorn", reason="pip install 'chestxai[serve]'")
+    pytest.importorskip("uvicorn", reason="pip install 'chestxai[serve]'")
     from chestxai.serve.app import create_app
     from chestxai.serve.models import load_all
 
@@ -34,19 +31,8 @@ def service(run_dir):
         "metrics": {"macro": {"roc_auc": {"value": 0.71, "ci": [0.6, 0.8]}}, "per_class": {}},
     }
     write_json(metrics, RunDir(run_dir).metrics)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(load_all([run_dir])), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(30)
+    with serve_in_thread(create_app(load_all([run_dir]))) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ decides, a fallback is a one-line warning naming the flag, and the run records w
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,19 +17,9 @@ import yaml
 from chestxai import devices
 from chestxai.config import load_config
 from chestxai.errors import UserError
-from chestxai.testing import blob_dataset, write_tiny_cache
 from chestxai.train.loop import train
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def blob_cache(tmp_path_factory) -> Path:
-    images, labels, _ = blob_dataset(48, size=16, seed=1)
-    split = ["train"] * 32 + ["val"] * 16
-    return write_tiny_cache(
-        tmp_path_factory.mktemp("cache") / "blobs", images, labels, ["Blob"], "binary", split=split
-    )
 
 
 @pytest.mark.parametrize(
