@@ -152,9 +152,10 @@ def _label_sanity(
     test lesions. A method whose maps stay alike (mean |Spearman| >= the model-randomisation
     threshold) explains the image, not what the labels taught."""
     from chestxai.explain.explainer import Explainer
+    from chestxai.explain.map_agreement import map_similarity, summarise_similarity
     from chestxai.explain.measure import model_inputs
     from chestxai.explain.run import open_explained
-    from chestxai.explain.sanity import SANITY_THRESHOLD, map_similarity, summarise_similarity
+    from chestxai.explain.sanity import SANITY_THRESHOLD
     from chestxai.rundir.tables import read_history
 
     rng = np.random.default_rng(cfg.seed + 7919)

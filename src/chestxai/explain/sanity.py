@@ -22,8 +22,8 @@ Similarity of a randomised map to the trained one, per image, then averaged over
   al.'s choice: a map whose sign flips still carries the same information). A constant map (e.g.
   a Grad-CAM whose ReLU removed everything) has no ranks: it counts as 0 (it changed) and is
   counted in ``n_constant``;
-* **SSIM** (``torchmetrics``' Gaussian-window SSIM on maps in [0, 1], window shrunk to the map
-  on maps under 11 px).
+* **SSIM**, the standard one (:func:`chestxai.explain.map_agreement.map_ssim`: Gaussian 11 x 11
+  window, interior windows only, maps in [0, 1]; a smaller window on maps under 11 px).
 
 Verdict: a method **fails** when the fully randomised model's (the last cascading step) mean
 |Spearman| to the trained maps is at least :data:`SANITY_THRESHOLD`; its maps did not change
@@ -42,12 +42,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 from tqdm.auto import tqdm
 
 from chestxai.explain.explainer import Explainer
 from chestxai.explain.layers import n_params, stage_modules
+from chestxai.explain.map_agreement import map_similarity, summarise_similarity
 
 log = logging.getLogger(__name__)
 
@@ -85,59 +85,6 @@ def randomise_(modules: Sequence[nn.Module], seed: int = 0, own_only: bool = Fal
                 if id(p) not in reset:
                     std = float(p.float().std()) if p.numel() > 1 else 0.0
                     p.normal_(0.0, std if std > 0 else 0.02)
-
-
-def _ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
-    side = min(a.shape[-2:])
-    kernel = min(11, side if side % 2 else side - 1)
-    if kernel < 3:
-        return np.full(len(a), np.nan)
-    ta = torch.as_tensor(np.asarray(a, np.float32))[:, None]
-    tb = torch.as_tensor(np.asarray(b, np.float32))[:, None]
-    sigma = 1.5 * kernel / 11
-    return ssim(ta, tb, kernel_size=kernel, sigma=sigma, data_range=1.0, reduction="none").numpy()
-
-
-def map_similarity(reference: np.ndarray, other: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image |Spearman| and SSIM of two ``N x H x W`` stacks of maps in [0, 1].
-
-    A constant map has no ranks. Where ``other`` is constant and ``reference`` is not, the map
-    changed: Spearman 0 (``constant``). Where ``reference`` itself is constant (an empty trained
-    map), nothing can be compared: NaN (``undefined``), left out of the means."""
-    reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
-    if reference.shape != other.shape or reference.ndim != 3:
-        raise ValueError(
-            f"maps must be two N x H x W stacks of one shape, got {reference.shape} and {other.shape}"
-        )
-    rho = np.zeros(len(reference))
-    constant = np.zeros(len(reference), bool)
-    undefined = np.zeros(len(reference), bool)
-    for i, (a, b) in enumerate(zip(reference, other, strict=True)):
-        if np.ptp(a) == 0:
-            undefined[i], rho[i] = True, np.nan
-        elif np.ptp(b) == 0:
-            constant[i] = True
-        else:
-            rho[i] = abs(stats.spearmanr(a.ravel(), b.ravel()).statistic)
-    ssim = _ssim(reference, other)
-    ssim[undefined] = np.nan
-    return {"spearman": rho, "ssim": ssim, "constant": constant, "undefined": undefined}
-
-
-def summarise_similarity(sim: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The means of :func:`map_similarity`'s per-image figures (undefined images left out), with
-    how many images were compared: what every randomisation check (model or label) reports."""
-    rho, ssim = sim["spearman"], sim["ssim"]
-    defined = ~np.isnan(rho)
-    return {
-        "spearman": float(rho[defined].mean()) if defined.any() else None,
-        "spearman_std": float(rho[defined].std()) if defined.any() else None,
-        "ssim": None if np.isnan(ssim).all() else float(np.nanmean(ssim)),
-        "n_compared": int(defined.sum()),
-        "n_constant": int(sim["constant"].sum()),
-    }
 
 
 def _row(randomised: str, blocks: list[str], sim: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -239,7 +186,7 @@ def randomisation_similarity(
             "layer": layer_name,
             "n_images": int(len(images)),
             "n_empty_trained_maps": n_empty,
-            "metric": "mean |Spearman| over images (scipy) and SSIM (torchmetrics), randomised vs trained maps",
+            "metric": "mean |Spearman| over images (scipy) and standard SSIM, randomised vs trained maps",
             "threshold": threshold,
             "final": final,
             "passed": passed,
