@@ -326,3 +326,17 @@ def test_spread_of_the_localisation_figures_across_runs():
     }
     assert out["auprc"]["n_runs"] == 0  # absent in every block
     assert spread({"s0": blocks["s0"]})["hit_rate"]["std"] is None  # one run: no spread
+
+
+@pytest.mark.parametrize(
+    "baseline, why",
+    [
+        ({"ssim": None, "n_pairs": 0}, "fewer than two maps of different images"),
+        ({"ssim": None, "n_pairs": 50}, "the first map of each of its 50 pairs is empty"),
+    ],
+)
+def test_no_baseline_no_verdict_and_it_says_why(monkeypatch, baseline, why):
+    monkeypatch.setattr(trust, "randomisation_similarity", lambda *a, **k: _fake_sanity(0.1))
+    out = randomisation_block(None, torch.zeros(4, 1, 8, 8), None, "m", None, baseline=baseline)
+    assert out["pass"] is None and out["baseline_ssim"] is None
+    assert out["verdict"].startswith(f"no verdict: no random-pairs baseline ({why}")

@@ -128,13 +128,18 @@ def randomisation_block(
 
 def _randomisation_verdict(block: Mapping[str, Any], method: str, baseline: Mapping[str, Any]) -> str:
     final, base = block["final_ssim"], block["baseline_ssim"]
-    if base is None:
-        return "no verdict: no random-pairs baseline (fewer than two maps of different images)"
     if final is None:
         return (
             f"no verdict: every trained map of {method} is empty (constant), so no randomised map can be "
             "compared with it; explain another layer or method"
         )
+    if base is None:
+        why = (
+            "fewer than two maps of different images"
+            if not baseline.get("n_pairs")
+            else f"the first map of each of its {baseline['n_pairs']} pairs is empty (constant)"
+        )
+        return f"no verdict: no random-pairs baseline ({why})"
     if block["pass"]:
         sentence = (
             f"passed: with every block re-initialised, the maps' mean SSIM to the trained maps is {final:.2f}, "
