@@ -86,7 +86,8 @@ def randomisation_block(
     (:func:`~chestxai.explain.map_agreement.random_pairs_baseline`). Returns ``{cascading,
     independent (the rows of randomisation_similarity: randomised, blocks, spearman, ssim, ...),
     baseline_ssim, final_ssim, final_spearman, pass (bool, None when there is nothing to compare),
-    rule, spearman_rule_pass, spearman_threshold, layer, n_images, verdict}``; ``model`` is unchanged.
+    rule, spearman_rule_pass, spearman_threshold, spearman_rule, spearman_verdict (the sanity check's
+    sentence), layer, n_images, n_empty_trained_maps, verdict}``; ``model`` is unchanged.
     """
     sanity = randomisation_similarity(
         model,
@@ -114,6 +115,7 @@ def randomisation_block(
         "rule": RANDOMISATION_RULE,
         "spearman_rule_pass": sanity["passed"],
         "spearman_threshold": SANITY_THRESHOLD,
+        "spearman_verdict": sanity.get("verdict"),
         "spearman_rule": (
             f"Adebayo et al. 2018: pass when the fully randomised model's maps have mean |Spearman| "
             f"< {SANITY_THRESHOLD:g} to the trained maps"
