@@ -176,6 +176,15 @@ def test_heatmap_pickles_hold_what_their_loader_reads(tmp_path):
     assert tuple(resized.shape[-2:]) == image.shape
 
 
+def test_heatmap_pickle_from_the_image_size_alone():
+    record = cx.HeatmapRecord(
+        "patient2_study1_view1_frontal", "Cardiomegaly", np.ones((2, 2)), (5, 8), 0.5, 0
+    )
+    payload = cx.heatmap_payload(record)
+    assert payload["cxr_dims"] == (8, 5) and tuple(payload["cxr_img"].shape) == (3, 5, 8)
+    assert float(payload["cxr_img"].abs().sum()) == 0.0
+
+
 @pytest.mark.parametrize(
     ("content", "needle"),
     [

@@ -328,13 +328,14 @@ def write_segmentations(path: str | Path, masks: Mapping[tuple[str, str], np.nda
 @dataclass
 class HeatmapRecord:
     """One map as their scripts read it: ``heatmap`` at any resolution (they resize it to the
-    image), the ``image`` it explains (uint8 or float in [0, 1], gray or RGB), the model's
-    probability and the ground-truth label (0/1) of ``label`` on that image."""
+    image), the ``image`` it explains (uint8 or float in [0, 1], gray or RGB) or only its
+    ``(h, w)`` (``cxr_img`` is then black: their scripts read the size from ``cxr_dims`` and
+    never the pixels), the model's probability and the ground-truth label (0/1) of ``label``."""
 
     image_id: str
     label: str
     heatmap: np.ndarray
-    image: np.ndarray
+    image: np.ndarray | tuple[int, int]
     prob: float
     gt: int
 
@@ -349,7 +350,10 @@ def heatmap_payload(record: HeatmapRecord) -> dict:
     heat = np.asarray(record.heatmap, dtype=np.float32)
     if heat.ndim != 2:
         raise ValueError(f"{record.image_id}/{record.label}: a heatmap is 2-D; got shape {heat.shape}")
-    image = np.asarray(record.image)
+    image = record.image
+    if isinstance(image, tuple):
+        image = np.zeros(tuple(int(v) for v in image), np.float32)
+    image = np.asarray(image)
     image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
     if image.ndim == 2:
         image = np.repeat(image[None], 3, axis=0)
