@@ -118,6 +118,18 @@ def test_truth_resizes_nearest_and_reports_unmatched_ids(tmp_path):
     truth = cx.read_truth(path)  # no ids: CXR ids kept, CheXpert spellings
     big = truth.lookup("patient9_study1_view1_frontal", "Cardiomegaly", (8, 8))
     np.testing.assert_array_equal(big, np.kron(m, np.ones((2, 2), bool)))
+    # shrinking to a square cache size: area average, pixels at least half covered (the cache's rule)
+    thin = np.zeros((8, 8), bool)
+    thin[:, 3] = True  # a one-pixel line: nearest keeps or drops it by sampling phase
+    thin[0:4, 4:8] = True
+    path = cx.write_segmentations(
+        tmp_path / "thin.json", {("patient9_study1_view1_frontal", "Support Devices"): thin}
+    )
+    small = cx.read_truth(path).lookup("patient9_study1_view1_frontal", "Support Devices", (4, 4))
+    expect = np.zeros((4, 4), bool)
+    expect[0:2, 2:4] = True  # 2x2 blocks: column 1 is half line (2 of 4 pixels) -> kept; upper right full
+    expect[:, 1] = True
+    np.testing.assert_array_equal(small, expect)
 
 
 def test_annotation_polygons_rasterised_like_their_script(tmp_path):

@@ -218,7 +218,8 @@ def _rasterise(data: dict, path: Path) -> dict[str, dict[str, dict]]:
 class Truth:
     """CheXlocalize masks as chestxai ground truth.
 
-    ``lookup(image_id, label, shape)`` gives the mask resized (nearest) to ``shape``, or None;
+    ``lookup(image_id, label, shape)`` gives the mask at ``shape`` (shrunk to a square cache size
+    by area as the cache shrinks its masks, else nearest), or None;
     ``pairs`` lists the ``(image_id, label)`` with a non-empty mask (positives, like
     :func:`chestxai.explain.items.mask_labels`); ``negatives`` those whose mask is empty (known
     negatives: CheXlocalize scores them too); ``unmatched`` the CXR ids not among ``image_ids``
@@ -269,12 +270,31 @@ def read_truth(
 
     def lookup(image_id: str, label: str, shape: tuple[int, int]) -> np.ndarray | None:
         rle = masks.get((image_id, label))
-        return None if rle is None else fit_mask(decode_mask(rle), shape)
+        return None if rle is None else _to_shape(decode_mask(rle), shape)
 
     cols = ["image_id", "label"]
     return Truth(
         lookup, pd.DataFrame(pos, columns=cols), pd.DataFrame(neg, columns=cols), unmatched, sorted(skipped)
     )
+
+
+def _to_shape(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A full-resolution mask at a (square) cache size by the cache's own mask policy (area
+    average, keep pixels at least half covered: :func:`chestxai.data.resize.resize_mask`), as the
+    cache stores its masks; nearest (:func:`chestxai.explain.items.MaskLookup`'s rule) otherwise.
+    Why not nearest when shrinking: CheXlocalize's thin masks (Support Devices) alias; on its
+    sample, 2828 x 2320 -> 64 px, nearest and area masks of a support device overlap at IoU 0.35."""
+    from chestxai.data.resize import resize_mask
+
+    shape = (int(shape[0]), int(shape[1]))
+    if (
+        mask.shape != shape
+        and shape[0] == shape[1]
+        and mask.shape[0] >= shape[0]
+        and mask.shape[1] >= shape[1]
+    ):
+        return resize_mask(mask, shape[0]).astype(bool)
+    return fit_mask(mask, shape)
 
 
 def _nonempty(rle: Mapping) -> bool:
