@@ -228,3 +228,24 @@ def test_bad_files_give_one_clear_line(tmp_path, content, needle):
 def test_missing_file_names_it(tmp_path):
     with pytest.raises(UserError, match="gt.json does not exist"):
         cx.read_truth(tmp_path / "gt.json")
+
+
+def test_truth_feeds_build_items(tmp_path):
+    from chestxai.explain.items import ImageSet, build_items
+
+    m = np.zeros((16, 16), bool)
+    m[4:12, 0:8] = True
+    masks = {
+        ("patient7_study1_view1_frontal", "Lung Opacity"): m,
+        ("patient7_study1_view1_frontal", "Effusion"): np.zeros((16, 16), bool),
+    }
+    path = cx.write_segmentations(tmp_path / "gt.json", masks)
+    cache_id = "valid/patient7/study1/view1_frontal.jpg"
+    truth = cx.read_truth(path, image_ids=[cache_id], label_names=LABELS)
+    images = ImageSet([cache_id], [np.zeros((8, 8), np.uint8)], "split:val")
+    items, skipped = build_items(images, LABELS, mask_lookup=truth.lookup, mask_pairs=truth.pairs)
+    assert [(i.image_id, i.finding, i.index) for i in items] == [(cache_id, "Lung Opacity", 0)]
+    expect = np.zeros((8, 8), bool)
+    expect[2:6, 0:4] = True
+    np.testing.assert_array_equal(items[0].gt_mask, expect)
+    assert skipped == []
