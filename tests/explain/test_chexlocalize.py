@@ -69,6 +69,7 @@ def test_rle_by_hand_is_column_major():
     rle = cx.encode_mask(np.array([[1, 1], [0, 0]]))
     assert rle == {"size": [2, 2], "counts": "01100"}
     assert cx.encode_mask(np.zeros((2, 2)))["counts"] == "4"
+    assert cx.rle_runs("01100") == [0, 1, 1, 1, 1] and cx.rle_runs("4") == [4]
 
 
 def test_rle_equals_pycocotools_and_round_trips_odd_sizes():
@@ -80,6 +81,8 @@ def test_rle_equals_pycocotools_and_round_trips_odd_sizes():
         assert ours["counts"] == ref["counts"].decode() and ours["size"] == list(shape)
         np.testing.assert_array_equal(cx.decode_mask(ours), m)
         np.testing.assert_array_equal(coco.decode(ref).astype(bool), m)
+        runs = cx.rle_runs(ours["counts"])  # our parser reads pycocotools' strings: runs fill h x w
+        assert sum(runs) == m.size and sum(runs[1::2]) == m.sum()
 
 
 def test_masks_to_json_to_truth_exact(tmp_path):
@@ -214,6 +217,9 @@ def test_heatmap_pickle_from_the_image_size_alone():
             "different sizes",
         ),
         ('{"p1_study1_view1_frontal": {"img_size": [4, 5], "Edema": [[[1, 1], [2]]]}}', "polygon 0"),
+        ('{"p1_study1_view1_frontal": {"Edema": {"size": [2, 3], "counts": "4"}}}', "not size 2 x 3"),
+        ('{"p1_study1_view1_frontal": {"Edema": {"size": [2, 2], "counts": "4 "}}}', "not a COCO RLE string"),
+        ('{"p1_study1_view1_frontal": {"Edema": {"size": [2, 2], "counts": "o"}}}', "ends inside a number"),
     ],
 )
 def test_bad_files_give_one_clear_line(tmp_path, content, needle):

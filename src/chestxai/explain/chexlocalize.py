@@ -112,6 +112,53 @@ def decode_mask(rle: Mapping) -> np.ndarray:
     return coco.decode(obj).astype(bool)
 
 
+def rle_runs(counts: str) -> list[int]:
+    """The run lengths (zeros first, alternating) a COCO compressed ``counts`` string holds.
+
+    The format (COCO's ``rleToString``): each run is a little-endian base-32 number written 5
+    bits per character (``chr(48 + bits)``, bit 0x20 = another character follows, bit 0x10 of
+    the last = negative), and from the third run on it is stored as the difference to the run
+    two before. Parsed here to check a file before pycocotools decodes it: its decoder trusts
+    the runs to fill exactly ``h * w`` pixels.
+    """
+    runs: list[int] = []
+    pos, n = 0, len(counts)
+    while pos < n:
+        value, shift, more = 0, 0, True
+        while more:
+            if pos >= n:
+                raise ValueError("the string ends inside a number")
+            c = ord(counts[pos]) - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"character {counts[pos]!r} at {pos} is not in COCO's alphabet")
+            value |= (c & 0x1F) << shift
+            more = bool(c & 0x20)
+            pos, shift = pos + 1, shift + 5
+            if not more and c & 0x10:
+                value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def _check_rle(rle: Mapping, where: str) -> bool:
+    """Validate one RLE against its size; returns whether the mask has any pixel."""
+    h, w = _size(rle["size"], where)
+    try:
+        runs = rle_runs(rle["counts"])
+    except ValueError as exc:
+        raise UserError(
+            f"{where}: counts is not a COCO RLE string ({exc}); regenerate it with pycocotools"
+        ) from exc
+    if any(r < 0 for r in runs) or sum(runs) != h * w:
+        raise UserError(
+            f"{where}: the runs cover {sum(runs)} pixels, not size {h} x {w} = {h * w}; "
+            "the size or the counts are wrong: regenerate the file with pycocotools"
+        )
+    return any(runs[1::2])
+
+
 # --- reading ---------------------------------------------------------------------------------
 def _load_json(path: Path, what: str) -> dict:
     if not path.is_file():
@@ -168,6 +215,7 @@ def _check_segmentations(data: dict, path: Path) -> dict[str, dict[str, dict]]:
                     f'{where}: not a COCO RLE {{"size": [h, w], "counts": str}}; write it with pycocotools'
                 )
             sizes.add(_size(rle["size"], where))
+            _check_rle(rle, where)
         if len(sizes) > 1:
             raise UserError(
                 f"{path}: {cxr_id} has masks of different sizes {sorted(sizes)}; one image has one size"
@@ -262,7 +310,7 @@ def read_truth(
                 skipped.add(task)
                 continue
             masks[(image_id, label)] = rle
-            (pos if _nonempty(rle) else neg).append((image_id, label))
+            (pos if any(rle_runs(rle["counts"])[1::2]) else neg).append((image_id, label))
     if unmatched:
         log.warning(
             "%s: %d of %d CXR ids match no image (first: %s)", path, len(unmatched), len(data), unmatched[0]
@@ -295,14 +343,6 @@ def _to_shape(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     ):
         return resize_mask(mask, shape[0]).astype(bool)
     return fit_mask(mask, shape)
-
-
-def _nonempty(rle: Mapping) -> bool:
-    from pycocotools import mask as coco
-
-    counts = rle["counts"]
-    obj = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return bool(coco.area(obj) > 0)
 
 
 # --- writing ---------------------------------------------------------------------------------
