@@ -14,6 +14,7 @@ from pycocotools import mask as coco
 
 from chestxai.errors import UserError
 from chestxai.explain import chexlocalize as cx
+from chestxai.explain import coco_rle
 from chestxai.labels import same_finding, spelling_in
 
 # our cache ids (the chexpert reader's form) of three CheXlocalize-style CXRs, odd sizes
@@ -66,22 +67,22 @@ def test_rle_by_hand_is_column_major():
     # [[1, 1], [0, 0]] read column by column is 1 0 1 0: runs (zeros first) 0 1 1 1 1; COCO's
     # string writes runs from the 4th on as differences to the run two back (1-1=0, 1-1=0), each
     # below 16 as one char '0'+value: "01100". Row-major (the classic mistake) would give "022".
-    rle = cx.encode_mask(np.array([[1, 1], [0, 0]]))
+    rle = coco_rle.encode_mask(np.array([[1, 1], [0, 0]]))
     assert rle == {"size": [2, 2], "counts": "01100"}
-    assert cx.encode_mask(np.zeros((2, 2)))["counts"] == "4"
-    assert cx.rle_runs("01100") == [0, 1, 1, 1, 1] and cx.rle_runs("4") == [4]
+    assert coco_rle.encode_mask(np.zeros((2, 2)))["counts"] == "4"
+    assert coco_rle.rle_runs("01100") == [0, 1, 1, 1, 1] and coco_rle.rle_runs("4") == [4]
 
 
 def test_rle_equals_pycocotools_and_round_trips_odd_sizes():
     rng = np.random.default_rng(0)
     for shape in [(1, 1), (7, 5), (13, 6), (64, 33)]:
         m = rng.random(shape) > 0.5
-        ours = cx.encode_mask(m)
+        ours = coco_rle.encode_mask(m)
         ref = coco.encode(np.asfortranarray(m.astype(np.uint8)))
         assert ours["counts"] == ref["counts"].decode() and ours["size"] == list(shape)
         np.testing.assert_array_equal(cx.decode_mask(ours), m)
         np.testing.assert_array_equal(coco.decode(ref).astype(bool), m)
-        runs = cx.rle_runs(ours["counts"])  # our parser reads pycocotools' strings: runs fill h x w
+        runs = coco_rle.rle_runs(ours["counts"])  # our parser reads pycocotools' strings: runs fill h x w
         assert sum(runs) == m.size and sum(runs[1::2]) == m.sum()
 
 
