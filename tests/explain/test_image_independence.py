@@ -25,7 +25,7 @@ def _maps(same: bool, n: int = 12, size: int = 16) -> np.ndarray:
 
 def test_image_independent_maps_are_warned_about_in_words():
     entry = {"method": "hirescam", "random_pairs": random_pairs_baseline(_maps(same=True))}
-    assert entry["random_pairs"]["spearman"] > 0.9
+    assert entry["random_pairs"]["spearman"] > 0.8
     said = [w for w in entry_warnings(entry) if "hardly change from image to image" in w]
     assert len(said) == 1 and said[0].startswith("hirescam's maps") and "random pairs" in said[0]
 
@@ -50,4 +50,5 @@ def test_maps_baseline_takes_one_map_per_image():
     )
     base = maps_baseline(result)
     assert base["n_maps"] == 3 and base["n_pairs"] == 3  # a, b, c: every pair of different images
+    assert base["n_empty_maps"] == 0
     assert base["ssim"] == pytest.approx(random_pairs_baseline(maps[[0, 2, 3]])["ssim"])

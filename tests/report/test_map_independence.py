@@ -15,12 +15,14 @@ DIFFERENT = {"ssim": 0.12, "spearman": 0.2, "n_pairs": 50, "n_maps": 32}
 
 def test_the_sentence_appears_only_for_image_independent_maps():
     same = independence_line("hirescam", {"random_pairs": ALIKE})
-    assert same.startswith("Hirescam's maps hardly change from image to image")
+    assert same.startswith("hirescam's maps hardly change from image to image")
     assert "0.71" in same and "0.68" in same and "50 random pairs" in same
     differ = independence_line("layercam", {"random_pairs": DIFFERENT})
     assert "differ from image to image" in differ and "hardly change" not in differ
     assert "0.20" in differ and "0.12" in differ
     assert independence_line("gradcam", {}) is None
+    mostly_empty = {**DIFFERENT, "spearman": 0.0, "n_empty_maps": 28}  # no ranks: nothing to say
+    assert independence_line("gradcam", {"random_pairs": mostly_empty}) is None
 
 
 def test_localization_section_shows_pairs_and_the_why_of_an_unchanged_row(tmp_path):

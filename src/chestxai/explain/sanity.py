@@ -29,7 +29,22 @@ Verdict: a method **fails** when the fully randomised model's (the last cascadin
 |Spearman| to the trained maps is at least :data:`SANITY_THRESHOLD`; its maps did not change
 when the weights were destroyed. A trained map that is itself constant (Grad-CAM's ReLU can empty
 a shallow layer's map) cannot be compared and is left out, counted in ``n_empty_trained_maps``;
-when fewer than :data:`MIN_COMPARED` trained maps are left there is no verdict (``passed: null``). Label randomisation (retraining on permuted labels) costs a full
+when fewer than :data:`MIN_COMPARED` trained maps are left there is no verdict (``passed: null``).
+
+Read against Arun et al.'s baseline: the result carries ``baseline`` / ``baseline_ssim``, the
+similarity of 50 random pairs of the trained model's maps of *different* images
+(:func:`chestxai.explain.map_agreement.random_pairs_baseline`); a randomised model's maps no more
+like the trained ones than that changed as much as two unrelated maps.
+
+Every row whose maps stay alike (mean |Spearman| >= the threshold) says ``why``, from measurement
+(:func:`why_unchanged`): how much re-initialising the block changed its output
+(``output_change``, :func:`block_output_change`; near 0 for a residual block that the trained
+network barely uses: on the quickstart's 28 px ResNet-18, ``layer4.1`` adds 3% to its input and
+its re-initialisation moves its output by 4%), how much the trained block adds to its input
+(:func:`residual_share`), whether it lies above the explained layer (it reaches the maps only
+through the gradient), holds it, or lies below it, and whether the trained maps of different
+images are already alike (a fixed pattern a randomised model keeps). See docs/BENCHMARKS.md,
+"Why the quickstart's HiResCAM maps hardly change". Label randomisation (retraining on permuted labels) costs a full
 training per run, so it is not run here; :func:`map_similarity` compares any two models' maps.
 """
 
@@ -249,7 +264,8 @@ def randomisation_similarity(
     ``images``: model inputs ``N x C x S x S`` (preprocessed); ``indices[i]``: the output explained
     for image ``i`` (default 0), the same for the trained and the randomised models. ``model`` is
     not changed (randomised copies are made). Returns ``{method, layer, n_images, metric, threshold,
-    cascading: [{randomised, blocks, spearman, spearman_std, ssim, n_constant}], independent: [...],
+    baseline, baseline_ssim, cascading: [{randomised, blocks, spearman, spearman_std, ssim,
+    n_constant, and where the maps stayed alike output_change, why}], independent: [...],
     final: the last cascading row, passed, verdict}``.
     """
     unknown = sorted(set(modes) - {"cascading", "independent"})
@@ -278,7 +294,6 @@ def randomisation_similarity(
     result: dict[str, Any] = {"cascading": [], "independent": []}
     cascade = copy.deepcopy(model)
     cascade_modules = dict(cascade.named_modules())
-    cascade_before = model  # the cascade before its latest step (the trained model at first)
     done: list[str] = []
     for mode, i in tqdm(steps, desc=f"sanity {method}", disable=not progress, leave=False):
         name = blocks[i][0]
@@ -297,8 +312,8 @@ def randomisation_similarity(
         row = _row(name, which, map_similarity(trained, randomised))
         if row["spearman"] is not None and row["spearman"] >= threshold:
             names = [block_names[id(m)] for m in blocks[i][1]]
-            reference = cascade_before if mode == "cascading" else model
-            row["output_change"] = block_output_change(reference, net, names, images, batch_size)
+            # top down, the blocks below are trained: the block's input is the trained model's
+            row["output_change"] = block_output_change(model, net, names, images, batch_size)
             row["why"] = why_unchanged(
                 name,
                 layer_name,
@@ -309,8 +324,6 @@ def randomisation_similarity(
                 threshold,
             )
         result[mode].append(row)
-        if mode == "cascading":
-            cascade_before = copy.deepcopy(cascade)
     final = result["cascading"][-1] if result["cascading"] else None
     n_empty = int((np.ptp(trained.reshape(len(trained), -1), axis=1) == 0).sum())
     compared = final["n_compared"] if final else 0

@@ -142,7 +142,10 @@ def maps_baseline(result: MethodResult) -> dict:
     (:func:`chestxai.explain.map_agreement.image_independence` puts it in words)."""
     ids = result.scores["image_id"].astype(str)
     first = np.flatnonzero(~ids.duplicated().to_numpy())
-    return random_pairs_baseline(np.asarray(result.heatmaps, np.float64)[first])
+    maps = np.asarray(result.heatmaps, np.float64)[first]
+    empty = int((np.ptp(maps.reshape(len(maps), -1), axis=1) == 0).sum()) if len(maps) else 0
+    # empty (constant) maps have no ranks: pairs with one say nothing about image-independence
+    return random_pairs_baseline(maps) | {"n_empty_maps": empty}
 
 
 def method_entry(
@@ -295,7 +298,8 @@ def update_metrics(
                             grid: [rows, cols] of the CAM, is_control,
                             anatomy: {n, map_size, border_px, border_area_share, border_energy,
                                       peaks_on_border, outside_lungs, n_lung_masks},
-                            random_pairs: {ssim, ssim_std, spearman, n_pairs, n_maps, seed, definition}
+                            random_pairs: {ssim, ssim_std, spearman, n_pairs, n_maps, n_empty_maps, seed,
+                                           definition}
                                           (Arun et al.'s baseline of these maps, one per image),
                             control: {method: "random", localization, faithfulness, anatomy},
                             vs_control: {rule, metric: {n, method, random, diff, se, beats}},

@@ -116,13 +116,16 @@ def _independence_notes(run: RunDir, shown: list[str], split: str) -> str:
 def independence_line(method: str, entry: dict) -> str | None:
     """One sentence on how alike ``method``'s maps of different images are: the image-independence
     warning (:func:`chestxai.explain.map_agreement.image_independence`) when it applies, else the
-    figure that says they differ; None when the entry has no ``random_pairs``."""
+    figure that says they differ; None when the entry has no ``random_pairs`` or most of its maps
+    are empty (constant maps have no ranks; the warnings say they are empty)."""
     base = entry.get("random_pairs")
     if not base or base.get("spearman") is None:
         return None
+    if 2 * base.get("n_empty_maps", 0) > base.get("n_maps", 0):  # the warnings say the maps are empty
+        return None
     said = image_independence(base, method)
     if said:
-        return said[0].upper() + said[1:] + "."
+        return said + "."
     return (
         f"{method}'s maps differ from image to image: {base['n_pairs']} random pairs of maps of different "
         f"images have mean |Spearman| {base['spearman']:.2f} (< {IMAGE_INDEPENDENT_SPEARMAN:g}) and mean SSIM "
