@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from chestxai.scorecard.localisation import localisation_block
+from chestxai.scorecard.maps import MapSet
 from chestxai.scorecard.verdict import JOINT_NOTE, recommend, verdict
 
 
@@ -146,3 +149,29 @@ def test_recommend_uses_a_verdict_already_in_the_entry():
     entry = _entry()
     entry["verdict"] = verdict(entry) | {"trusted": False}  # e.g. the scorecard's own, stored beside
     assert recommend({"gradcam": {"layer2": entry}})["pipeline"] is None
+
+
+def _lesion_mapset(kind: str, n: int = 16, size: int = 16) -> MapSet:
+    """``n`` positives with a 4x4 lesion each; ``perfect`` maps are the lesion, ``random`` seeded noise."""
+    rng = np.random.default_rng(0)
+    truth = []
+    for _ in range(n):
+        t = np.zeros((size, size), bool)
+        r, c = rng.integers(0, size - 4, 2)
+        t[r : r + 4, c : c + 4] = True
+        truth.append(t)
+    noise = np.random.default_rng(1 if kind == "random" else 2).random((n, size, size))
+    maps = np.stack(truth).astype(np.float32) if kind == "perfect" else noise.astype(np.float32)
+    ids = [f"i{k}" for k in range(n)]
+    return MapSet("r", kind, "layer2", "test", ids, ["Nodule"] * n, ids, maps, np.full(n, 0.9), truth)
+
+
+def test_the_verdict_reads_the_localisation_block_as_built():
+    """Keys agree with scorecard/localisation.py: a perfect map beats the random control, noise does not."""
+    control = _lesion_mapset("random")
+    perfect = localisation_block(_lesion_mapset("perfect"), control, n_boot=200)
+    noise = localisation_block(_lesion_mapset("noise"), control, n_boot=200)
+    assert verdict(_entry(localization=perfect))["criteria"]["localization"]["status"] == "pass"
+    assert verdict(_entry(localization=noise))["criteria"]["localization"]["status"] == "fail"
+    out = recommend({"perfect": {"layer2": _entry(localization=perfect)}})
+    assert out["pipeline"]["hit_rate"] == pytest.approx(1.0)
