@@ -56,9 +56,17 @@ LEVEL = 0.95
 _MAX_ENTRIES = 2_000_000
 
 
+def box_settings() -> tuple[float | str, int, float]:
+    """The explain stage's default box settings (threshold, max boxes, min area fraction), read from
+    :class:`ExplainSettings`' field defaults: instantiating it validates method names, which imports
+    the CAM library (and torch) that scoring arrays does not need."""
+    fields = ExplainSettings.__dataclass_fields__
+    return tuple(fields[k].default for k in ("threshold", "max_boxes", "min_area_fraction"))  # type: ignore[return-value]
+
+
 def protocol_text(tolerance: float, iobb_thresholds: Sequence[float], n_boot: int, unit: str) -> str:
     """The one paragraph ``scorecard.json`` and the report print: which paper each figure follows."""
-    box = ExplainSettings()
+    threshold, max_boxes, _ = box_settings()
     ts = ", ".join(f"{t:g}" for t in iobb_thresholds)
     return (
         "Maps resized (bilinear) to each image, as CheXlocalize does. hit_rate: CheXlocalize's hit rate "
@@ -72,7 +80,7 @@ def protocol_text(tolerance: float, iobb_thresholds: Sequence[float], n_boot: in
         "against the mask, positives only. relevance_mass / relevance_rank: relevance mass and rank "
         "accuracy (Arras et al. 2022, as Quantus 0.6 computes them), positives only. iobb_accuracy: "
         f"ChestX-ray8 (Wang et al. 2017), the share of positives whose best IoBB > T for T in {ts}, "
-        f"boxes from the map at {box.threshold} of its maximum (at most {box.max_boxes}, the explain "
+        f"boxes from the map at {threshold} of its maximum (at most {max_boxes}, the explain "
         "stage's defaults) against the GT boxes (the mask where there are none). Means pool the items of "
         f"every finding. 95% percentile CIs from {n_boot} bootstrap replicates resampling {unit}s; the "
         "random-map control and the human benchmark are scored through the same pipeline on the same "
@@ -128,7 +136,7 @@ def item_scores(
     """Per-item scores of the items ``idx`` (each with known truth): one float array per figure
     (``hit_rate``, ``miou_otsu``, ..., ``iobb@T``), NaN where the item does not count (module doc).
     ``miou_tuned`` is all NaN without ``thresholds``."""
-    box = ExplainSettings()
+    box = box_settings()
     n = len(idx)
     out = {m: np.full(n, np.nan) for m in METRICS}
     out.update({f"iobb@{_iobb_key(t)}": np.full(n, np.nan) for t in iobb_thresholds})
@@ -151,10 +159,7 @@ def item_scores(
         out["relevance_mass"][k] = relevance_mass(full, truth)
         out["relevance_rank"][k] = relevance_rank(full, truth)
         gt_boxes = ms.boxes[int(i)] if ms.boxes else []
-        pred = [
-            b.as_tuple()
-            for b in boxes_from_heatmap(full, box.threshold, box.max_boxes, box.min_area_fraction)
-        ]
+        pred = [b.as_tuple() for b in boxes_from_heatmap(full, *box)]
         best_iobb = best_overlap(pred, gt_boxes, None if gt_boxes else truth)[1]
         for t in iobb_thresholds:
             out[f"iobb@{_iobb_key(t)}"][k] = float(best_iobb > t)
