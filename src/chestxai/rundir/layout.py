@@ -20,6 +20,7 @@
     explain_compare.csv/.md  methods ranked
     explain_layers.csv/.md   target layers of one method ranked (``explain --compare-layers``)
     report.html
+    scorecard/             ``chestxai scorecard``: scorecard.json and report.html (ScorecardDir)
     cost.json              inference speed / sizes measured by ``compare`` on a named machine
     uncertainty/<method>/  synth_metrics.json  export/model.onnx (+ model.parity.json)  study.json  best.yaml   (phase 2;
                            synthesis and study folders: chestxai.rundir.synth / chestxai.rundir.study)
@@ -145,6 +146,11 @@ class RunDir:
     def report(self) -> Path:
         return self.root / "report.html"
 
+    @property
+    def scorecard(self) -> ScorecardDir:
+        """``chestxai scorecard RUN``'s default output folder (``--out`` elsewhere)."""
+        return ScorecardDir(self.root / "scorecard")
+
     def uncertainty(self, method: str) -> Path:
         return self.root / "uncertainty" / safe_name(method)
 
@@ -189,6 +195,25 @@ class RunDir:
             )
             raise FileNotFoundError(f"{self.root} has no checkpoint.pt: {hint}")
         return self.checkpoint
+
+
+@dataclass(frozen=True)
+class ScorecardDir:
+    """``chestxai scorecard --out DIR``: ``scorecard.json`` (the figures, layout in docs/EXPLAIN.md's
+    "scorecard.json") and ``report.html`` (the same, for people)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def json(self) -> Path:
+        return self.root / "scorecard.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
 
 
 @dataclass(frozen=True)
