@@ -111,12 +111,13 @@ def _fake_modules() -> dict[str, types.ModuleType]:
             "line": "stand-in",
         }
 
-    def recommend(entries):
+    def recommend(entries, model=None):
+        note = "agreement with ground truth measures the model and the method together"
         for m, by in entries.items():
             for layer in by:
-                return {"method": m, "layer": layer, "line": "stand-in",
-                        "note": "agreement with ground truth measures the model and the method together"}  # fmt: skip
-        return {"method": None, "layer": None, "line": "none"}
+                pipeline = {"model": model, "method": m, "layer": layer, "hit_rate": None}
+                return {"pipeline": pipeline, "trusted": [], "line": f"stand-in; {note}", "note": note}
+        return {"pipeline": None, "trusted": [], "line": f"none; {note}", "note": note}
 
     verdict_mod.verdict, verdict_mod.recommend = verdict, recommend
     anchors = types.ModuleType("chestxai.scorecard.anchors")

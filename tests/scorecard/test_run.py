@@ -114,3 +114,24 @@ def test_known_negatives_have_empty_truth_and_boxes_their_pixels(boxed_run):
     assert len(neg) == int((labels[unboxed] == 0).sum())
     assert len(items.skipped) == int((labels[unboxed] == 1).sum())
     assert {s["reason"] for s in items.skipped} <= {"positive without boxes or mask"}
+
+
+def test_chexlocalize_json_is_the_ground_truth_and_the_human_benchmark(plain_run, tmp_path):
+    """A CheXlocalize segmentation JSON made here: one test image with a mask, one with an empty one
+    (a known negative), read through explain.chexlocalize and scored like the cache's truth."""
+    import json
+
+    chex = pytest.importorskip("chestxai.explain.chexlocalize", reason="CheXlocalize reader not merged yet")
+    from chestxai.explain.run import open_explained
+
+    rows = open_explained(plain_run, "cpu").inputs().rows("test")
+    first, second = (f"img{int(r):05d}" for r in rows[:2])
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 10:22] = True
+    gt = {first: {"Pneumonia": chex.encode_mask(mask)}, second: {"Pneumonia": chex.encode_mask(mask & False)}}
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    card = build_scorecard(_settings(plain_run, tmp_path, gt_json=str(path), human_json=str(path)))
+    assert card["ground_truth"] == "chexlocalize:gt.json" and card["human"] == str(path)
+    assert card["items"]["n_positive"] == 1 and card["items"]["n_negative"] == 1
+    assert card["methods"]["gradcam"]["layer3"]["localization"]["n_items"] == 2

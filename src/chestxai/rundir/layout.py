@@ -222,7 +222,8 @@ class BenchDir:
 
     ``DIR/bench.json`` (figures), ``DIR/report.html``, ``DIR/task/`` (the prepared cache of the
     semi-synthetic task), ``DIR/task-clean/`` (shortcut runs: the test images without the cue), ``DIR/run/`` (the
-    trained run directory), ``DIR/figures/``.
+    trained run directory), ``DIR/figures/``; with ``--scorecard`` also ``DIR/run-seed<N>/``,
+    ``DIR/run-<model>/`` (the extra runs) and ``DIR/scorecard/`` (scorecard.json, report.html).
     """
 
     root: Path
@@ -258,6 +259,19 @@ class BenchDir:
     @property
     def examples_figure(self) -> Path:
         return self.figures / "examples.png"
+
+    def seed_run(self, seed: int) -> RunDir:
+        """``--scorecard``: the benchmark's model retrained with another seed (repeatability)."""
+        return RunDir(self.root / f"run-seed{seed}")
+
+    def model_run(self, model: str) -> RunDir:
+        """``--scorecard``: another architecture trained on the same task (reproducibility)."""
+        return RunDir(self.root / f"run-{safe_name(model)}")
+
+    @property
+    def scorecard(self) -> ScorecardDir:
+        """``--scorecard``: the trust scorecard of ``run/`` on the lesion masks."""
+        return ScorecardDir(self.root / "scorecard")
 
     @property
     def permuted_task(self) -> Path:

@@ -62,6 +62,9 @@ class GroundTruth:
     mask_lookup: object | None  # chestxai.explain.items.MaskLookup
     mask_pairs: pd.DataFrame | None
     source: str
+    #: (image_id, label) pairs known to be negative with an empty mask (CheXlocalize's JSON lists
+    #: them); None: known negatives come from the cache's labels
+    negatives: pd.DataFrame | None = None
 
     @property
     def empty(self) -> bool:
@@ -70,8 +73,24 @@ class GroundTruth:
         return no_boxes and no_masks
 
 
-def ground_truth(cache, boxes: str | Path | None = None, masks: str | Path | None = None) -> GroundTruth:
-    """``--boxes`` / ``--masks`` when given, else what the run's cache holds (boxes and masks)."""
+def ground_truth(
+    cache,
+    boxes: str | Path | None = None,
+    masks: str | Path | None = None,
+    gt_json: str | Path | None = None,
+    label_names: Sequence[str] | None = None,
+) -> GroundTruth:
+    """``--boxes`` / ``--masks`` / ``--gt-json`` (CheXlocalize's segmentation JSON, its ids matched
+    to the cache's by :func:`chestxai.explain.chexlocalize.read_truth`) when given, else what the
+    run's cache holds (boxes and masks)."""
+    if gt_json:
+        from chestxai.explain.chexlocalize import read_truth
+
+        ids = cache.frame["image_id"].astype(str).tolist()
+        found = read_truth(gt_json, image_ids=ids, label_names=label_names)
+        return GroundTruth(
+            None, found.lookup, found.pairs, f"chexlocalize:{Path(gt_json).name}", found.negatives
+        )
     if boxes:
         return GroundTruth(read_boxes_csv(boxes), None, None, f"boxes:{Path(boxes).name}")
     if masks:
@@ -182,7 +201,10 @@ def split_items(
             split, items, [None] * len(items), [groups[it.image_id] for it in items], skipped, "none"
         )
     masks = [_truth_mask(it) for it in with_truth]
-    negatives, more_skipped = _negatives_and_unscored(cache, rows, names, with_truth, limit)
+    if truth.negatives is not None:
+        negatives, more_skipped = _listed_negatives(cache, rows, names, truth.negatives, limit), []
+    else:
+        negatives, more_skipped = _negatives_and_unscored(cache, rows, names, with_truth, limit)
     items = with_truth + negatives
     masks += [np.zeros(it.image.shape[:2], bool) for it in negatives]
     return ItemSet(
@@ -226,6 +248,44 @@ def _negatives_and_unscored(
             images_used.add(image_id)
             negatives.append(Item(image_id, np.asarray(cache.images[r]), finding, out))
     return negatives, skipped
+
+
+def _listed_negatives(cache, rows: np.ndarray, names: Sequence[str], pairs: pd.DataFrame, limit: int | None):
+    """Items of the (image_id, label) pairs a ground-truth file lists with an empty mask, in the split."""
+    ids = cache.frame["image_id"].astype(str).to_numpy()
+    row_of = {ids[r]: r for r in map(int, rows)}
+    out: list[Item] = []
+    used: set[str] = set()
+    for image_id, label in pairs[["image_id", "label"]].astype(str).itertuples(index=False):
+        r = row_of.get(image_id)
+        if r is None:
+            continue
+        try:
+            idx = finding_index(names, label)
+        except UnknownFindingError:
+            continue
+        if limit is not None and image_id not in used and len(used) >= limit:
+            continue
+        used.add(image_id)
+        out.append(Item(image_id, np.asarray(cache.images[r]), names[idx], idx))
+    return out
+
+
+def human_masks(path: str | Path, cache, item_set: ItemSet, label_names: Sequence[str]) -> dict:
+    """CheXlocalize's human benchmark (its annotation or segmentation JSON) as masks at each scored
+    item's truth size, by (image_id, finding); items the file does not cover are left out."""
+    from chestxai.explain.chexlocalize import read_truth
+
+    ids = cache.frame["image_id"].astype(str).tolist()
+    found = read_truth(path, image_ids=ids, label_names=label_names)
+    out = {}
+    for it, t in zip(item_set.items, item_set.truth, strict=True):
+        if t is None:
+            continue
+        mask = found.lookup(it.image_id, it.finding, t.shape)
+        if mask is not None:
+            out[(it.image_id, it.finding)] = mask
+    return out
 
 
 # --- maps -----------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any
 
 from chestxai.atomic import write_text
 from chestxai.environment import package_versions
+from chestxai.errors import UserError
 from chestxai.explain.map_agreement import image_independence, random_pairs_baseline
 from chestxai.explain.methods import CONTROL, METHODS, UnsupportedMethodError, get_method
 from chestxai.explain.run import open_explained
@@ -42,6 +43,7 @@ from chestxai.scorecard.collect import (
     ItemSet,
     default_layers,
     ground_truth,
+    human_masks,
     map_set,
     probabilities,
     sanity_inputs,
@@ -148,6 +150,7 @@ def _entry(
     val_maps: MapSet | None,
     control_val: MapSet | None,
     settings: ScorecardSettings,
+    human: dict | None = None,
 ) -> dict[str, Any]:
     from chestxai.scorecard.localisation import localisation_block
     from chestxai.scorecard.trust import agreement_block, randomisation_block, spread
@@ -157,7 +160,9 @@ def _entry(
     loc_kw = dict(n_boot=settings.n_boot, seed=settings.seed, tolerance=settings.tolerance)
     entry: dict[str, Any] = {"method": method, "layer": layer}
     if test.has_truth:
-        entry["localization"] = localisation_block(maps, control, val_maps, control_val, **loc_kw)
+        entry["localization"] = localisation_block(
+            maps, control, val_maps, control_val, human=human, **loc_kw
+        )
     else:
         entry["localization"] = None
         entry["localization_note"] = (
@@ -219,8 +224,16 @@ def build_scorecard(settings: ScorecardSettings, force: bool = False) -> dict[st
     for layer in layers:
         if _layer_for(trained, layer) is None:
             _unknown_layer(trained, layer)
-    truth = ground_truth(trained.inputs().cache, settings.boxes, settings.masks)
+    cache = trained.inputs().cache
+    truth = ground_truth(cache, settings.boxes, settings.masks, settings.gt_json, trained.label_names)
     test = split_items(trained, settings.split, truth, settings.limit, settings.batch_size)
+    if settings.human_json and not test.has_truth:
+        raise UserError(
+            f"--human {settings.human_json}: the human benchmark needs ground truth to compare with"
+        )
+    human = (
+        human_masks(settings.human_json, cache, test, trained.label_names) if settings.human_json else None
+    )
     val = (
         split_items(trained, settings.val_split, truth, settings.limit, settings.batch_size, required=False)
         if test.has_truth
@@ -247,7 +260,7 @@ def build_scorecard(settings: ScorecardSettings, force: bool = False) -> dict[st
                 continue
             val_maps = map_set(trained, val, method, layer, probs=val_probs, **kw) if val else None
             methods.setdefault(method, {})[layer] = _entry(
-                runs, test, val, maps, control, val_maps, control_val, settings
+                runs, test, val, maps, control, val_maps, control_val, settings, human
             )
     scored = {m: {k: e for k, e in by.items() if "verdict" in e} for m, by in methods.items()}
     card: dict[str, Any] = {
@@ -258,6 +271,7 @@ def build_scorecard(settings: ScorecardSettings, force: bool = False) -> dict[st
         "split": settings.split,
         "val_split": settings.val_split if val else None,
         "ground_truth": truth.source if test.has_truth else None,
+        "human": settings.human_json,
         "items": test.counts(),
         "val_items": val.counts() if val else None,
         "skipped": test.skipped[:50],
@@ -266,7 +280,7 @@ def build_scorecard(settings: ScorecardSettings, force: bool = False) -> dict[st
         "layers": layers,
         "methods": methods,
         "control": {"method": CONTROL, "summary": METHODS.get(CONTROL).summary, "per_layer": control_summary},
-        "recommended": recommend({m: by for m, by in scored.items() if by}),
+        "recommended": recommend({m: by for m, by in scored.items() if by}, model=trained.model_name),
         "together": TOGETHER,
         "protocols": PROTOCOLS,
         "settings": settings.as_dict(),
@@ -285,8 +299,6 @@ def build_scorecard(settings: ScorecardSettings, force: bool = False) -> dict[st
 
 
 def _unknown_layer(trained, layer: str) -> None:
-    from chestxai.errors import UserError
-
     known = ", ".join(default_layers(trained))
     raise UserError(
         f"--layers {layer}: the model {trained.model_name} has no such layer; its stages are {known}"
@@ -303,8 +315,8 @@ def _chestxray8(trained, truth, test: ItemSet, card: dict) -> dict | None:
     pairs = [(m, lay) for m, by in card["methods"].items() for lay, e in by.items() if e.get("localization")]
     if not pairs:
         return None
-    rec = card.get("recommended") or {}
-    pick = (rec.get("method"), rec.get("layer"))
+    pipeline = (card.get("recommended") or {}).get("pipeline") or {}
+    pick = (pipeline.get("method"), pipeline.get("layer"))
     method, layer = pick if pick in pairs else pairs[0]
     loc = card["methods"][method][layer]["localization"]
     return {"method": method, "layer": short_layer(layer), "table": chestxray8_table(loc["per_finding"])}

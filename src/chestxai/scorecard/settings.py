@@ -76,6 +76,24 @@ class ScorecardSettings:
         metavar="FILE",
         group="ground truth",
     )
+    gt_json: str | None = setting(
+        None,
+        help="CheXlocalize ground-truth segmentation JSON (per image and pathology, COCO RLE; its CXR ids "
+        "matched to the cache's, e.g. CheXpert's)",
+        flag="--gt-json",
+        parse=_optional_text,
+        metavar="FILE",
+        group="ground truth",
+    )
+    human_json: str | None = setting(
+        None,
+        help="CheXlocalize human benchmark (annotation or segmentation JSON): the percentage decrease of "
+        "each method's localisation against it, with CIs",
+        flag="--human",
+        parse=_optional_text,
+        metavar="FILE",
+        group="ground truth",
+    )
     limit: int | None = setting(
         None, help="score at most this many images per split", flag="--limit", parse=_limit, bounds=">= 1"
     )
@@ -109,6 +127,10 @@ class ScorecardSettings:
             raise UserError("scorecard needs a run directory: chestxai scorecard RUN")
         if self.boxes and self.masks:
             raise UserError("--boxes and --masks are two sources of the same ground truth; pass one of them")
+        if self.gt_json and (self.boxes or self.masks):
+            raise UserError(
+                "--gt-json replaces --boxes/--masks (one ground truth per scorecard); pass one of them"
+            )
         if self.limit is not None and self.limit < 1:
             raise UserError(f"limit must be >= 1 image, got {self.limit}")
         if self.n_boot < 0:
