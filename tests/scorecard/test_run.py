@@ -10,6 +10,8 @@ from chestxai.rundir.jsonfile import read_json
 from chestxai.scorecard.run import build_scorecard
 from chestxai.scorecard.settings import ScorecardSettings
 
+from .conftest import box_table
+
 CI_KEYS = {"value", "ci_low", "ci_high"}
 
 
@@ -40,6 +42,9 @@ def test_scorecard_json_has_every_documented_key(boxed_run, tmp_path):
     # 4 boxed test images (limit) + known negatives of Pneumonia among the test images
     items = on_disk["items"]
     assert items["n_positive"] == 4 and items["n_negative"] >= 1 and items["findings"] == ["Pneumonia"]
+    # boxed images left out by --limit are not "positives without geometry"
+    boxed = set(box_table(48)["image_id"])
+    assert not {s["item"].split("/")[0] for s in on_disk["skipped"]} & boxed
 
 
 def test_a_run_with_itself_as_seed_repeats_exactly(boxed_run, tmp_path):
@@ -55,7 +60,7 @@ def test_without_ground_truth_only_randomisation_and_repeatability(plain_run, tm
     entry = card["methods"]["gradcam"]["layer3"]
     assert entry["localization"] is None and "no ground truth" in entry["localization_note"]
     assert card["ground_truth"] is None and card["val_split"] is None
-    assert entry["randomization"]["pass"] is not None
+    assert entry["randomization"]["n_images"] == 4  # the first --sanity-limit images, no truth needed
     assert entry["repeatability"]["ssim"] == pytest.approx(1.0, abs=1e-9)
 
 

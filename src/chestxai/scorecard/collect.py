@@ -204,7 +204,9 @@ def split_items(
     if truth.negatives is not None:
         negatives, more_skipped = _listed_negatives(cache, rows, names, truth.negatives, limit), []
     else:
-        negatives, more_skipped = _negatives_and_unscored(cache, rows, names, with_truth, limit)
+        negatives, more_skipped = _negatives_and_unscored(
+            cache, rows, names, with_truth, _truth_pairs(truth), limit
+        )
     items = with_truth + negatives
     masks += [np.zeros(it.image.shape[:2], bool) for it in negatives]
     return ItemSet(
@@ -218,11 +220,28 @@ def _truth_mask(it: Item) -> np.ndarray:
     return mask | it.gt_mask if it.gt_mask is not None else mask
 
 
+def _truth_pairs(truth: GroundTruth) -> set[tuple[str, str]]:
+    """(image_id, lower-case label) of every pair with boxes or a mask (whether selected or not)."""
+    pairs: set[tuple[str, str]] = set()
+    for table in (truth.boxes, truth.mask_pairs):
+        if table is not None and not table.empty:
+            pairs |= {
+                (str(i), str(lab).lower()) for i, lab in table[["image_id", "label"]].itertuples(index=False)
+            }
+    return pairs
+
+
 def _negatives_and_unscored(
-    cache, rows: np.ndarray, names: Sequence[str], positives: list[Item], limit: int | None
+    cache,
+    rows: np.ndarray,
+    names: Sequence[str],
+    positives: list[Item],
+    with_geometry: set[tuple[str, str]],
+    limit: int | None,
 ) -> tuple[list[Item], list[dict]]:
     """Known negatives (label 0) of every finding with truth, and the positives without geometry
-    (skipped, with the reason). ``limit`` caps the negatives' distinct images as it caps the positives'."""
+    (skipped, with the reason; ``with_geometry``: the pairs that have some, lower-case labels).
+    ``limit`` caps the negatives' distinct images as it caps the positives'."""
     ids = cache.frame["image_id"].astype(str).to_numpy()
     labels = np.asarray(cache.labels, np.float32)
     has = {(it.image_id, it.finding) for it in positives}
@@ -241,7 +260,10 @@ def _negatives_and_unscored(
             if (image_id, finding) in has or np.isnan(y):
                 continue
             if y >= 0.5:
-                skipped.append({"item": f"{image_id}/{finding}", "reason": "positive without boxes or mask"})
+                if (image_id, finding.lower()) not in with_geometry:  # else only left out by the limit
+                    skipped.append(
+                        {"item": f"{image_id}/{finding}", "reason": "positive without boxes or mask"}
+                    )
                 continue
             if limit is not None and image_id not in images_used and len(images_used) >= limit:
                 continue

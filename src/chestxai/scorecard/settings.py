@@ -95,7 +95,11 @@ class ScorecardSettings:
         group="ground truth",
     )
     limit: int | None = setting(
-        None, help="score at most this many images per split", flag="--limit", parse=_limit, bounds=">= 1"
+        None,
+        help="score at most this many images with positives (and as many of known negatives) per split",
+        flag="--limit",
+        parse=_limit,
+        bounds=">= 1",
     )
     n_boot: int = setting(1000, help="bootstrap replicates of every CI (patients resampled)")
     tolerance: float = setting(
