@@ -102,7 +102,7 @@ def _fake_modules() -> dict[str, types.ModuleType]:
     )
     verdict_mod = types.ModuleType("chestxai.scorecard.verdict")
 
-    def verdict(entry):
+    def verdict(entry, name=None):
         return {
             "passes": ["randomization"],
             "fails": [],

@@ -194,7 +194,7 @@ def _entry(
                 blocks[_unique(blocks, s.run)] = localisation_block(s, c, **loc_kw)
             block["spread"] = spread(blocks)
         entry[kind] = block
-    entry["verdict"] = verdict(entry)
+    entry["verdict"] = verdict(entry, f"{method} at {layer}")
     return entry
 
 
