@@ -128,7 +128,7 @@ def test_chexlocalize_json_is_the_ground_truth_and_the_human_benchmark(tmp_path)
     Opacity") and scored like the cache's truth."""
     import json
 
-    chex = pytest.importorskip("chestxai.explain.chexlocalize", reason="CheXlocalize reader not merged yet")
+    from chestxai.explain import chexlocalize as chex
     from chestxai.explain.run import open_explained
     from chestxai.testing import write_tiny_run
 
