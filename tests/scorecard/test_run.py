@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scorecard_helpers import box_table
 
 from chestxai.rundir.jsonfile import read_json
 from chestxai.scorecard.run import build_scorecard
 from chestxai.scorecard.settings import ScorecardSettings
-
-from .conftest import box_table
 
 CI_KEYS = {"value", "ci_low", "ci_high"}
 
