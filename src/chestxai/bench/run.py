@@ -295,8 +295,43 @@ def run_bench(cfg: BenchConfig) -> dict:
         out["shortcut"] = _shortcut(cfg.task.shortcut, model, preprocess, cache, PreparedCache(clean_dir),
                                     items, results, best, control_best, settings, test_auc)  # fmt: skip
     _examples(bench, items, results, top, layers)
+    if cfg.scorecard:
+        out["scorecard"] = _scorecard(cfg, bench, cache_dir, run_dir, layers)
+        out["seconds"]["total"] = time.perf_counter() - started
     write_text(bench.bench_json, json.dumps(out, indent=1, default=_jsonable))
     return out
+
+
+def _scorecard(cfg: BenchConfig, bench: BenchDir, cache: Path, run_dir: Path, layers) -> dict:
+    """``--scorecard``: train the extra seeds and the other architecture on the same task cache, then
+    the trust scorecard of the benchmark run on the lesion masks (``DIR/scorecard/``); a summary for
+    bench.json (the figures are in ``DIR/scorecard/scorecard.json``)."""
+    from chestxai.scorecard.run import build_scorecard
+    from chestxai.scorecard.settings import ScorecardSettings
+
+    started = time.perf_counter()
+    seeds = []
+    for k in range(1, cfg.scorecard_seeds + 1):
+        other = replace(cfg, seed=cfg.seed + k)
+        seeds.append(str(_train(other, bench, cache, bench.seed_run(cfg.seed + k).root)[0]))
+    arch = replace(cfg, model=cfg.scorecard_model)
+    architectures = [str(_train(arch, bench, cache, bench.model_run(cfg.scorecard_model).root)[0])]
+    train_s = time.perf_counter() - started
+    settings = ScorecardSettings(
+        run=str(run_dir), seeds=tuple(seeds), architectures=tuple(architectures),
+        methods=tuple(m for m in cfg.methods if m != "random"), layers=tuple(layers),
+        limit=cfg.explain_limit or None, tolerance=float(cfg.tolerance), sanity_limit=max(cfg.sanity, 2),
+        seed=cfg.seed, device=cfg.device, out=str(bench.scorecard.root), progress=cfg.progress,
+    )  # fmt: skip
+    card = build_scorecard(settings, force=cfg.force)  # its report.html: the command (report is a layer up)
+    return {
+        "path": str(bench.scorecard.json),
+        "seeds": seeds,
+        "architectures": architectures,
+        "recommended": card.get("recommended"),
+        "seconds": {"train": train_s, "score": card["seconds"]},
+        "peak_rss_mb": card["peak_rss_mb"],
+    }
 
 
 def _shortcut(cue, model, preprocess, cache, clean, items, results, best, control, settings, auc_cue):

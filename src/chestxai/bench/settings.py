@@ -79,6 +79,27 @@ class BenchConfig:
         "method's maps on N test lesions (costs a second training; 0 = off)",
         flag="--label-sanity-limit", metavar="N",
     )  # fmt: skip
+    # the trust scorecard (chestxai scorecard) of the benchmark run on its lesion masks, with the
+    # extra runs it needs: more seeds of --model (repeatability) and another architecture
+    # (reproducibility), each a full training on the same task cache
+    scorecard: bool = setting(
+        False,
+        help="also train --scorecard-seeds more seeds and a --scorecard-model run on the same task and write "
+        "the trust scorecard of the benchmark run (DIR/scorecard/; costs 1 + seeds more trainings)",
+        flag="--scorecard",
+    )
+    scorecard_seeds: int = setting(
+        2,
+        help="with --scorecard: extra seeds of --model (repeatability)",
+        flag="--scorecard-seeds",
+        metavar="N",
+    )
+    scorecard_model: str = setting(
+        "resnet34",
+        help="with --scorecard: the other architecture (reproducibility; its layers should share the "
+        "benchmark model's names)",
+        flag="--scorecard-model",
+    )
     cache: str = setting(
         "", help="where the backgrounds' prepared cache goes (none = the user cache)", flag="--cache"
     )
@@ -104,3 +125,5 @@ class BenchConfig:
                             ("--sanity-limit", self.sanity), ("--label-sanity-limit", self.label_sanity)):  # fmt: skip
             if value < 0:
                 raise UserError(f"{name} must be >= 0, got {value}")
+        if self.scorecard_seeds < 0:
+            raise UserError(f"--scorecard-seeds must be >= 0, got {self.scorecard_seeds}")

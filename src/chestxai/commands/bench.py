@@ -16,13 +16,16 @@ examples:
   chestxai bench lesions --source medmnist --root ../shared/data/pneumoniamnist --size 64 --out bench/pm
   chestxai bench lesions --source folder --root ./xrays --size 128 --out bench/mine --difficulty medium
   chestxai bench lesions --source nih --root ../shared/data/nih-bbox --out bench/tag --shortcut tag
+  chestxai bench lesions --source nih --root ../shared/data/nih-bbox --size 64 --scorecard --out bench/card
 
 A lesion-like opacity (soft-edged, textured; radius, contrast and position inside an approximate
 lung field drawn per image) is inserted into half of several jittered copies of each real image;
 its mask is the ground truth. A ResNet is trained from scratch on the task, then every method is
 run at every layer with the random control: DIR/bench.json and DIR/report.html. --shortcut puts a
 spurious cue (an "R" marker tag or a border band) into the lesion class only and measures the AUC
-drop without it and the heatmap energy on the cue vs on the lesion.
+drop without it and the heatmap energy on the cue vs on the lesion. --scorecard trains more seeds and
+another architecture on the same task and writes the trust scorecard (DIR/scorecard/, as `chestxai
+scorecard`) of the benchmark run on the lesion masks.
 """
 
 
@@ -91,6 +94,15 @@ def run(args: argparse.Namespace) -> int:
     report = build_bench_report(args.out)
     print(summary(out))
     print(f"report: {report}")
+    if out.get("scorecard"):
+        from chestxai.commands.scorecard import summary as scorecard_summary
+        from chestxai.report.scorecard import build_scorecard_report
+        from chestxai.rundir import BenchDir
+        from chestxai.rundir.jsonfile import read_json
+
+        where = BenchDir(args.out).scorecard
+        print(scorecard_summary(read_json(where.json)))
+        print(f"scorecard: {build_scorecard_report(where.root, force=cfg.force)}")
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chestxai.atomic import write_text
 from chestxai.models.trained_run import TrainedRun
-from chestxai.report import gallery, sections, uncertainty
+from chestxai.report import gallery, scorecard, sections, uncertainty
 from chestxai.report.html import GENERATOR, page, paragraph, table
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -47,7 +47,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
 
     Sections: dataset, configuration, training curves, metrics with CIs, figures and, when the
     run has explanations (``RUN/cams/index.csv``, ``RUN/explain_metrics.json``), a gallery of
-    true/false positives/negatives with heatmaps and the localization table. Missing inputs
+    true/false positives/negatives with heatmaps and the localization table, and the trust scorecard
+    when ``chestxai scorecard RUN`` wrote ``RUN/scorecard/scorecard.json``. Missing inputs
     become short notes, so a report can be built at any stage.
     """
     run = RunDir(Path(run_dir))
@@ -71,6 +72,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
     if gallery.has_explanations(run):
         parts.append(("explanations", "Explanations", gallery.gallery_section(run, metrics)))
         parts.append(("localization", "Localization", gallery.localization_section(run)))
+    if scorecard.has_scorecard(run):
+        parts.append(("scorecard", "Trust scorecard", scorecard.scorecard_section(run)))
     if uncertainty.has_uncertainty(run):
         parts.append(("uncertainty", "Uncertainty", uncertainty.uncertainty_section(run)))
     parts.append(("disclaimer", "Intended use", sections.disclaimer()))

@@ -20,6 +20,7 @@
     explain_compare.csv/.md  methods ranked
     explain_layers.csv/.md   target layers of one method ranked (``explain --compare-layers``)
     report.html
+    scorecard/             ``chestxai scorecard``: scorecard.json and report.html (ScorecardDir)
     cost.json              inference speed / sizes measured by ``compare`` on a named machine
     uncertainty/<method>/  synth_metrics.json  export/model.onnx (+ model.parity.json)  study.json  best.yaml   (phase 2;
                            synthesis and study folders: chestxai.rundir.synth / chestxai.rundir.study)
@@ -145,6 +146,11 @@ class RunDir:
     def report(self) -> Path:
         return self.root / "report.html"
 
+    @property
+    def scorecard(self) -> ScorecardDir:
+        """``chestxai scorecard RUN``'s default output folder (``--out`` elsewhere)."""
+        return ScorecardDir(self.root / "scorecard")
+
     def uncertainty(self, method: str) -> Path:
         return self.root / "uncertainty" / safe_name(method)
 
@@ -192,12 +198,32 @@ class RunDir:
 
 
 @dataclass(frozen=True)
+class ScorecardDir:
+    """``chestxai scorecard --out DIR``: ``scorecard.json`` (the figures, layout in docs/EXPLAIN.md's
+    "scorecard.json") and ``report.html`` (the same, for people)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def json(self) -> Path:
+        return self.root / "scorecard.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+
+@dataclass(frozen=True)
 class BenchDir:
     """``chestxai bench lesions --out DIR``: the benchmark's task cache, its runs and its results.
 
     ``DIR/bench.json`` (figures), ``DIR/report.html``, ``DIR/task/`` (the prepared cache of the
     semi-synthetic task), ``DIR/task-clean/`` (shortcut runs: the test images without the cue), ``DIR/run/`` (the
-    trained run directory), ``DIR/figures/``.
+    trained run directory), ``DIR/figures/``; with ``--scorecard`` also ``DIR/run-seed<N>/``,
+    ``DIR/run-<model>/`` (the extra runs) and ``DIR/scorecard/`` (scorecard.json, report.html).
     """
 
     root: Path
@@ -233,6 +259,19 @@ class BenchDir:
     @property
     def examples_figure(self) -> Path:
         return self.figures / "examples.png"
+
+    def seed_run(self, seed: int) -> RunDir:
+        """``--scorecard``: the benchmark's model retrained with another seed (repeatability)."""
+        return RunDir(self.root / f"run-seed{seed}")
+
+    def model_run(self, model: str) -> RunDir:
+        """``--scorecard``: another architecture trained on the same task (reproducibility)."""
+        return RunDir(self.root / f"run-{safe_name(model)}")
+
+    @property
+    def scorecard(self) -> ScorecardDir:
+        """``--scorecard``: the trust scorecard of ``run/`` on the lesion masks."""
+        return ScorecardDir(self.root / "scorecard")
 
     @property
     def permuted_task(self) -> Path:
