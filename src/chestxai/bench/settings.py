@@ -79,6 +79,30 @@ class BenchConfig:
         "method's maps on N test lesions (costs a second training; 0 = off)",
         flag="--label-sanity-limit", metavar="N",
     )  # fmt: skip
+    # the trust scorecard (issue 21): extra runs on the same task cache, then ``chestxai scorecard`` of
+    # the benchmark run with them as --seeds / --architectures, on the lesion masks
+    scorecard: bool = setting(
+        False,
+        help="after the benchmark, train the runs the trust scorecard compares (--scorecard-seeds more "
+        "seeds of --model, one --scorecard-architecture) on the same task and write DIR/scorecard/",
+        flag="--scorecard",
+        group="scorecard",
+    )
+    scorecard_seeds: int = setting(
+        2, help="extra seeds of --model for repeatability (seed+1, seed+2, ...; 0 = none)",
+        flag="--scorecard-seeds", metavar="N", bounds=">= 0", group="scorecard",
+    )  # fmt: skip
+    # resnet34: the same stage names and grids as resnet18 (layer2-4), so the maps of one (method,
+    # layer) are comparable across the two architectures; 1.8x resnet18's step time at 64 px
+    # (densenet121 1.5x and efficientnet_b0 0.8x, but their stages have other names and grids)
+    scorecard_architecture: str = setting(
+        "resnet34", help="the other architecture trained on the same task, for reproducibility ('' = none)",
+        flag="--scorecard-architecture", metavar="NAME", group="scorecard",
+    )  # fmt: skip
+    scorecard_limit: int = setting(
+        200, help="images of each split the scorecard scores (0 = all)", flag="--scorecard-limit",
+        metavar="N", bounds=">= 0", group="scorecard",
+    )  # fmt: skip
     cache: str = setting(
         "", help="where the backgrounds' prepared cache goes (none = the user cache)", flag="--cache"
     )
@@ -104,3 +128,19 @@ class BenchConfig:
                             ("--sanity-limit", self.sanity), ("--label-sanity-limit", self.label_sanity)):  # fmt: skip
             if value < 0:
                 raise UserError(f"{name} must be >= 0, got {value}")
+        for name, value in (
+            ("--scorecard-seeds", self.scorecard_seeds),
+            ("--scorecard-limit", self.scorecard_limit),
+        ):
+            if value < 0:
+                raise UserError(f"{name} must be >= 0, got {value}")
+        if self.scorecard and self.scorecard_architecture == self.model:
+            raise UserError(
+                f"--scorecard-architecture {self.scorecard_architecture} is --model itself: reproducibility "
+                "compares another architecture (use --scorecard-seeds for more runs of the same one)"
+            )
+
+    @property
+    def scorecard_run_seeds(self) -> list[int]:
+        """Training seeds of the extra runs of ``model`` (``seed + 1``, ``seed + 2``, ...)."""
+        return [self.seed + k for k in range(1, self.scorecard_seeds + 1)] if self.scorecard else []

@@ -16,13 +16,17 @@ examples:
   chestxai bench lesions --source medmnist --root ../shared/data/pneumoniamnist --size 64 --out bench/pm
   chestxai bench lesions --source folder --root ./xrays --size 128 --out bench/mine --difficulty medium
   chestxai bench lesions --source nih --root ../shared/data/nih-bbox --out bench/tag --shortcut tag
+  chestxai bench lesions --source nih --root ../shared/data/nih-bbox --size 64 --scorecard --out bench/card
 
 A lesion-like opacity (soft-edged, textured; radius, contrast and position inside an approximate
 lung field drawn per image) is inserted into half of several jittered copies of each real image;
 its mask is the ground truth. A ResNet is trained from scratch on the task, then every method is
 run at every layer with the random control: DIR/bench.json and DIR/report.html. --shortcut puts a
 spurious cue (an "R" marker tag or a border band) into the lesion class only and measures the AUC
-drop without it and the heatmap energy on the cue vs on the lesion.
+drop without it and the heatmap energy on the cue vs on the lesion. --scorecard then trains
+more seeds of the model and one other architecture on the same task and writes the trust
+scorecard of the run (localisation by the CheXlocalize protocol, Arun et al.'s randomisation,
+repeatability and reproducibility) to DIR/scorecard/.
 """
 
 
@@ -118,4 +122,20 @@ def summary(out: dict) -> str:
         s = out["shortcut"]
         lines.append(f"shortcut {s['cue']}: test AUC {f(s['test_auc_with_cue'])} with the cue, "
                      f"{f(s['test_auc_without_cue'])} without (drop {f(s['auc_drop'])})")  # fmt: skip
+    if out.get("scorecard"):
+        lines.extend(_scorecard_lines(out["scorecard"], f))
     return "\n".join(lines)
+
+
+def _scorecard_lines(card: dict, f) -> list[str]:
+    """``--scorecard``: where it is, the runs it compared, its recommended pipeline, the best hit rate per layer."""
+    from chestxai.bench.scorecard import recommended_line
+
+    runs = ", ".join(f"{r['model']} seed {r['seed']}" for r in card.get("runs", []))
+    hits = "  ".join(f"{layer} {f(b['hit_rate'])} ({b['method']})"
+                     for layer, b in sorted(card.get("best_hit_rate_by_layer", {}).items()))  # fmt: skip
+    return [
+        f"scorecard: {card['dir']} (compared with {runs or 'no other runs'})",
+        f"  best hit rate per layer: {hits or 'n/a (no ground truth)'}",
+        f"  {recommended_line(card.get('recommended'))}",
+    ]

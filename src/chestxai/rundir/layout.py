@@ -197,7 +197,8 @@ class BenchDir:
 
     ``DIR/bench.json`` (figures), ``DIR/report.html``, ``DIR/task/`` (the prepared cache of the
     semi-synthetic task), ``DIR/task-clean/`` (shortcut runs: the test images without the cue), ``DIR/run/`` (the
-    trained run directory), ``DIR/figures/``.
+    trained run directory), ``DIR/figures/``; with ``--scorecard`` also ``DIR/run-seed<N>/`` and
+    ``DIR/run-<model>/`` (the runs it compares) and ``DIR/scorecard/``.
     """
 
     root: Path
@@ -248,6 +249,19 @@ class BenchDir:
     def clean_task(self) -> Path:
         """The shortcut experiment's test images without the cue (a second prepared cache)."""
         return self.root / "task-clean"
+
+    def seed_run(self, seed: int) -> RunDir:
+        """``--scorecard``: the benchmark's model retrained on the same task with training seed ``seed``."""
+        return RunDir(self.root / f"run-seed{seed}")
+
+    def architecture_run(self, model: str) -> RunDir:
+        """``--scorecard``: another architecture (``model``) trained on the same task."""
+        return RunDir(self.root / f"run-{model}")
+
+    @property
+    def scorecard(self) -> Path:
+        """``--scorecard``: ``chestxai scorecard``'s folder for the benchmark run (scorecard.json, report.html)."""
+        return self.root / "scorecard"
 
 
 @dataclass(frozen=True)
