@@ -7,7 +7,7 @@ import json
 import pytest
 
 from chestxai.bench.lesions import LesionSettings
-from chestxai.bench.run import BenchConfig, run_bench
+from chestxai.bench.run import BenchConfig
 from chestxai.bench.scorecard import best_hit_rate_by_layer, extra_runs, recommended_line, summarise
 from chestxai.bench.task import TaskSpec
 from chestxai.cli import main
@@ -101,23 +101,29 @@ def test_scorecard_input_fails_in_one_line_before_any_work(
 
 @pytest.mark.slow
 def test_scorecard_of_a_tiny_benchmark_has_repeatability_and_reproducibility(
-    background_folder, tmp_path, monkeypatch
+    background_folder, tmp_path, monkeypatch, capsys
 ):
-    """One extra seed and a second architecture on the same task cache: the scorecard of the benchmark
-    run compares both, and bench.json says where it is; a rerun reuses the finished extra runs."""
+    """One extra seed and a second architecture on the same task cache, through the command: the
+    scorecard of the benchmark run compares both, its report is written and bench.json says where."""
     monkeypatch.setenv("CHESTXAI_CACHE", str(tmp_path / "ucache"))
-    cfg = _cfg(background_folder, tmp_path / "b", scorecard_seeds=1, scorecard_architecture="resnet34",
-               scorecard_limit=24, epochs=3)  # fmt: skip
-    out = run_bench(cfg)
-    bench = BenchDir(tmp_path / "b")
+    out = tmp_path / "b"
+    rc = main(["bench", "lesions", "--source", "folder", "--root", str(background_folder), "--out", str(out),
+               "--size", "48", "--backgrounds", "48", "--variants", "4", "--radius", "0.14,0.18",
+               "--contrast", "0.6,0.8", "--methods", "gradcam", "hirescam", "--layers", "layer2", "layer4",
+               "--epochs", "3", "--faithfulness-limit", "0", "--sanity-limit", "2", "--explain-limit", "24",
+               "--threads", "1", "--scorecard", "--scorecard-seeds", "1", "--no-progress"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert rc == 0 and "scorecard:" in printed and "best hit rate per layer" in printed
+    bench = BenchDir(out)
     for name in ("run-seed1", "run-resnet34"):
         assert (bench.root / name / "checkpoint.pt").exists(), name
+    assert (bench.scorecard / "report.html").exists()
     card = json.loads((bench.scorecard / "scorecard.json").read_text())
     entry = card["methods"]["hirescam"]["layer2"]
     for block in ("repeatability", "reproducibility"):
         assert {"ssim", "baseline_ssim", "pass"} <= set(entry[block]), block
     assert {"hit_rate", "miou_otsu", "miou_tuned", "auprc"} <= set(entry["localization"])
     written = json.loads(bench.bench_json.read_text())["scorecard"]
-    assert written == json.loads(json.dumps(out["scorecard"]))
-    assert [r["model"] for r in written["runs"]] == ["resnet18", "resnet34"]
+    assert [(r["model"], r["seed"]) for r in written["runs"]] == [("resnet18", 1), ("resnet34", 0)]
     assert set(written["best_hit_rate_by_layer"]) == {"layer2", "layer4"}
+    assert written["recommended"] == card["recommended"]

@@ -336,7 +336,7 @@ def _scorecard(
         r["train_seconds"] = seconds
         train_s += seconds
     started = time.perf_counter()
-    card = build_scorecard(scorecard_settings(cfg, bench, layers, methods))
+    card = build_scorecard(scorecard_settings(cfg, bench, layers, methods), force=cfg.force)
     return summarise(card, bench, runs, train_s, time.perf_counter() - started)
 
 

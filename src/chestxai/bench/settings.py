@@ -99,10 +99,6 @@ class BenchConfig:
         "resnet34", help="the other architecture trained on the same task, for reproducibility ('' = none)",
         flag="--scorecard-architecture", metavar="NAME", group="scorecard",
     )  # fmt: skip
-    scorecard_limit: int = setting(
-        200, help="images of each split the scorecard scores (0 = all)", flag="--scorecard-limit",
-        metavar="N", bounds=">= 0", group="scorecard",
-    )  # fmt: skip
     cache: str = setting(
         "", help="where the backgrounds' prepared cache goes (none = the user cache)", flag="--cache"
     )
@@ -128,12 +124,8 @@ class BenchConfig:
                             ("--sanity-limit", self.sanity), ("--label-sanity-limit", self.label_sanity)):  # fmt: skip
             if value < 0:
                 raise UserError(f"{name} must be >= 0, got {value}")
-        for name, value in (
-            ("--scorecard-seeds", self.scorecard_seeds),
-            ("--scorecard-limit", self.scorecard_limit),
-        ):
-            if value < 0:
-                raise UserError(f"{name} must be >= 0, got {value}")
+        if self.scorecard_seeds < 0:
+            raise UserError(f"--scorecard-seeds must be >= 0, got {self.scorecard_seeds}")
         if self.scorecard and self.scorecard_architecture == self.model:
             raise UserError(
                 f"--scorecard-architecture {self.scorecard_architecture} is --model itself: reproducibility "

@@ -95,6 +95,14 @@ def run(args: argparse.Namespace) -> int:
     report = build_bench_report(args.out)
     print(summary(out))
     print(f"report: {report}")
+    if out.get("scorecard"):  # its report.html is written here: the report layer sits above bench
+        from chestxai.commands.scorecard import summary as scorecard_summary
+        from chestxai.report.scorecard import build_scorecard_report
+        from chestxai.rundir.jsonfile import read_json
+
+        where = out["scorecard"]["dir"]
+        print(scorecard_summary(read_json(out["scorecard"]["json"])))
+        print(f"scorecard: {build_scorecard_report(where, force=cfg.force)}")
     return 0
 
 
