@@ -8,7 +8,13 @@ import pytest
 
 from chestxai.bench.lesions import LesionSettings
 from chestxai.bench.run import BenchConfig
-from chestxai.bench.scorecard import best_hit_rate_by_layer, extra_runs, recommended_line, summarise
+from chestxai.bench.scorecard import (
+    best_hit_rate_by_layer,
+    check_same_recipe,
+    extra_runs,
+    recommended_line,
+    summarise,
+)
 from chestxai.bench.task import TaskSpec
 from chestxai.cli import main
 from chestxai.errors import UserError
@@ -127,3 +133,24 @@ def test_scorecard_of_a_tiny_benchmark_has_repeatability_and_reproducibility(
     assert [(r["model"], r["seed"]) for r in written["runs"]] == [("resnet18", 1), ("resnet34", 0)]
     assert set(written["best_hit_rate_by_layer"]) == {"layer2", "layer4"}
     assert written["recommended"] == card["recommended"]
+
+
+def test_an_extra_run_is_reused_only_with_the_same_recipe(tmp_path):
+    """``train --resume`` does not compare recipes: a rerun with other flags into the same --out must
+    not continue (or reuse) a run trained otherwise."""
+    from chestxai.config import DataConfig, ModelConfig, RunConfig, TrainConfig, save_config
+
+    def config(**train):
+        return RunConfig(name="bench", run_dir=str(tmp_path / "run-seed1"),
+                         data=DataConfig(source="bench-folder", cache_dir=str(tmp_path / "task"), size=48),
+                         model=ModelConfig(name="resnet18"),
+                         train=TrainConfig(**({"epochs": 6, "seed": 1, "warmup_epochs": 0.0} | train)))  # fmt: skip
+
+    check_same_recipe(config())  # nothing there yet: train from scratch
+    (tmp_path / "run-seed1").mkdir()
+    save_config(config(), tmp_path / "run-seed1" / "config.yaml")
+    check_same_recipe(config())  # the same recipe: resumed or reused
+    with pytest.raises(UserError, match="train.epochs 6, this run asks for 4"):
+        check_same_recipe(config(epochs=4))
+    with pytest.raises(UserError, match="train.seed"):
+        check_same_recipe(config(seed=2))

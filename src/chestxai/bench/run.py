@@ -31,7 +31,7 @@ from chestxai.bench.measure import (
     measure_layers,
     pointing_game_unaligned,
 )
-from chestxai.bench.scorecard import check_scorecard, extra_runs, summarise
+from chestxai.bench.scorecard import check_same_recipe, check_scorecard, extra_runs, summarise
 from chestxai.bench.settings import DEFAULT_METHODS, BenchConfig  # noqa: F401  (re-exported)
 from chestxai.bench.task import CUE, FINDING, build_task, read_backgrounds, write_task
 from chestxai.rundir import BenchDir
@@ -101,6 +101,8 @@ def _train(
         train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
                           seed=seed, threads=cfg.threads, warmup_epochs=0.0, augment=cfg.augment, amp=cfg.amp),
     )  # fmt: skip
+    if resume:
+        check_same_recipe(config)
     started = time.perf_counter()
     train(config, resume=resume, progress=cfg.progress)
     return run_dir, time.perf_counter() - started

@@ -151,3 +151,28 @@ def recommended_line(recommended: Any) -> str:
         if recommended.get("method"):
             return f"{recommended['method']} at {recommended.get('layer', '?')}"
     return str(recommended)
+
+
+#: what must match for an existing run to be continued or reused (``train`` itself does not compare)
+RECIPE_KEYS = {"data": ("cache_dir", "size"), "model": ("name",),
+               "train": ("epochs", "batch_size", "lr", "seed", "augment", "amp")}  # fmt: skip
+
+
+def check_same_recipe(config) -> None:
+    """Refuse to resume a run folder trained with another recipe (a rerun with other flags into the
+    same ``--out``): ``train --resume`` would continue it as it is, under the new flags' name."""
+    from chestxai.rundir import RunDir
+    from chestxai.yamlsafe import load_yaml_file
+
+    saved_path = RunDir(Path(config.run_dir)).config
+    if not saved_path.exists():
+        return
+    saved, wanted = load_yaml_file(saved_path) or {}, config.to_dict()
+    for section, keys in RECIPE_KEYS.items():
+        for key in keys:
+            old, new = (saved.get(section) or {}).get(key), wanted[section][key]
+            if str(old) != str(new):
+                raise UserError(
+                    f"{saved_path.parent} was trained with {section}.{key} {old!r}, this run asks for {new!r}: "
+                    "remove that folder or choose another --out"
+                )
