@@ -137,3 +137,60 @@ def test_no_verdict_when_every_trained_map_is_empty(blob_task, monkeypatch):
     assert out["passed"] is None and out["n_empty_trained_maps"] == 3 and "no verdict" in out["verdict"]
     assert "3 of the trained model's 3 maps are empty" in out["verdict"]
     assert out["final"]["spearman"] is None and out["final"]["n_compared"] == 0
+
+
+# ---- why a row stays alike (issue 21) ---------------------------------------------------------------
+class _Residual(torch.nn.Module):
+    def __init__(self, scale: float):
+        super().__init__()
+        self.branch = torch.nn.Linear(2, 2, bias=False)
+        torch.nn.init.eye_(self.branch.weight)
+        self.branch.weight.data *= scale
+
+    def forward(self, x):
+        return x + self.branch(x)
+
+
+def test_block_output_change_and_residual_share_by_hand():
+    from chestxai.explain.sanity import block_output_change, residual_share
+
+    x = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    trained = torch.nn.Sequential(_Residual(0.1))
+    randomised = torch.nn.Sequential(_Residual(0.3))
+    # outputs 1.1 x and 1.3 x: relative change 0.2 / 1.1
+    assert block_output_change(trained, randomised, ["0"], x) == pytest.approx(0.2 / 1.1)
+    assert block_output_change(trained, randomised, ["0"], x, batch_size=1) == pytest.approx(0.2 / 1.1)
+    # the block adds 0.1 x to its input: ||0.1 x|| / ||1.1 x||
+    assert residual_share(trained, ["0"], x) == pytest.approx(0.1 / 1.1)
+    assert block_output_change(trained, randomised, ["nope"], x) is None
+    assert residual_share(torch.nn.Sequential(torch.nn.Linear(2, 3)), ["0"], x) is None  # shapes differ
+
+
+def test_why_unchanged_names_each_measured_reason():
+    from chestxai.explain.sanity import why_unchanged
+
+    alike = {"spearman": 0.71, "ssim": 0.68, "n_pairs": 50}
+    why = why_unchanged("layer4.1", "layer1.1", "above", 0.038, 0.033, alike)
+    assert "only 3.8%" in why and "nearly an identity" in why and "3.3%" in why
+    assert "through the gradient" in why and "already alike" in why and "0.71" in why
+    why = why_unchanged(
+        "layer1", "layer1.1", "holds", 0.26, 0.4, {"spearman": 0.1, "ssim": 0.1, "n_pairs": 50}
+    )
+    assert "by 26%" in why and "holds the explained layer" in why and "depend little" in why
+    assert "identity" not in why and "already alike" not in why
+
+
+def test_every_unchanged_row_says_why_and_the_baseline_is_attached(blob_task, edges):
+    from chestxai.explain.explainer import Explainer
+    from chestxai.explain.map_agreement import random_pairs_baseline
+
+    x = _inputs(blob_task)
+    out = randomisation_similarity(blob_task.model, x, edges, seed=0)
+    rows = out["cascading"] + out["independent"]
+    assert rows and all(r["spearman"] >= SANITY_THRESHOLD for r in rows)  # edges ignore the weights
+    assert all(r["why"] and "output_change" in r for r in rows)
+    trained = Explainer(blob_task.model, edges, seed=0).explain(x, [0] * len(x))
+    assert out["baseline_ssim"] == pytest.approx(random_pairs_baseline(trained)["ssim"])
+    gradcam = randomisation_similarity(blob_task.model, x, "gradcam", seed=0, modes=("cascading",))
+    for r in gradcam["cascading"]:
+        assert ("why" in r) == (r["spearman"] >= SANITY_THRESHOLD)

@@ -8,9 +8,10 @@ than two paired items nothing can be told, and the entry says so.
 
 :func:`entry_warnings` collects, for one ``explain_metrics.json`` entry, every reason not to trust
 its maps, in plain sentences: a CAM grid coarser than :data:`MIN_GRID` per side, heatmap mass on
-the border or outside the lungs (:mod:`chestxai.explain.anatomy`), a metric that does not beat
-the control, and a failed randomisation sanity check (:mod:`chestxai.explain.sanity`). The report
-shows them and scripts can act on them.
+the border or outside the lungs (:mod:`chestxai.explain.anatomy`), maps that hardly change from
+image to image (Arun et al.'s random-pairs baseline, :mod:`chestxai.explain.map_agreement`), a
+metric that does not beat the control, and a failed randomisation sanity check
+(:mod:`chestxai.explain.sanity`). The report shows them and scripts can act on them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from chestxai.explain.anatomy import anatomy_warnings
+from chestxai.explain.map_agreement import image_independence
 
 MIN_GRID = 7  # a CAM grid under 7 x 7 cells carries little spatial information
 SE_MULTIPLE = 2.0
@@ -105,6 +107,9 @@ def entry_warnings(entry: dict) -> list[str]:
             f"its maximum can only fall on one of {grid[0] * grid[1]} cells. Explain an earlier layer "
             f"(--layer, or --compare-layers) or train at a higher resolution."
         )
+    independent = image_independence(entry["random_pairs"], method) if entry.get("random_pairs") else None
+    if independent:
+        out.append(independent)
     out += anatomy_warnings(entry.get("anatomy"), method)
     score = (entry.get("faithfulness") or {}).get("score")
     out += _control_warnings(method, entry.get("vs_control"), score)

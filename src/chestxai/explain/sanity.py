@@ -29,7 +29,22 @@ Verdict: a method **fails** when the fully randomised model's (the last cascadin
 |Spearman| to the trained maps is at least :data:`SANITY_THRESHOLD`; its maps did not change
 when the weights were destroyed. A trained map that is itself constant (Grad-CAM's ReLU can empty
 a shallow layer's map) cannot be compared and is left out, counted in ``n_empty_trained_maps``;
-when fewer than :data:`MIN_COMPARED` trained maps are left there is no verdict (``passed: null``). Label randomisation (retraining on permuted labels) costs a full
+when fewer than :data:`MIN_COMPARED` trained maps are left there is no verdict (``passed: null``).
+
+Read against Arun et al.'s baseline: the result carries ``baseline`` / ``baseline_ssim``, the
+similarity of 50 random pairs of the trained model's maps of *different* images
+(:func:`chestxai.explain.map_agreement.random_pairs_baseline`); a randomised model's maps no more
+like the trained ones than that changed as much as two unrelated maps.
+
+Every row whose maps stay alike (mean |Spearman| >= the threshold) says ``why``, from measurement
+(:func:`why_unchanged`): how much re-initialising the block changed its output
+(``output_change``, :func:`block_output_change`; near 0 for a residual block that the trained
+network barely uses: on the quickstart's 28 px ResNet-18, ``layer4.1`` adds 3% to its input and
+its re-initialisation moves its output by 4%), how much the trained block adds to its input
+(:func:`residual_share`), whether it lies above the explained layer (it reaches the maps only
+through the gradient), holds it, or lies below it, and whether the trained maps of different
+images are already alike (a fixed pattern a randomised model keeps). See docs/BENCHMARKS.md,
+"Why the quickstart's HiResCAM maps hardly change". Label randomisation (retraining on permuted labels) costs a full
 training per run, so it is not run here; :func:`map_similarity` compares any two models' maps.
 """
 
@@ -47,13 +62,16 @@ from tqdm.auto import tqdm
 
 from chestxai.explain.explainer import Explainer
 from chestxai.explain.layers import n_params, stage_modules
-from chestxai.explain.map_agreement import map_similarity, summarise_similarity
+from chestxai.explain.map_agreement import map_similarity, random_pairs_baseline, summarise_similarity
 
 log = logging.getLogger(__name__)
 
 SANITY_THRESHOLD = 0.5  # mean |Spearman| of the fully randomised model's maps at or above it: FAIL
 MIN_COMPARED = 3  # fewer non-empty trained maps than this (or than the images given): no verdict
 HEAD = "head"
+#: a re-initialised block whose output moved by less than this (relative L2 on the images checked)
+#: left the network nearly as it was; its row's ``why`` says so
+SMALL_CHANGE = 0.1
 
 
 def parameter_blocks(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
@@ -87,6 +105,143 @@ def randomise_(modules: Sequence[nn.Module], seed: int = 0, own_only: bool = Fal
                     p.normal_(0.0, std if std > 0 else 0.02)
 
 
+def block_output_change(
+    trained: nn.Module, randomised: nn.Module, names: Sequence[str], x: torch.Tensor, batch_size: int = 16
+) -> float | None:
+    """Relative change ``||out' - out|| / ||out||`` of the outputs of the modules ``names`` (dotted,
+    the same in both models) between ``trained`` and ``randomised`` on inputs ``x``; None when a
+    name is not a module (an ``<own>`` block) or the trained output is all zero.
+
+    Randomisation goes top down, so the blocks below a newly re-initialised block are trained and
+    its input is the same in both models: this is how much re-initialising it changed what it
+    computes. Near 0, the "randomised" network is the trained one in all but name."""
+    outs = _outputs(trained, names, x, batch_size), _outputs(randomised, names, x, batch_size)
+    if outs[0] is None or outs[1] is None or len(outs[0]) != len(outs[1]):
+        return None
+    diff = sum(float((b - a).pow(2).sum()) for (_, a), (_, b) in zip(outs[0], outs[1], strict=True))
+    norm = sum(float(a.pow(2).sum()) for _, a in outs[0])
+    return float(np.sqrt(diff / norm)) if norm > 0 else None
+
+
+def residual_share(
+    model: nn.Module, names: Sequence[str], x: torch.Tensor, batch_size: int = 16
+) -> float | None:
+    """``||out - in|| / ||out||`` of the modules ``names`` of ``model`` on ``x``: how much a block
+    adds to what passes through it. Small for a residual block whose branch carries little (its skip
+    connection hands the input on); None where input and output differ in shape (a downsampling
+    block, a head) or a name is not a module."""
+    pairs = _outputs(model, names, x, batch_size, inputs=True)
+    if pairs is None or any(i is None or i.shape != o.shape for i, o in pairs):
+        return None
+    norm = sum(float(o.pow(2).sum()) for _, o in pairs)
+    diff = sum(float((o - i).pow(2).sum()) for i, o in pairs)
+    return float(np.sqrt(diff / norm)) if norm > 0 else None
+
+
+def _outputs(model: nn.Module, names: Sequence[str], x: torch.Tensor, batch_size: int, inputs: bool = False):
+    """``[(input or None, output)]`` of the modules ``names`` per batch, in call order; None when a
+    name is not a module of ``model``."""
+    modules = dict(model.named_modules())
+    if any(n not in modules for n in names):
+        return None
+    got: list[tuple[torch.Tensor | None, torch.Tensor]] = []
+
+    def flat(t):
+        t = t[0] if isinstance(t, (tuple, list)) else t
+        return t.detach().float().flatten(1) if isinstance(t, torch.Tensor) else None
+
+    def hook(_m, args, out):
+        got.append((flat(args) if inputs and args else None, flat(out)))
+
+    handles = [modules[n].register_forward_hook(hook) for n in names]
+    try:
+        with torch.no_grad():
+            for lo in range(0, len(x), batch_size):
+                model(x[lo : lo + batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+    return [(i, o) for i, o in got if o is not None]
+
+
+def _forward_order(model: nn.Module, names: Sequence[str], x: torch.Tensor) -> dict[str, int]:
+    """The order in which the modules ``names`` are first called in a forward pass of ``x``."""
+    modules = dict(model.named_modules())
+    order: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(*_args) -> None:  # a forward hook that returns something replaces the output
+            order.setdefault(name, len(order))
+
+        return record
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in names if n in modules]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def why_unchanged(
+    block: str,
+    layer: str,
+    position: str,
+    change: float | None,
+    residual: float | None,
+    baseline: dict | None,
+    threshold: float = SANITY_THRESHOLD,
+) -> str:
+    """The measured reasons a randomisation row's maps stayed alike (|Spearman| >= threshold).
+
+    ``position``: ``above`` / ``holds`` / ``below`` the explained ``layer``; ``change``:
+    :func:`block_output_change` of the re-initialised block; ``residual``: :func:`residual_share`
+    of the trained block; ``baseline``: the random-pairs baseline of the trained maps."""
+    parts = []
+    if change is not None and change < SMALL_CHANGE:
+        text = (
+            f"re-initialising {block} changed its output by only {change:.1%} on these images, so the "
+            f"network hardly changed"
+        )
+        if residual is not None and residual < SMALL_CHANGE:
+            text += (
+                f" (the trained block is itself nearly an identity: its output differs from its input by "
+                f"{residual:.1%}; its residual branch carries little and the skip connection hands the input on, "
+                f"trained or re-initialised)"
+            )
+        parts.append(text)
+    elif change is not None:
+        parts.append(f"re-initialising {block} changed its output by {change:.0%}")
+    if position == "above":
+        parts.append(
+            f"{block} lies above the explained layer {layer}, so it reaches the maps only through the gradient"
+        )
+    elif position == "holds":
+        parts.append(f"{block} holds the explained layer {layer}")
+    elif position == "below":
+        parts.append(f"{block} lies below the explained layer {layer}")
+    rho = (baseline or {}).get("spearman")
+    if rho is not None and rho >= threshold:
+        parts.append(
+            f"the trained maps of different images are already alike ({baseline['n_pairs']} random pairs: "
+            f"|Spearman| {rho:.2f}, SSIM {baseline['ssim']:.2f}): a fixed pattern that does not come from the "
+            f"image, and the randomised model keeps it"
+        )
+    elif change is not None and change >= SMALL_CHANGE:
+        parts.append("yet the maps hardly moved: they depend little on this block's weights")
+    return "; ".join(parts)
+
+
+def _one_per_image(images: torch.Tensor) -> list[int]:
+    """Indices of the first of each distinct input (items of one image for several findings share it)."""
+    seen: dict[bytes, int] = {}
+    for i, im in enumerate(images):
+        seen.setdefault(im.detach().cpu().numpy().tobytes(), i)
+    return sorted(seen.values())
+
+
 def _row(randomised: str, blocks: list[str], sim: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"randomised": randomised, "blocks": blocks} | summarise_similarity(sim)
 
@@ -109,7 +264,8 @@ def randomisation_similarity(
     ``images``: model inputs ``N x C x S x S`` (preprocessed); ``indices[i]``: the output explained
     for image ``i`` (default 0), the same for the trained and the randomised models. ``model`` is
     not changed (randomised copies are made). Returns ``{method, layer, n_images, metric, threshold,
-    cascading: [{randomised, blocks, spearman, spearman_std, ssim, n_constant}], independent: [...],
+    baseline, baseline_ssim, cascading: [{randomised, blocks, spearman, spearman_std, ssim,
+    n_constant, and where the maps stayed alike output_change, why}], independent: [...],
     final: the last cascading row, passed, verdict}``.
     """
     unknown = sorted(set(modes) - {"cascading", "independent"})
@@ -129,7 +285,10 @@ def randomisation_similarity(
         return explainer.layer_name, np.concatenate(out)
 
     layer_name, trained = maps(model)
+    baseline = random_pairs_baseline(trained[_one_per_image(images)])
     blocks = parameter_blocks(model)
+    block_names = {id(m): n for n, m in model.named_modules()}
+    order = _forward_order(model, [*block_names.values()], images)
     steps = [("cascading", i) for i in range(len(blocks)) if "cascading" in modes]
     steps += [("independent", i) for i in range(len(blocks)) if "independent" in modes]
     result: dict[str, Any] = {"cascading": [], "independent": []}
@@ -150,7 +309,21 @@ def randomisation_similarity(
         randomise_(modules, seed=seed + i + 1, own_only=name.endswith("<own>"))
         net.eval()
         _, randomised = maps(net)
-        result[mode].append(_row(name, which, map_similarity(trained, randomised)))
+        row = _row(name, which, map_similarity(trained, randomised))
+        if row["spearman"] is not None and row["spearman"] >= threshold:
+            names = [block_names[id(m)] for m in blocks[i][1]]
+            # top down, the blocks below are trained: the block's input is the trained model's
+            row["output_change"] = block_output_change(model, net, names, images, batch_size)
+            row["why"] = why_unchanged(
+                name,
+                layer_name,
+                _position(names, layer_name, order),
+                row["output_change"],
+                residual_share(model, names, images, batch_size),
+                baseline,
+                threshold,
+            )
+        result[mode].append(row)
     final = result["cascading"][-1] if result["cascading"] else None
     n_empty = int((np.ptp(trained.reshape(len(trained), -1), axis=1) == 0).sum())
     compared = final["n_compared"] if final else 0
@@ -188,12 +361,24 @@ def randomisation_similarity(
             "n_empty_trained_maps": n_empty,
             "metric": "mean |Spearman| over images (scipy) and standard SSIM, randomised vs trained maps",
             "threshold": threshold,
+            "baseline": baseline,
+            "baseline_ssim": baseline["ssim"],
             "final": final,
             "passed": passed,
             "verdict": verdict,
         }
     )
     return result
+
+
+def _position(names: Sequence[str], layer: str, order: dict[str, int]) -> str:
+    """Where the block ``names`` sits relative to the explained ``layer`` in the forward pass."""
+    if any(layer == n or layer.startswith(n + ".") for n in names):
+        return "holds"
+    known = [order[n] for n in names if n in order]
+    if not known or layer not in order:
+        return "unknown"
+    return "above" if min(known) > order[layer] else "below"
 
 
 def _modules_of(original: nn.Module, copy_modules: dict[str, nn.Module], modules: list[nn.Module]):

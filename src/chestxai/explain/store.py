@@ -29,6 +29,7 @@ import pandas as pd
 from chestxai.atomic import atomic_path, write_text
 from chestxai.explain.controls import entry_warnings, versus_control
 from chestxai.explain.items import Item
+from chestxai.explain.map_agreement import random_pairs_baseline
 from chestxai.explain.measure import MethodResult
 from chestxai.explain.methods import CONTROL
 from chestxai.explain.overlay import (
@@ -134,6 +135,19 @@ def update_index(
     return update_cam_index(RunDir(Path(run_root)), rows, methods, split)
 
 
+def maps_baseline(result: MethodResult) -> dict:
+    """Arun et al.'s random-pairs baseline of ``result``'s maps, one map per image (the first item
+    of each image: two findings of one image are not a pair of different images). How alike maps
+    of *different* images are: near 1, the method shows one picture whatever the image
+    (:func:`chestxai.explain.map_agreement.image_independence` puts it in words)."""
+    ids = result.scores["image_id"].astype(str)
+    first = np.flatnonzero(~ids.duplicated().to_numpy())
+    maps = np.asarray(result.heatmaps, np.float64)[first]
+    empty = int((np.ptp(maps.reshape(len(maps), -1), axis=1) == 0).sum()) if len(maps) else 0
+    # empty (constant) maps have no ranks: pairs with one say nothing about image-independence
+    return random_pairs_baseline(maps) | {"n_empty_maps": empty}
+
+
 def method_entry(
     result: MethodResult,
     control: MethodResult | None,
@@ -144,7 +158,8 @@ def method_entry(
 ) -> dict:
     """The entry of explain_metrics.json for one method on one split and its random control:
     the figures, their paired comparison with the control (``vs_control``), the border /
-    outside-lung energy (``anatomy``), the sanity check when run, and every ``warnings`` sentence
+    outside-lung energy (``anatomy``), how alike maps of different images are (``random_pairs``,
+    :func:`maps_baseline`), the sanity check when run, and every ``warnings`` sentence
     (:func:`chestxai.explain.controls.entry_warnings`)."""
     is_control = result.method == CONTROL
     entry = {
@@ -161,6 +176,7 @@ def method_entry(
         "localization": result.localization(),
         "faithfulness": result.faithfulness(),
         "anatomy": result.anatomy,
+        "random_pairs": maps_baseline(result),
         "skipped": list(skipped),
     }
     if control is not None:
@@ -254,6 +270,7 @@ def _sanity_rows(name: str, entry: dict) -> list[dict]:
             "n_images": s.get("n_images"),
             "spearman_all_random": s["final"]["spearman"],
             "ssim_all_random": s["final"]["ssim"],
+            "baseline_ssim": s.get("baseline_ssim"),
             "threshold": s.get("threshold"),
             "passed": s.get("passed"),
         }
@@ -281,6 +298,9 @@ def update_metrics(
                             grid: [rows, cols] of the CAM, is_control,
                             anatomy: {n, map_size, border_px, border_area_share, border_energy,
                                       peaks_on_border, outside_lungs, n_lung_masks},
+                            random_pairs: {ssim, ssim_std, spearman, n_pairs, n_maps, n_empty_maps, seed,
+                                           definition}
+                                          (Arun et al.'s baseline of these maps, one per image),
                             control: {method: "random", localization, faithfulness, anatomy},
                             vs_control: {rule, metric: {n, method, random, diff, se, beats}},
                             sanity: (with --sanity) chestxai.explain.sanity.randomisation_similarity,
@@ -293,7 +313,7 @@ def update_metrics(
          "anatomy_table": [{method, split, n, grid, border_px, border_area_share, border_energy,
                             border_energy_random, peaks_on_border, outside_lungs, outside_lungs_random}],
          "sanity_table": [{method, split, layer, n_images, spearman_all_random, ssim_all_random,
-                           threshold, passed}],
+                           baseline_ssim, threshold, passed}],
          "warnings": {key: [sentence, ...]}   (every entry's warnings, keyed like "methods"),
          "layer_comparison": {key: ...}       (kept; written by ``--compare-layers``),
          "skipped": [{item, reason}]}   (of the latest invocation)

@@ -16,6 +16,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from chestxai.explain.map_agreement import IMAGE_INDEPENDENT_SPEARMAN, image_independence
 from chestxai.metrics.decisions import DEFAULT_THRESHOLD, decide
 from chestxai.report.html import data_uri, esc, paragraph, table
 from chestxai.rundir import PRIMARY_SPLIT, RunDir
@@ -71,6 +72,7 @@ def gallery_section(run: RunDir, metrics: dict | None, per_outcome: int = 8) -> 
         f"{len(rows)} heatmaps ({', '.join(sorted(rows['method'].unique()))}); up to {per_outcome} per outcome, "
         "most confident first."
     )
+    body += _independence_notes(run, sorted(rows["method"].unique()), split)
     for key, title in OUTCOMES.items():
         sel = rows[rows["outcome"] == key]
         if not len(sel):
@@ -96,6 +98,41 @@ def gallery_section(run: RunDir, metrics: dict | None, per_outcome: int = 8) -> 
     return body
 
 
+def _independence_notes(run: RunDir, shown: list[str], split: str) -> str:
+    """Above the overlays, per method shown: whether its maps change from image to image, in words
+    with Arun et al.'s random-pairs figure (``random_pairs`` of explain_metrics.json)."""
+    if not run.explain_metrics.exists():
+        return ""
+    methods = read_json(run.explain_metrics).get("methods") or {}
+    out = ""
+    for method in shown:
+        entry = methods.get(method if split == PRIMARY_SPLIT else f"{method}@{split}") or {}
+        line = independence_line(method, entry)
+        if line:
+            out += paragraph(line, "warning" if image_independence(entry["random_pairs"], method) else None)
+    return out
+
+
+def independence_line(method: str, entry: dict) -> str | None:
+    """One sentence on how alike ``method``'s maps of different images are: the image-independence
+    warning (:func:`chestxai.explain.map_agreement.image_independence`) when it applies, else the
+    figure that says they differ; None when the entry has no ``random_pairs`` or most of its maps
+    are empty (constant maps have no ranks; the warnings say they are empty)."""
+    base = entry.get("random_pairs")
+    if not base or base.get("spearman") is None:
+        return None
+    if 2 * base.get("n_empty_maps", 0) > base.get("n_maps", 0):  # the warnings say the maps are empty
+        return None
+    said = image_independence(base, method)
+    if said:
+        return said + "."
+    return (
+        f"{method}'s maps differ from image to image: {base['n_pairs']} random pairs of maps of different "
+        f"images have mean |Spearman| {base['spearman']:.2f} (< {IMAGE_INDEPENDENT_SPEARMAN:g}) and mean SSIM "
+        f"{base['ssim']:.2f} (Arun et al.'s baseline)."
+    )
+
+
 def localization_section(run: RunDir) -> str:
     """What ``chestxai explain`` measured, each figure beside its random control: warnings first
     (what not to trust), localization with the sanity verdict beside it, the sanity check,
@@ -114,6 +151,7 @@ def localization_section(run: RunDir) -> str:
         "shown that it localizes or that its map is faithful.</p>"
     )
     out += _warnings_list(data)
+    out += _pairs_part(methods)
     if data["localization_table"]:
         rows = [{**r, "sanity": _sanity_word(methods, r)} for r in data["localization_table"]]
         out += json_tables(rows, "Localization against ground truth, per method and finding")
@@ -163,6 +201,31 @@ def _sanity_word(methods: dict, row: dict) -> str:
     return "passed" if sanity.get("passed") else "FAILED"
 
 
+def _pairs_part(methods: dict) -> str:
+    """Arun et al.'s random-pairs baseline of every method's maps, with a sentence per method."""
+    rows = [
+        {
+            "method": key,
+            "layer": e.get("layer"),
+            "pairs": e["random_pairs"].get("n_pairs"),
+            "ssim": e["random_pairs"].get("ssim"),
+            "spearman": e["random_pairs"].get("spearman"),
+        }
+        for key, e in sorted(methods.items())
+        if e.get("random_pairs")
+    ]
+    if not rows:
+        return ""
+    out = json_tables(
+        rows, "Maps of different images compared: mean SSIM and |Spearman| of random pairs (Arun et al. 2021)"
+    )
+    for key, e in sorted(methods.items()):
+        line = independence_line(key, e) if not e.get("is_control") else None
+        if line:
+            out += paragraph(line, "warning" if image_independence(e["random_pairs"], key) else None)
+    return out
+
+
 def _warnings_list(data: dict) -> str:
     items = [(k, w) for k, ws in (data.get("warnings") or {}).items() for w in ws]
     if not items:
@@ -185,8 +248,23 @@ def _sanity_part(data: dict) -> str:
         if not sanity:
             continue
         out += paragraph(f"{key}: {sanity['verdict']}.", None if sanity.get("passed") else "warning")
+        if sanity.get("baseline_ssim") is not None:
+            base = sanity.get("baseline") or {}
+            rho = base.get("spearman")
+            out += paragraph(
+                f"Read it against Arun et al.'s baseline: {base.get('n_pairs', 50)} random pairs of the trained "
+                f"model's maps of different images have mean SSIM {sanity['baseline_ssim']:.2f}"
+                + (f" and |Spearman| {rho:.2f}" if rho is not None else "")
+                + "; a randomised model's maps no more like the trained ones than that have changed as much as "
+                "two unrelated maps."
+            )
         steps = [
-            {"mode": mode, **{k: r[k] for k in ("randomised", "spearman", "ssim", "n_constant")}}
+            {
+                "mode": mode,
+                **{k: r[k] for k in ("randomised", "spearman", "ssim", "n_constant")},
+                "output_change": r.get("output_change"),
+                "why": r.get("why") or "",
+            }
             for mode in ("cascading", "independent")
             for r in sanity.get(mode) or []
         ]
@@ -195,7 +273,8 @@ def _sanity_part(data: dict) -> str:
                 steps,
                 f"{key} at {sanity.get('layer')}: mean |Spearman| and SSIM to the trained maps, "
                 f"{sanity.get('n_images')} images, after re-initialising the named block "
-                "(cascading: and every block above it)",
+                "(cascading: and every block above it); output_change: how much the re-initialised block's "
+                f"output moved; why: the measured reasons a row stays at |Spearman| >= {sanity.get('threshold')}",
             )
     return out
 
