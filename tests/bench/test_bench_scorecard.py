@@ -92,6 +92,7 @@ def test_best_hit_rate_per_layer_and_summary(tmp_path):
         (["--scorecard-architecture", "densenet121"], "densenet121 has no layer 'layer2'"),
         (["--scorecard-architecture", "resnet18"], "is --model itself"),
         (["--scorecard-seeds", "-2"], "--scorecard-seeds"),
+        (["--scorecard-limit", "-1"], "--scorecard-limit"),
     ],
 )
 def test_scorecard_input_fails_in_one_line_before_any_work(
@@ -116,7 +117,7 @@ def test_scorecard_of_a_tiny_benchmark_has_repeatability_and_reproducibility(
     rc = main(["bench", "lesions", "--source", "folder", "--root", str(background_folder), "--out", str(out),
                "--size", "48", "--backgrounds", "48", "--variants", "4", "--radius", "0.14,0.18",
                "--contrast", "0.6,0.8", "--methods", "gradcam", "hirescam", "--layers", "layer2", "layer4",
-               "--epochs", "3", "--faithfulness-limit", "0", "--sanity-limit", "2", "--explain-limit", "24",
+               "--epochs", "3", "--faithfulness-limit", "0", "--sanity-limit", "2", "--scorecard-limit", "24",
                "--threads", "1", "--scorecard", "--scorecard-seeds", "1", "--no-progress"])  # fmt: skip
     printed = capsys.readouterr().out
     assert rc == 0 and "scorecard:" in printed and "best hit rate per layer" in printed

@@ -70,9 +70,8 @@ def check_scorecard(cfg: BenchConfig, layers: Sequence[str]) -> None:
 
 def scorecard_settings(cfg: BenchConfig, bench: BenchDir, layers: Sequence[str], methods: Sequence[str]):
     """The ``chestxai scorecard`` settings of the benchmark run: the lesion masks in its task cache are
-    the ground truth (the scorecard's default); the hit-rate tolerance, the number of images scored
-    (``--explain-limit``) and of randomisation images (``--sanity-limit``, at least 2) are the
-    benchmark's."""
+    the ground truth (the scorecard's default); the hit-rate tolerance and the randomisation images
+    (``--sanity-limit``, at least 2) are the benchmark's; ``--scorecard-limit`` images per split."""
     from chestxai.scorecard.settings import ScorecardSettings
 
     return ScorecardSettings(
@@ -83,7 +82,7 @@ def scorecard_settings(cfg: BenchConfig, bench: BenchDir, layers: Sequence[str],
         else (),
         methods=tuple(m for m in methods if m != "random"),  # the scorecard adds its own random control
         layers=tuple(layers),
-        limit=cfg.explain_limit or None,  # images per split, as many as the benchmark explains
+        limit=cfg.scorecard_limit or None,
         tolerance=float(cfg.tolerance or 0.0),
         sanity_limit=max(cfg.sanity, 2),  # the randomisation check on as many images as bench's own
         seed=cfg.seed,
