@@ -31,6 +31,7 @@ from chestxai.bench.measure import (
     measure_layers,
     pointing_game_unaligned,
 )
+from chestxai.bench.scorecard import check_same_recipe, check_scorecard, extra_runs, summarise
 from chestxai.bench.settings import DEFAULT_METHODS, BenchConfig  # noqa: F401  (re-exported)
 from chestxai.bench.task import CUE, FINDING, build_task, read_backgrounds, write_task
 from chestxai.rundir import BenchDir
@@ -70,24 +71,40 @@ def check_inputs(cfg: BenchConfig) -> list[str]:
     layers = list(cfg.layers) or list(default_layers(cfg.model)) or [trace_layers(probe).default]
     for layer in layers:
         resolve_layer(probe, layer)  # unknown -> error listing the spatial layers
+    check_scorecard(cfg, layers)
     return layers
 
 
-def _train(cfg: BenchConfig, bench: BenchDir, cache: Path, run_dir: Path | None = None) -> tuple[Path, float]:
+def _train(
+    cfg: BenchConfig,
+    bench: BenchDir,
+    cache: Path,
+    run_dir: Path | None = None,
+    *,
+    model: str | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+) -> tuple[Path, float]:
+    """Train ``model`` (default ``cfg.model``) with training seed ``seed`` (default ``cfg.seed``) on the
+    task cache; ``resume`` continues an interrupted run and reuses a finished one (the scorecard's
+    extra runs: a rerun of ``--scorecard`` does not train them again)."""
     from chestxai.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from chestxai.train.loop import train
 
     run_dir = run_dir or bench.run.root
+    seed = cfg.seed if seed is None else seed
     config = RunConfig(
         name="bench",
         run_dir=str(run_dir),
         data=DataConfig(source=f"bench-{cfg.source}", cache_dir=str(cache), size=cfg.size),
-        model=ModelConfig(name=cfg.model),
+        model=ModelConfig(name=model or cfg.model),
         train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
-                          seed=cfg.seed, threads=cfg.threads, warmup_epochs=0.0, augment=cfg.augment, amp=cfg.amp),
+                          seed=seed, threads=cfg.threads, warmup_epochs=0.0, augment=cfg.augment, amp=cfg.amp),
     )  # fmt: skip
+    if resume:
+        check_same_recipe(config)
     started = time.perf_counter()
-    train(config, progress=cfg.progress)
+    train(config, resume=resume, progress=cfg.progress)
     return run_dir, time.perf_counter() - started
 
 
@@ -295,43 +312,34 @@ def run_bench(cfg: BenchConfig) -> dict:
         out["shortcut"] = _shortcut(cfg.task.shortcut, model, preprocess, cache, PreparedCache(clean_dir),
                                     items, results, best, control_best, settings, test_auc)  # fmt: skip
     _examples(bench, items, results, top, layers)
-    if cfg.scorecard:
-        out["scorecard"] = _scorecard(cfg, bench, cache_dir, run_dir, layers)
-        out["seconds"]["total"] = time.perf_counter() - started
     write_text(bench.bench_json, json.dumps(out, indent=1, default=_jsonable))
+    if cfg.scorecard:  # bench.json first: the benchmark's figures survive a failure in the scorecard
+        applicable = [m for m in methods if all((m, layer) in results for layer in layers)]
+        out["scorecard"] = _scorecard(cfg, bench, cache_dir, layers, applicable)
+        out["seconds"]["total"] = time.perf_counter() - started
+        write_text(bench.bench_json, json.dumps(out, indent=1, default=_jsonable))
     return out
 
 
-def _scorecard(cfg: BenchConfig, bench: BenchDir, cache: Path, run_dir: Path, layers) -> dict:
-    """``--scorecard``: train the extra seeds and the other architecture on the same task cache, then
-    the trust scorecard of the benchmark run on the lesion masks (``DIR/scorecard/``); a summary for
-    bench.json (the figures are in ``DIR/scorecard/scorecard.json``)."""
+def _scorecard(
+    cfg: BenchConfig, bench: BenchDir, cache_dir: Path, layers: Sequence[str], methods: list[str]
+) -> dict:
+    """Train the extra runs on the task cache (resumed / reused when there), then the scorecard of the
+    benchmark run with them (:mod:`.scorecard`); methods = those that work at every measured layer."""
+    from chestxai.bench.scorecard import scorecard_settings
     from chestxai.scorecard.run import build_scorecard
-    from chestxai.scorecard.settings import ScorecardSettings
 
+    runs = extra_runs(cfg, bench)
+    train_s = 0.0
+    for r in runs:
+        log.info("scorecard: training %s (seed %d) in %s", r["model"], r["seed"], r["run_dir"])
+        r["run_dir"], seconds = _train(cfg, bench, cache_dir, r["run_dir"], model=r["model"], seed=r["seed"],
+                                       resume=True)  # fmt: skip
+        r["train_seconds"] = seconds
+        train_s += seconds
     started = time.perf_counter()
-    seeds = []
-    for k in range(1, cfg.scorecard_seeds + 1):
-        other = replace(cfg, seed=cfg.seed + k)
-        seeds.append(str(_train(other, bench, cache, bench.seed_run(cfg.seed + k).root)[0]))
-    arch = replace(cfg, model=cfg.scorecard_model)
-    architectures = [str(_train(arch, bench, cache, bench.model_run(cfg.scorecard_model).root)[0])]
-    train_s = time.perf_counter() - started
-    settings = ScorecardSettings(
-        run=str(run_dir), seeds=tuple(seeds), architectures=tuple(architectures),
-        methods=tuple(m for m in cfg.methods if m != "random"), layers=tuple(layers),
-        limit=cfg.explain_limit or None, tolerance=float(cfg.tolerance), sanity_limit=max(cfg.sanity, 2),
-        seed=cfg.seed, device=cfg.device, out=str(bench.scorecard.root), progress=cfg.progress,
-    )  # fmt: skip
-    card = build_scorecard(settings, force=cfg.force)  # its report.html: the command (report is a layer up)
-    return {
-        "path": str(bench.scorecard.json),
-        "seeds": seeds,
-        "architectures": architectures,
-        "recommended": card.get("recommended"),
-        "seconds": {"train": train_s, "score": card["seconds"]},
-        "peak_rss_mb": card["peak_rss_mb"],
-    }
+    card = build_scorecard(scorecard_settings(cfg, bench, layers, methods), force=cfg.force)
+    return summarise(card, bench, runs, train_s, time.perf_counter() - started)
 
 
 def _shortcut(cue, model, preprocess, cache, clean, items, results, best, control, settings, auc_cue):

@@ -23,9 +23,10 @@ lung field drawn per image) is inserted into half of several jittered copies of 
 its mask is the ground truth. A ResNet is trained from scratch on the task, then every method is
 run at every layer with the random control: DIR/bench.json and DIR/report.html. --shortcut puts a
 spurious cue (an "R" marker tag or a border band) into the lesion class only and measures the AUC
-drop without it and the heatmap energy on the cue vs on the lesion. --scorecard trains more seeds and
-another architecture on the same task and writes the trust scorecard (DIR/scorecard/, as `chestxai
-scorecard`) of the benchmark run on the lesion masks.
+drop without it and the heatmap energy on the cue vs on the lesion. --scorecard then trains
+more seeds of the model and one other architecture on the same task and writes the trust
+scorecard of the run (localisation by the CheXlocalize protocol, Arun et al.'s randomisation,
+repeatability and reproducibility) to DIR/scorecard/.
 """
 
 
@@ -94,15 +95,14 @@ def run(args: argparse.Namespace) -> int:
     report = build_bench_report(args.out)
     print(summary(out))
     print(f"report: {report}")
-    if out.get("scorecard"):
+    if out.get("scorecard"):  # its report.html is written here: the report layer sits above bench
         from chestxai.commands.scorecard import summary as scorecard_summary
         from chestxai.report.scorecard import build_scorecard_report
-        from chestxai.rundir import BenchDir
         from chestxai.rundir.jsonfile import read_json
 
-        where = BenchDir(args.out).scorecard
-        print(scorecard_summary(read_json(where.json)))
-        print(f"scorecard: {build_scorecard_report(where.root, force=cfg.force)}")
+        where = out["scorecard"]["dir"]
+        print(scorecard_summary(read_json(out["scorecard"]["json"])))
+        print(f"scorecard: {build_scorecard_report(where, force=cfg.force)}")
     return 0
 
 
@@ -130,4 +130,20 @@ def summary(out: dict) -> str:
         s = out["shortcut"]
         lines.append(f"shortcut {s['cue']}: test AUC {f(s['test_auc_with_cue'])} with the cue, "
                      f"{f(s['test_auc_without_cue'])} without (drop {f(s['auc_drop'])})")  # fmt: skip
+    if out.get("scorecard"):
+        lines.extend(_scorecard_lines(out["scorecard"], f))
     return "\n".join(lines)
+
+
+def _scorecard_lines(card: dict, f) -> list[str]:
+    """``--scorecard``: where it is, the runs it compared, its recommended pipeline, the best hit rate per layer."""
+    from chestxai.bench.scorecard import recommended_line
+
+    runs = ", ".join(f"{r['model']} seed {r['seed']}" for r in card.get("runs", []))
+    hits = "  ".join(f"{layer} {f(b['hit_rate'])} ({b['method']})"
+                     for layer, b in sorted(card.get("best_hit_rate_by_layer", {}).items()))  # fmt: skip
+    return [
+        f"scorecard: {card['dir']} (compared with {runs or 'no other runs'})",
+        f"  best hit rate per layer: {hits or 'n/a (no ground truth)'}",
+        f"  {recommended_line(card.get('recommended'))}",
+    ]

@@ -264,8 +264,8 @@ class BenchDir:
         """``--scorecard``: the benchmark's model retrained with another seed (repeatability)."""
         return RunDir(self.root / f"run-seed{seed}")
 
-    def model_run(self, model: str) -> RunDir:
-        """``--scorecard``: another architecture trained on the same task (reproducibility)."""
+    def architecture_run(self, model: str) -> RunDir:
+        """``--scorecard``: another architecture (``model``) trained on the same task (reproducibility)."""
         return RunDir(self.root / f"run-{safe_name(model)}")
 
     @property
