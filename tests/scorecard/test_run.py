@@ -146,3 +146,32 @@ def test_chexlocalize_json_is_the_ground_truth_and_the_human_benchmark(tmp_path)
     assert card["ground_truth"] == "chexlocalize:gt.json" and card["human"] == str(path)
     assert card["items"]["n_positive"] == 1 and card["items"]["n_negative"] == 1
     assert card["methods"]["gradcam"]["layer3"]["localization"]["n_items"] == 2
+
+
+def test_chexlocalize_flag_writes_their_pickles_and_our_otsu_masks(boxed_run, tmp_path):
+    """--chexlocalize: the wiring of build_scorecard to the CheXlocalize writers (their formats are
+    tested in tests/explain/test_chexlocalize.py): one folder per (method, layer) under DIR/chexlocalize,
+    and the segmentation JSON holds exactly the Otsu masks of the maps at the images' size."""
+    from chestxai.explain.chexlocalize import read_segmentations
+    from chestxai.explain.coco_rle import decode_mask
+    from chestxai.metrics.saliency_localization import otsu_mask
+    from chestxai.rundir import ScorecardDir
+    from chestxai.scorecard.maps import MapSet
+    from chestxai.scorecard.run import _export_chexlocalize
+
+    card = build_scorecard(_settings(boxed_run, tmp_path, chexlocalize=True))
+    folder = ScorecardDir(tmp_path / "card").chexlocalize("gradcam", "layer3")
+    assert card["methods"]["gradcam"]["layer3"]["chexlocalize"]["maps"] == str(folder / "maps")
+    assert card["settings"]["chexlocalize"] is True
+
+    rng = np.random.default_rng(0)
+    truth = [np.zeros((40, 40), bool) for _ in range(3)]
+    truth[0][5:20, 5:20] = True
+    ms = MapSet("r", "gradcam", "layer3", "test", ["patient1_study1_view1_frontal", "patient2_study1_view1_frontal",
+                "patient3_study1_view1_frontal"], ["Atelectasis"] * 3, ["p1", "p2", "p3"],
+                rng.random((3, 8, 8)).astype(np.float32), np.array([0.9, 0.2, 0.5]), truth)  # fmt: skip
+    out = _export_chexlocalize(ms, tmp_path / "x")
+    assert out["n_maps"] == 3
+    seg = read_segmentations(out["segmentations"])
+    for i, image_id in enumerate(ms.image_ids):
+        assert (decode_mask(seg[image_id]["Atelectasis"]) == otsu_mask(ms.full_map(i))).all()

@@ -215,6 +215,10 @@ class ScorecardDir:
     def report(self) -> Path:
         return self.root / "report.html"
 
+    def chexlocalize(self, method: str, layer: str) -> Path:
+        """``--chexlocalize``: one (method, layer)'s maps and masks in CheXlocalize's formats."""
+        return self.root / "chexlocalize" / f"{safe_name(method)}-{safe_name(layer)}"
+
 
 @dataclass(frozen=True)
 class BenchDir:

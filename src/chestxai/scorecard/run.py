@@ -195,7 +195,19 @@ def _entry(
             block["spread"] = spread(blocks)
         entry[kind] = block
     entry["verdict"] = verdict(entry, f"{method} at {layer}")
+    if settings.chexlocalize:
+        entry["chexlocalize"] = _export_chexlocalize(maps, output_dir(settings).chexlocalize(method, layer))
     return entry
+
+
+def _export_chexlocalize(maps: MapSet, folder) -> dict[str, Any]:
+    """``--chexlocalize``: the test maps as CheXlocalize's heatmap pickles and our Otsu masks (its own
+    binarisation, :func:`~chestxai.metrics.saliency_localization.otsu_mask`) as its segmentation JSON."""
+    from chestxai.metrics.saliency_localization import otsu_mask
+    from chestxai.scorecard.chexlocalize_export import export_mapset
+
+    masks = {i: otsu_mask(maps.full_map(i)) for i in range(len(maps))}
+    return export_mapset(maps, folder, masks)
 
 
 def _unique(taken: dict, name: str) -> str:

@@ -121,6 +121,13 @@ class ScorecardSettings:
     align: bool = setting(
         True, help="move each map onto the receptive-field centres of its cells (as explain)", flag="--align"
     )
+    chexlocalize: bool = setting(
+        False,
+        help="also write every (method, layer)'s test maps for CheXlocalize's own scripts: "
+        "DIR/chexlocalize/<method>-<layer>/maps/*.pkl (their heatmap pickles) and segmentations.json (our "
+        "Otsu masks in their RLE format); only CheXlocalize's ten pathologies",
+        flag="--chexlocalize",
+    )
     out: str | None = setting(
         None, help="output folder (default RUN/scorecard)", flag="--out", parse=_optional_text, metavar="DIR"
     )
