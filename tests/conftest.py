@@ -69,3 +69,35 @@ def browser():
         b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def edges(monkeypatch):
+    """A weight-independent explanation method - the Sobel magnitude of the *input*, which looks like
+    a saliency map and ignores the model - registered as ``edges`` for one test (removed at teardown):
+    what every randomisation check (sanity, scorecard) must fail."""
+    import numpy as np
+    from pytorch_grad_cam.base_cam import BaseCAM
+    from scipy import ndimage
+
+    from chestxai.explain.methods import METHODS, Method
+
+    class EdgeMap(BaseCAM):
+        def __init__(self, model, target_layers, reshape_transform=None):
+            super().__init__(model, target_layers, reshape_transform, uses_gradients=False)
+
+        def forward(self, input_tensor, targets=None, eigen_smooth=False):
+            img = input_tensor.detach().float().cpu().numpy()[:, 0]
+            mag = np.hypot(ndimage.sobel(img, axis=1), ndimage.sobel(img, axis=2))
+            lo = mag.min(axis=(1, 2), keepdims=True)
+            return (mag - lo) / (mag.max(axis=(1, 2), keepdims=True) - lo + 1e-7)
+
+    class EdgeMethod(Method):
+        summary = "Sobel edges of the input (weight-independent; a test double)"
+
+        def build(self, model, target_layers, reshape_transform=None, rng=None):
+            return EdgeMap(model, target_layers, reshape_transform)
+
+    METHODS.names()  # the package's own methods first
+    monkeypatch.setitem(METHODS._items, "edges", EdgeMethod)
+    return "edges"

@@ -5,13 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam.base_cam import BaseCAM
-from scipy import ndimage
 from torch import nn
 
 from chestxai.evaluation.cost import torch_threads
 from chestxai.explain.map_agreement import map_ssim, random_pairs, random_pairs_baseline
-from chestxai.explain.methods import METHODS, Method
 from chestxai.explain.sanity import parameter_blocks
 from chestxai.models.classifier import ChestClassifier
 from chestxai.models.preprocess import to_input
@@ -71,34 +68,6 @@ def trained():
             opt.step()
     positives = 200 + np.flatnonzero(labels[200:, 0] == 1)[:8]
     return model.eval(), to_input(images[positives], PREPROCESS)
-
-
-class EdgeMap(BaseCAM):
-    """Sobel gradient magnitude of the *input*: looks like a saliency map, ignores the weights."""
-
-    def __init__(self, model, target_layers, reshape_transform=None):
-        super().__init__(model, target_layers, reshape_transform, uses_gradients=False)
-
-    def forward(self, input_tensor, targets=None, eigen_smooth=False):
-        img = input_tensor.detach().float().cpu().numpy()[:, 0]
-        mag = np.hypot(ndimage.sobel(img, axis=1), ndimage.sobel(img, axis=2))
-        lo = mag.min(axis=(1, 2), keepdims=True)
-        return (mag - lo) / (mag.max(axis=(1, 2), keepdims=True) - lo + 1e-7)
-
-
-class EdgeMethod(Method):
-    summary = "Sobel edges of the input (weight-independent; a test double)"
-
-    def build(self, model, target_layers, reshape_transform=None, rng=None):
-        return EdgeMap(model, target_layers, reshape_transform)
-
-
-@pytest.fixture
-def edges(monkeypatch):
-    """The edge filter registered as a method for this test only (removed at teardown)."""
-    METHODS.names()  # the package's own methods first
-    monkeypatch.setitem(METHODS._items, "edges", EdgeMethod)
-    return "edges"
 
 
 def _trained_maps(model, x, method, layer=None):
