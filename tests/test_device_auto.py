@@ -37,6 +37,10 @@ FAST = {
     "compare": lambda run, tmp: ["compare", str(run), str(run), "--out", str(tmp / "cmp"), "--n-boot", "10",
                                  "--no-progress"],
     "serve": lambda run, tmp: ["serve", str(run)],
+    "scorecard": lambda run, tmp: [
+        "scorecard", str(run), "--methods", "gradcam", "--layers", "layer3", "--limit", "4", "--sanity-limit", "2",
+        "--n-boot", "10", "--out", str(tmp / "card"), "--no-progress",
+    ],
     "train": lambda run, tmp: [
         "train", "--run-dir", str(tmp / "trained"), "--epochs", "1", "--batch-size", "16", "--no-progress",
         "--set", f"data.cache_dir={_cache(run)}", "--set", "train.threads=1", "--set", "model.name=resnet18",
