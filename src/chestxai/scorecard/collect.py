@@ -44,11 +44,12 @@ from chestxai.explain.items import (
     read_boxes_csv,
 )
 from chestxai.explain.layers import candidate_layers, resolve_layer
+from chestxai.explain.localization import boxes_mask
 from chestxai.explain.measure import model_inputs
 from chestxai.explain.run import _top_outputs
 from chestxai.explain.targets import UnknownFindingError, finding_index
 from chestxai.models.trained_run import TrainedRun
-from chestxai.scorecard.maps import Box, MapSet
+from chestxai.scorecard.maps import MapSet
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +108,6 @@ def ground_truth(
     return GroundTruth(
         cache_boxes, cache_mask_lookup(cache), mask_labels(cache), "cache " + "+".join(kinds or ["-"])
     )
-
-
-def rasterise(boxes: Sequence[Box], shape: tuple[int, int]) -> np.ndarray:
-    """Boolean mask of ``shape`` covering the boxes (x, y, w, h in pixels; the pixels whose
-    centres lie inside a box, so a box on the pixel grid covers exactly its w x h pixels)."""
-    mask = np.zeros(shape, bool)
-    h, w = shape
-    for x, y, bw, bh in boxes:
-        x0, y0 = max(0, int(np.ceil(x - 0.5))), max(0, int(np.ceil(y - 0.5)))
-        x1, y1 = min(w, int(np.ceil(x + bw - 0.5))), min(h, int(np.ceil(y + bh - 0.5)))
-        mask[y0:y1, x0:x1] = True
-    return mask
 
 
 @dataclass
@@ -216,7 +205,7 @@ def split_items(
 
 def _truth_mask(it: Item) -> np.ndarray:
     shape = it.image.shape[:2]
-    mask = rasterise(it.gt_boxes, shape)
+    mask = boxes_mask(it.gt_boxes, shape)
     return mask | it.gt_mask if it.gt_mask is not None else mask
 
 

@@ -24,11 +24,11 @@ is added, never renamed.
 from __future__ import annotations
 
 import logging
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from chestxai.atomic import write_text
 from chestxai.environment import package_versions
@@ -52,6 +52,9 @@ from chestxai.scorecard.collect import (
 )
 from chestxai.scorecard.maps import MapSet
 from chestxai.scorecard.settings import ScorecardSettings
+from chestxai.train.memory import peak_memory_mb, reset_peak_memory
+
+_CPU = torch.device("cpu")  # peak_rss_mb is the process's resident set, whatever device draws the maps
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +99,6 @@ def _is_scorecard(path: Path) -> bool:
 
 def output_dir(settings: ScorecardSettings) -> ScorecardDir:
     return ScorecardDir(Path(settings.out)) if settings.out else RunDir(Path(settings.run)).scorecard
-
-
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e6 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 class _Runs:
@@ -226,6 +224,7 @@ def build_scorecard(settings: ScorecardSettings, force: bool = False) -> dict[st
     from chestxai.scorecard.verdict import recommend
 
     start = time.perf_counter()
+    reset_peak_memory(_CPU)  # the scorecard's own peak, not that of training run before it (bench)
     for name in settings.method_names:
         get_method(name)  # an unknown name fails before any work
     out = output_dir(settings)
@@ -302,7 +301,7 @@ def build_scorecard(settings: ScorecardSettings, force: bool = False) -> dict[st
     if anchors:
         card["chestxray8"] = anchors
     card["seconds"] = round(time.perf_counter() - start, 1)
-    card["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    card["peak_rss_mb"] = round(peak_memory_mb(_CPU), 1)
     out.root.mkdir(parents=True, exist_ok=True)
     import json
 
