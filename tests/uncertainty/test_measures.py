@@ -9,6 +9,7 @@ from chestxai.uncertainty.measures import (
     binary_entropy,
     confidence_uncertainty,
     image_uncertainty,
+    softmax_uncertainty,
     summarize_samples,
 )
 
@@ -49,3 +50,14 @@ def test_image_scores_take_the_most_uncertain_label_and_confidence_is_distance_t
         0.30000000000000004,
         0.5,
     ]
+
+
+def test_softmax_baseline_is_max_probability_or_distance_from_half():
+    """Bernhardt et al.'s baseline: 1 - max p (softmax); 0.5 - |p - 0.5| (sigmoid), threshold-free."""
+    mc = np.array([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]])
+    np.testing.assert_allclose(softmax_uncertainty(mc, "multiclass"), [0.3, 0.6])
+    binary = np.array([[0.9], [0.45], [0.02]])
+    np.testing.assert_allclose(softmax_uncertainty(binary, "binary"), [0.1, 0.45, 0.02])
+    # multi-label: the label closest to 0.5 decides; an operating threshold plays no part
+    ml = np.array([[0.9, 0.6], [0.99, 0.01]])
+    np.testing.assert_allclose(softmax_uncertainty(ml, "multilabel"), [0.4, 0.01])

@@ -36,7 +36,7 @@ def analysis():
 
 def test_json_shape(analysis):
     assert set(analysis) == {"referral", "aurc", "augrc"}
-    assert set(analysis["referral"]) == {"std", "random", "confidence", "oracle"}
+    assert set(analysis["referral"]) == {"std", "random", "confidence", "softmax", "oracle"}
     for rows in analysis["referral"].values():
         assert [r["fraction"] for r in rows] == list(FRACTIONS) and rows[0]["fraction"] == 0.0
         for r in rows:
@@ -47,7 +47,7 @@ def test_json_shape(analysis):
 
 def test_oracle_dominates_every_ranking(analysis):
     ref = analysis["referral"]
-    for name in ("std", "random", "confidence"):
+    for name in ("std", "random", "confidence", "softmax"):
         for o, r in zip(ref["oracle"], ref[name], strict=True):
             assert o["accuracy"] >= r["accuracy"] - 1e-12, (name, o["fraction"])
             assert o["roc_auc"] >= r["roc_auc"] - 1e-12, (name, o["fraction"])

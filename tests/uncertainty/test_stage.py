@@ -52,7 +52,7 @@ def test_mc_dropout_stage_writes_beside_the_run(dropout_run):
     assert (test.frame["decision_Pneumonia"].to_numpy() == (test.probs[:, 0] >= th)).all()
     saved = read_json(out.summary)
     assert saved["referral"]["oracle"][0]["fraction"] == 0.0
-    assert {"std", "entropy", "mutual_information", "random", "confidence", "oracle"} == set(
+    assert {"std", "entropy", "mutual_information", "random", "confidence", "softmax", "oracle"} == set(
         saved["referral"]
     )
     assert "share the backbone" in saved["batching"] or "one backbone forward" in saved["batching"]

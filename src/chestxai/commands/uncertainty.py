@@ -15,6 +15,8 @@ examples:
   chestxai uncertainty runs/ens --method ensemble               # members of an ensemble run
   chestxai uncertainty runs/a runs/b runs/c --method ensemble   # several runs (written under runs/a;
                                                                  # weights and thresholds fitted on val)
+  chestxai uncertainty runs/resnet18 --conformal --alpha 0.1     # split-conformal guarantee, no sampling
+  chestxai uncertainty runs/mc --conformal --class-conditional --conformal-score aps
 
 Writes RUN/uncertainty/METHOD/predictions.csv (val and evaluated split: mean probability, std,
 entropy, mutual information, decision at the run's operating threshold per label),
@@ -24,6 +26,13 @@ applied to the split; calibration of the averaged probabilities beside the deter
 the gallery) and figures/ + heatmaps/. The run's own predictions.csv and metrics.json are never
 touched. MC dropout switches only dropout layers to train mode (batch norm stays in eval); a run
 trained without dropout needs --dropout P (inserted at inference) or another method.
+
+--conformal instead calibrates on the val rows of RUN/predictions.csv and measures on its test rows
+(exchangeability of val and test is the assumption): multi-class runs get prediction sets (LAC or
+APS, --class-conditional per class), binary runs a triage into negative / positive / refer with
+FNR and FPR each <= alpha, multi-label runs conformal risk control of the FNR. Writes
+RUN/uncertainty/conformal/ (conformal.csv per image, uncertainty.json's `conformal` entry; see
+docs/CONFORMAL.md); `predict` and `serve` then return each image's set or triage bin.
 """
 
 
@@ -44,6 +53,16 @@ def _dropout(text: str) -> float:
         raise argparse.ArgumentTypeError(f"--dropout must be a number in [0, 1), got {text!r}") from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"--dropout must be in [0, 1), got {value}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--alpha must be a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"--alpha must be in (0, 1), got {value}")
     return value
 
 
@@ -93,12 +112,59 @@ def register(subparsers: Any) -> None:
         default=False,
         help="write into a folder this command did not write",
     )
+    c = p.add_argument_group(
+        "conformal (--conformal: no sampling; the flags above except --n-boot, --seed, --force do not apply)"
+    )
+    c.add_argument(
+        "--conformal",
+        action="store_true",
+        help="split-conformal calibration on val, measured on test (sets / triage / FNR control by task)",
+    )
+    c.add_argument(
+        "--alpha", type=_alpha, default=0.1, help="miscoverage (or FNR) level in (0, 1) (default 0.1)"
+    )
+    c.add_argument(
+        "--class-conditional",
+        action="store_true",
+        help="multi-class: one threshold per class (coverage >= 1 - alpha within every class)",
+    )
+    c.add_argument(
+        "--conformal-score", choices=("lac", "aps"), default="lac", help="multi-class set score (default lac)"
+    )
     add_common_flags(p, seed=True, seed_help="seed of the passes and the bootstrap")
     p.set_defaults(func=run)
 
 
+def _conformal(args: argparse.Namespace) -> int:
+    from chestxai.uncertainty.conformal_stage import conformal_run
+
+    if args.more_runs:
+        raise ValueError("--conformal calibrates one run; give one RUN")
+    r = conformal_run(
+        args.run, args.alpha, score=args.conformal_score, class_conditional=args.class_conditional,
+        n_boot=args.n_boot, seed=args.seed, force=args.force,
+    )  # fmt: skip
+    c = r["conformal"]
+    head = c.get("coverage") or c.get("fnr")
+    what = "FNR" if "fnr" in c else "coverage"
+    lo, hi = head["ci"]
+    lines = [
+        f"conformal {c['method']} at alpha {c['alpha']}, calibrated on {c['calibrated_on']['n_images']} val images",
+        f"  test {what} {head['value']:.3f} [{lo:.3f}, {hi:.3f}] on {head['n']} images; "
+        f"mean set size {c['mean_set_size']:.2f}"
+        + (f"; referred {c['share_referred']:.1%}" if c.get("share_referred") is not None else ""),
+        f"  assumption: {c['assumption']}",
+        f"wrote {r['run']}/uncertainty/conformal/",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from chestxai.uncertainty.stage import uncertainty_run
+
+    if args.conformal:
+        return _conformal(args)
 
     result = uncertainty_run(
         args.run,

@@ -180,7 +180,8 @@ def uncertainty_section(run: RunDir) -> str:
     intro = paragraph(
         "Referral: the most uncertain share of cases goes to a radiologist and the rest is scored. "
         "Baselines on the same probabilities: random order, the deterministic model's confidence "
-        "(distance from the threshold) and the oracle (errors first).",
+        "(distance from the threshold), the softmax baseline (1 - max p, or the distance of p from 0.5; "
+        "Bernhardt et al. 2022 found no score that consistently beats it) and the oracle (errors first).",
         "note",
     )
     return intro + "".join(method_block(run, m) for m in methods_with_results(run))

@@ -38,6 +38,8 @@ from pathlib import Path
 
 #: the split whose outputs carry the plain names
 PRIMARY_SPLIT = "test"
+#: ``RUN/uncertainty/conformal/``: not an uncertainty method, the split-conformal calibration
+CONFORMAL = "conformal"
 
 
 def _split_suffix(split: str) -> str:
@@ -157,6 +159,12 @@ class RunDir:
     def uncertainty_dir(self, method: str) -> UncertaintyDir:
         """The files of ``chestxai uncertainty --method <method>`` (see :class:`UncertaintyDir`)."""
         return UncertaintyDir(self.uncertainty(method))
+
+    @property
+    def conformal(self) -> UncertaintyDir:
+        """``chestxai uncertainty --conformal``: ``uncertainty/conformal/uncertainty.json`` (its
+        ``conformal`` entry is the calibration ``predict`` and ``serve`` apply) and ``conformal.csv``."""
+        return UncertaintyDir(self.root / "uncertainty" / CONFORMAL)
 
     @property
     def cost(self) -> Path:
@@ -322,6 +330,11 @@ class UncertaintyDir:
 
     def heatmap(self, image_id: str, label: str) -> Path:
         return self.heatmaps / f"{safe_name(image_id)}_{safe_name(label)}.png"
+
+    @property
+    def conformal_sets(self) -> Path:
+        """``--conformal``: one row per val/test image with its set or triage bin."""
+        return self.root / "conformal.csv"
 
 
 def explain_key(method: str, split: str = PRIMARY_SPLIT) -> str:

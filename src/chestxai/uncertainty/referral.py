@@ -12,6 +12,8 @@ always scoring the same (averaged) probabilities so only the ranking differs:
 
 * ``random``: a seeded random order (what any ranking must beat);
 * ``confidence``: the plain model's confidence, the distance of its ``p`` from the threshold;
+* ``softmax``: the softmax baseline of Bernhardt et al. 2022 on the plain model, ``1 - max p``
+  (multi-class) or the distance of ``p`` from 0.5 (:func:`~.measures.softmax_uncertainty`);
 * ``oracle``: the errors first (most wrong labels first, then least confident), the upper bound.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from chestxai.metrics.bootstrap import bootstrap_samples, percentile_interval, resample_weights
 from chestxai.metrics.task_rules import check_arrays
-from chestxai.uncertainty.measures import confidence_uncertainty
+from chestxai.uncertainty.measures import confidence_uncertainty, softmax_uncertainty
 from chestxai.uncertainty.risk_coverage import augrc, aurc, decision_loss
 
 #: referred shares reported by default: 0, 5, ..., 50%
@@ -131,12 +133,14 @@ def baseline_rankings(
     confidence_probs: np.ndarray | None = None,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """``random``, ``confidence`` (of ``confidence_probs``, the plain model; default the mean) and ``oracle``."""
+    """``random``, ``confidence`` and ``softmax`` (of ``confidence_probs``, the plain model; default
+    the mean) and ``oracle``."""
     n = len(probs_mean)
     conf_p = probs_mean if confidence_probs is None else confidence_probs
     return {
         "random": np.random.default_rng(seed).permutation(n).astype(np.float64),
         "confidence": confidence_uncertainty(conf_p, thresholds, task),
+        "softmax": softmax_uncertainty(conf_p, task),
         "oracle": oracle_uncertainty(probs_mean, targets, task, thresholds),
     }
 
@@ -156,7 +160,7 @@ def referral_analysis(
     level: float = 0.95,
 ) -> dict:
     """``{"referral": {ranking: rows}, "aurc": {ranking: v}, "augrc": {ranking: v}}`` for the
-    method's ``rankings`` (measure name -> per-image uncertainty) plus the three baselines, all
+    method's ``rankings`` (measure name -> per-image uncertainty) plus the four baselines, all
     scored with the same bootstrap replicates."""
     probs, targets = check_arrays(probs_mean, targets, task)
     all_rankings = {**{k: np.asarray(v, np.float64) for k, v in rankings.items()}}

@@ -38,7 +38,7 @@ from chestxai.uncertainty import figures as figs
 from chestxai.uncertainty.api import predict_with_uncertainty
 from chestxai.uncertainty.gallery_select import select_cases, write_gallery
 from chestxai.uncertainty.given_runs import fit_given_runs, no_validation_error
-from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty
+from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty, softmax_uncertainty
 from chestxai.uncertainty.methods import check_method, get_method, list_methods
 from chestxai.uncertainty.outputs import uncertainty_frame
 from chestxai.uncertainty.referral import baseline_rankings, referral_analysis, referral_for_target
@@ -202,7 +202,12 @@ def uncertainty_run(
     if val is not None:
         val_ranked = {k: image_uncertainty(val[k], task) for k in chosen.rankings}
         val_ranked["confidence"] = confidence_uncertainty(val["deterministic"], th, task)
-        test_ranked = {**ranked, "confidence": confidence_uncertainty(test["deterministic"], th, task)}
+        val_ranked["softmax"] = softmax_uncertainty(val["deterministic"], task)
+        test_ranked = {
+            **ranked,
+            "confidence": confidence_uncertainty(test["deterministic"], th, task),
+            "softmax": softmax_uncertainty(test["deterministic"], task),
+        }
         for k, vu in val_ranked.items():
             target_referral[k] = referral_for_target(
                 val["mean"], vu, val_targets, test["mean"], test_ranked[k], targets, task, th
@@ -239,7 +244,10 @@ def uncertainty_run(
             "note": f"{UNIT_NOTES[unit]}; the retained set is the ranking's choice on the observed data",
         },  # fmt: skip
         "roc_auc": _two_aucs(test, targets, task, names, th),
-        "rankings": {"method": list(chosen.rankings), "baselines": ["random", "confidence", "oracle"]},
+        "rankings": {
+            "method": list(chosen.rankings),
+            "baselines": ["random", "confidence", "softmax", "oracle"],
+        },
         **analysis,
         "definitions": {
             "aurc": "mean over k=1..n of the error rate among the k most certain cases (Geifman et al. 2018)",
@@ -250,6 +258,8 @@ def uncertainty_run(
             "known label decided right (exact match), not per-label correctness",
             "image_uncertainty": "the largest per-label value of the measure",
             "confidence": "minus the distance of the deterministic model's p from the threshold",
+            "softmax": "the softmax baseline (Bernhardt et al. 2022): 1 - max p of the deterministic model "
+            "(multi-class), else 0.5 - |p - 0.5| of its least certain label",
         },
         "target_referral": target_referral,
         "calibration": {
