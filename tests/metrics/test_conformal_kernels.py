@@ -148,15 +148,21 @@ def test_triage_controls_fnr_and_fpr():
 
 
 def test_triage_bins_hand_case():
-    # positives' p: 0.9 0.8 0.7 0.6 ; negatives' p: 0.1 0.2 0.3 0.4 ; alpha 0.2 -> ceil(5*.8) = 4th
-    p = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.4])
+    # positives' p 0.3 0.8 0.9 0.7, negatives' p 0.1 0.2 0.6 0.4; alpha 0.2 -> ceil(5 * 0.8) = 4th:
+    # q1 = 4th smallest of 1 - p = 0.7 (1 in the set when p >= 0.3), q0 = 0.6 (0 in when p <= 0.6)
+    p = np.array([0.3, 0.8, 0.9, 0.7, 0.1, 0.2, 0.6, 0.4])
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
-    cal = calibrate_triage(p, y, 0.2)  # q1 = 4th smallest of 1-p = 0.4 ; q0 = 4th smallest of p = 0.4
-    bins = triage_bins(np.array([0.05, 0.5, 0.95, 0.4, 0.6]), cal)
-    assert list(bins) == ["negative", "refer", "positive", "negative", "positive"]
-    s = triage_summary(bins, np.array([0, 1, 1, 0, 0]))
-    assert s["fpr"]["k"] == 1 and s["fpr"]["n"] == 3
-    assert s["npv"]["value"] == 1.0 and s["share_referred"]["k"] == 1
+    cal = calibrate_triage(p, y, 0.2)
+    bins = triage_bins(np.array([0.1, 0.45, 0.65, 0.3]), cal)
+    assert list(bins) == ["negative", "refer", "positive", "refer"]
+    s = triage_summary(bins, np.array([0, 1, 0, 1]))
+    assert s["fpr"]["k"] == 1 and s["fpr"]["n"] == 2
+    assert s["npv"]["value"] == 1.0 and s["share_referred"]["k"] == 2
+    # separable calibration (positives 0.6..0.9, negatives 0.1..0.4): 0.5 has an empty set and is
+    # called at the operating threshold, which keeps both guarantees
+    sep = calibrate_triage(np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.4]), y, 0.2)
+    assert list(triage_bins(np.array([0.5]), sep, threshold=0.55)) == ["negative"]
+    assert list(triage_bins(np.array([0.5]), sep, threshold=0.45)) == ["positive"]
 
 
 def test_crc_hand_case():

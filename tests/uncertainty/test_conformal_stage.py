@@ -70,7 +70,11 @@ def test_coverage_recomputed_from_per_image_output(tmp_path, task):
         cut = c["thresholds"]
         in0 = p <= cut["negative_in_set_if_p_at_most"] + 1e-8
         in1 = p >= cut["positive_in_set_if_p_at_least"] - 1e-8
-        np.testing.assert_array_equal(bins == "negative", in0 & ~in1)
+        empty = ~in0 & ~in1
+        np.testing.assert_array_equal(
+            bins == "negative", (in0 & ~in1) | (empty & (p < cut["empty_set_called_at"]))
+        )
+        np.testing.assert_array_equal(bins == "refer", in0 & in1)
         covered = np.where(truth == 1, in1, in0)
         fnr = ((bins == "negative") & (truth == 1)).sum() / (truth == 1).sum()
         assert c["test"]["triage"]["fnr"]["value"] == pytest.approx(fnr)

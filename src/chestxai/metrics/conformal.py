@@ -16,12 +16,14 @@ calibration and new cases are exchangeable - the same population, no shift.
   (Mondrian, Vovk 2012) takes one threshold per true class from that class's calibration cases:
   ``P(y in C(x) | y = k) >= 1 - alpha`` for every class ``k``.
 * **Binary triage** (:func:`calibrate_triage`, :func:`triage_bins`): the class-conditional LAC
-  sets of ``[1 - p, p]`` read as bins - ``{1}`` positive, ``{0}`` negative, anything else
-  (both classes, or none) refer. A diseased case is triaged negative only when 1 is not in its
-  set, so the Mondrian guarantee is **FNR <= alpha** (share of positives triaged negative) and
-  **FPR <= alpha** (share of negatives triaged positive). This is conformal risk control of the
-  0-1 miss per side (Angelopoulos et al., "Conformal triage for medical imaging AI deployment",
-  2024, control NPV/PPV with a Learn-then-Test step instead); NPV and PPV depend on the
+  sets of ``[1 - p, p]`` read as bins - ``{0}`` negative, ``{1}`` positive, ``{0, 1}`` refer (both
+  classes plausible), and an empty set (neither side's rule objects to either call) decided at the
+  run's operating threshold. A diseased case lands in the negative bin only when 1 is not in its
+  set, a healthy one in the positive bin only when 0 is not, so the Mondrian guarantee is
+  **FNR <= alpha** (share of positives triaged negative) and **FPR <= alpha** (share of negatives
+  triaged positive): per side, conformal risk control of the 0-1 miss (Angelopoulos et al.,
+  "Conformal triage for medical imaging AI deployment", 2024, guarantee NPV/PPV instead with a
+  Learn-then-Test step). A smaller ``alpha`` widens the refer band. NPV and PPV depend on the
   prevalence and are reported empirically with their CI, not guaranteed.
 * **Multi-label conformal risk control of the FNR** (:func:`calibrate_crc`; Angelopoulos, Bates,
   Fisch, Lei & Schuster, ICLR 2024): one threshold ``t = 1 - lambda`` over all findings, a finding
@@ -204,13 +206,15 @@ def calibrate_triage(p: np.ndarray, y: np.ndarray, alpha: float = 0.1) -> SetCal
     return calibrate_sets(np.column_stack([1 - p, p]), yy, alpha, "lac", class_conditional=True)
 
 
-def triage_bins(p: np.ndarray, calibration: SetCalibration) -> np.ndarray:
-    """``'negative'`` / ``'positive'`` / ``'refer'`` per case (an empty or two-class set refers)."""
+def triage_bins(p: np.ndarray, calibration: SetCalibration, threshold: float = 0.5) -> np.ndarray:
+    """``'negative'`` / ``'positive'`` / ``'refer'`` per case: ``{0}``, ``{1}``, ``{0, 1}``; an
+    empty set is called at ``threshold`` (either call keeps both guarantees, see the module doc)."""
     p = np.asarray(p, dtype=np.float64).ravel()
     sets = predict_sets(np.column_stack([1 - p, p]), calibration)
     out = np.full(len(p), "refer", dtype=object)
-    out[sets[:, 0] & ~sets[:, 1]] = "negative"
-    out[sets[:, 1] & ~sets[:, 0]] = "positive"
+    empty = ~sets.any(axis=1)
+    out[(sets[:, 0] & ~sets[:, 1]) | (empty & (p < threshold))] = "negative"
+    out[(sets[:, 1] & ~sets[:, 0]) | (empty & (p >= threshold))] = "positive"
     return out
 
 

@@ -41,7 +41,8 @@ GUARANTEES = {
     "sets": "P(true class in set) >= 1 - alpha, marginally over calibration and test draws",
     "sets_class_conditional": "P(true class in set | class k) >= 1 - alpha for every class k",
     "triage": "FNR (share of positives triaged negative) <= alpha and FPR (share of negatives triaged "
-    "positive) <= alpha, marginally; NPV and PPV depend on the prevalence and are measured, not guaranteed",
+    "positive) <= alpha, marginally (per class: P(y in set | y) >= 1 - alpha); NPV and PPV depend on the "
+    "prevalence and are measured, not guaranteed",
     "crc": "E[share of an image's positive findings not called] <= alpha over images with a positive finding",
 }
 
@@ -60,6 +61,9 @@ class RunConformal:
     method: str
     temperature: float | None
     calibration: k.SetCalibration | k.CRCCalibration
+    #: binary triage: where a case with an empty set is called (either call keeps both guarantees):
+    #: the run's operating threshold at calibration time
+    decision_threshold: float = 0.5
 
     def to_dict(self) -> dict:
         """The calibration part of the ``conformal`` entry (what :meth:`from_dict` reads back)."""
@@ -69,13 +73,14 @@ class RunConformal:
             "label_names": list(self.label_names),
             "temperature": self.temperature,
             "calibration": self.calibration.to_dict(),
+            "decision_threshold": self.decision_threshold if self.method == "triage" else None,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConformal:
         cal_cls = k.CRCCalibration if d["method"] == "crc" else k.SetCalibration
         return cls(d["task"], list(d["label_names"]), d["method"], d.get("temperature"),
-                   cal_cls.from_dict(d["calibration"]))  # fmt: skip
+                   cal_cls.from_dict(d["calibration"]), float(d.get("decision_threshold") or 0.5))  # fmt: skip
 
     def scaled(self, probs: np.ndarray) -> np.ndarray:
         """``probs`` after the temperature the calibration was made with (none: unchanged)."""
@@ -100,7 +105,7 @@ class RunConformal:
         """Columns for probabilities already scaled (a run's ``predictions.csv``)."""
         p = np.asarray(probs, dtype=np.float64)
         if self.method == "triage":
-            return {"triage": list(k.triage_bins(p[:, 0], self.calibration))}
+            return {"triage": list(k.triage_bins(p[:, 0], self.calibration, self.decision_threshold))}
         sets = self.called(p)
         names = np.asarray(self.label_names, dtype=object)
         return {
@@ -124,6 +129,7 @@ def calibrate_run(
     score: str = "lac",
     class_conditional: bool = False,
     temperature: float | None = None,
+    decision_threshold: float = 0.5,
     seed: int = 0,
 ) -> RunConformal:
     """Calibrate on validation rows (``val_probs`` already scaled; rows with unknown targets are
@@ -151,7 +157,7 @@ def calibrate_run(
             cal = k.calibrate_sets(
                 p[known], t[known].argmax(axis=1), alpha, score, class_conditional, seed=seed
             )
-    return RunConformal(task, list(label_names), method, temperature, cal)
+    return RunConformal(task, list(label_names), method, temperature, cal, float(decision_threshold))
 
 
 def load_conformal(run: RunDir | str) -> RunConformal | None:

@@ -68,7 +68,8 @@ def _thresholds(cal: RunConformal) -> dict:
     if cal.method == "crc":
         return {"call_finding_if_p_at_least": cal.calibration.threshold}
     if cal.method == "triage":
-        return k.triage_cutoffs(cal.calibration)
+        return {**k.triage_cutoffs(cal.calibration), "empty_set_called_at": cal.decision_threshold,
+                "bins": "{0} negative, {1} positive, {0, 1} refer, empty: positive if p >= empty_set_called_at"}  # fmt: skip
     return {"qhat": dict(zip(cal.label_names, cal.calibration.to_dict()["qhat"], strict=True))}
 
 
@@ -87,7 +88,8 @@ def _measure(cal: RunConformal, probs, targets, patients, n_boot, seed) -> tuple
     covered[known] = sets[known][np.arange(int(known.sum())), y]
     cols["covered"] = covered
     if cal.method == "triage":
-        out["triage"] = k.triage_summary(k.triage_bins(probs[known, 0], cal.calibration), y)
+        bins = k.triage_bins(probs[known, 0], cal.calibration, cal.decision_threshold)
+        out["triage"] = k.triage_summary(bins, y)
         out["share_referred"] = out["triage"]["share_referred"]["value"]
     out["n_unknown_target"] = int((~known).sum())
     return out, sets, cols
@@ -136,7 +138,8 @@ def conformal_run(
     _check_output(out, force)
     operating = operating_thresholds(run, names)
     cal = calibrate_run(task, names, val.probs, val.targets, alpha, score=score,
-                        class_conditional=class_conditional, temperature=operating.temperature, seed=seed)  # fmt: skip
+                        class_conditional=class_conditional, temperature=operating.temperature,
+                        decision_threshold=operating.values[names[0]], seed=seed)  # fmt: skip
     test_patients = test.frame["patient_id"].astype(str).to_numpy()
     measured, sets, cols = _measure(cal, test.probs, test.targets, test_patients, n_boot, seed)
     val_measured, val_sets, val_cols = _measure(cal, val.probs, val.targets, None, 0, seed)
