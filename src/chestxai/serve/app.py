@@ -321,6 +321,8 @@ async def _answer(
         body["explanation"] = await heavy.run(
             _explain, served, pixels, target, explain, shown.shape, shape[:2], view
         )
+    if served.conformal is not None:  # the run was calibrated (`chestxai uncertainty RUN --conformal`)
+        body["conformal"] = conformal_answer(served.conformal, probs)
     if uncertainty:
         u = await heavy.run(served.uncertainty, pixels[None], uncertainty, passes)
         body["uncertainty"] = {
@@ -359,4 +361,19 @@ def _explain(
         "positive": target.positive,
         "note": target.note,
         **heatmap_picture(heat, display_shape[:2], original_shape, space, values),
+    }
+
+
+def conformal_answer(cal, probs: np.ndarray) -> dict:
+    """The ``conformal`` field: this image's set (or triage bin) and what it guarantees."""
+    from chestxai.uncertainty.conformal import SEPARATOR
+
+    applied = {k: v[0] for k, v in cal.apply(np.asarray(probs, np.float64)[None]).items()}
+    members = applied.get("conformal_set")
+    return {
+        "method": cal.method,
+        "alpha": cal.calibration.alpha,
+        "set": members.split(SEPARATOR) if members else ([] if members is not None else None),
+        "triage": applied.get("triage"),
+        "guarantee": cal.guarantee(),
     }

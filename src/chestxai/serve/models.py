@@ -42,6 +42,8 @@ class ServedModel:
     training_data: dict = field(default_factory=dict)  # dataset / cache the run was trained on
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _explainers: dict = field(default_factory=dict, repr=False)
+    #: the run's conformal calibration (``chestxai uncertainty RUN --conformal``), or None
+    conformal: Any = field(default=None, repr=False)
 
     # --- facts ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -143,7 +145,21 @@ def load_served(run_path: str | Path, name: str | None = None, device: str = "cp
         epoch=trained.epoch,
         device=str(trained.device),
         training_data=_training_data(trained.config),
+        conformal=_conformal_for(trained.run, trained.label_names),
     )
+
+
+def _conformal_for(run: RunDir, label_names: list[str]):
+    """The run's conformal calibration when it fits the model's labels (read once, at load)."""
+    from chestxai.uncertainty.conformal import load_conformal
+
+    cal = load_conformal(run)
+    if cal is not None and cal.label_names != list(label_names):
+        log.warning(
+            "%s is for labels %s, not %s; ignoring it", run.conformal.summary, cal.label_names, label_names
+        )
+        return None
+    return cal
 
 
 def _training_data(config: dict) -> dict:

@@ -55,6 +55,10 @@ def std_column(label: str) -> str:
     return f"std_{label}"
 
 
+#: columns added when the run has a conformal calibration: sets, or (binary) the triage bin
+CONFORMAL_COLUMNS = {False: ["conformal_set", "conformal_set_size"], True: ["triage"]}
+
+
 def skipped_path(out: Path) -> Path:
     """``OUT.skipped.csv`` beside ``OUT.csv``."""
     return out.with_name(f"{out.stem}.skipped.csv")
@@ -192,6 +196,11 @@ def _score(scorer: Any, loaded, index: list[int], out: Path, options: PredictOpt
         row.update({prob_column(n): float(probs[k, j]) for j, n in enumerate(names)})
         row.update({decision_column(n): int(decisions[k, j]) for j, n in enumerate(names)})
         rows.append(row)
+    conformal = getattr(scorer, "conformal", None)  # `uncertainty RUN --conformal` was run: its sets
+    if conformal is not None:
+        for col, values in conformal.apply(probs).items():
+            for row, v in zip(rows, values, strict=True):
+                row[col] = v
     if options.uncertainty:
         u = scorer.uncertainty(loaded.images, options.uncertainty, passes=options.passes, seed=options.seed)
         for k, row in enumerate(rows):
@@ -251,6 +260,8 @@ def _frame(rows: list[dict], scorer, options: PredictOptions) -> pd.DataFrame:
     cols = ["index", "path", *map(prob_column, names), *map(decision_column, names)]
     if options.uncertainty:
         cols += [mean_column(n) for n in names] + [std_column(n) for n in names]
+    if getattr(scorer, "conformal", None) is not None:
+        cols += CONFORMAL_COLUMNS[scorer.conformal.method == "triage"]
     if options.explain:
         cols += [
             "explained_label",

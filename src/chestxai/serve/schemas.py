@@ -143,6 +143,14 @@ class Uncertainty(Answer):
     std: dict[str, float]
 
 
+class ConformalAnswer(Answer):
+    method: str = Field(description="lac / aps (multi-class sets), triage (binary) or crc (multi-label FNR)")
+    alpha: float
+    set: list[str] | None = Field(description="the classes or findings in the set (None for triage)")
+    triage: str | None = Field(description="binary runs: negative, positive or refer")
+    guarantee: str = Field(description="what holds, marginally, if this case is exchangeable with val")
+
+
 class Prediction(Answer):
     model: str
     description: str
@@ -152,6 +160,9 @@ class Prediction(Answer):
     threshold_policy: str | None
     explanation: Explanation | None = Field(description="present when explain=METHOD was asked")
     uncertainty: Uncertainty | None = Field(description="present when uncertainty=METHOD was asked")
+    conformal: ConformalAnswer | None = Field(
+        None, description="present when the run has a conformal calibration (`uncertainty RUN --conformal`)"
+    )
     disclaimer: str
     image: str | None = Field(None, description="display=true: the decoded image, data:image/png;base64")
     image_size: list[int] | None = Field(None, description="display=true: [width, height] of image")

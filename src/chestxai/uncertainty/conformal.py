@@ -113,6 +113,12 @@ class RunConformal:
             "conformal_set_size": [int(v) for v in sets.sum(axis=1)],
         }
 
+    def guarantee(self) -> str:
+        """What holds, in words (:data:`GUARANTEES`)."""
+        if self.method in ("lac", "aps"):
+            return GUARANTEES["sets_class_conditional" if self.calibration.class_conditional else "sets"]
+        return GUARANTEES[self.method]
+
     def describe(self) -> str:
         """One line for ``serve``'s card and logs."""
         a = self.calibration.alpha

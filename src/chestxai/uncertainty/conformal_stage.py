@@ -31,7 +31,7 @@ from chestxai.rundir.jsonfile import read_json, write_json
 from chestxai.rundir.layout import UncertaintyDir
 from chestxai.rundir.predictions import predictions_frame, read_predictions, write_predictions
 from chestxai.rundir.thresholds import operating_thresholds
-from chestxai.uncertainty.conformal import ASSUMPTION, GUARANTEES, RunConformal, calibrate_run
+from chestxai.uncertainty.conformal import ASSUMPTION, RunConformal, calibrate_run
 from chestxai.uncertainty.measures import softmax_uncertainty
 from chestxai.uncertainty.referral import referral_analysis
 
@@ -56,12 +56,6 @@ def conformal_uncertainty(cal: RunConformal, probs: np.ndarray, sets: np.ndarray
     ties broken by the softmax baseline (< 1, so the set decides first)."""
     size = sets.sum(axis=1)
     return np.abs(size - 1.0) + softmax_uncertainty(probs, cal.task) * 0.999
-
-
-def _guarantee(cal: RunConformal) -> str:
-    if cal.method in ("lac", "aps"):
-        return GUARANTEES["sets_class_conditional" if cal.calibration.class_conditional else "sets"]
-    return GUARANTEES[cal.method]
 
 
 def _thresholds(cal: RunConformal) -> dict:
@@ -147,7 +141,7 @@ def conformal_run(
     entry = {
         **cal.to_dict(),
         "alpha": float(alpha),
-        "guarantee": _guarantee(cal),
+        "guarantee": cal.guarantee(),
         "assumption": ASSUMPTION,
         "calibrated_on": {"split": "val", "n_images": len(val.probs), "source": str(run.predictions)},
         "thresholds": _thresholds(cal),
