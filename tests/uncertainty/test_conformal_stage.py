@@ -139,3 +139,25 @@ def test_cli_and_refusals(tmp_path, capsys):
     (RunDir(foreign).conformal.root / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="--force"):
         conformal_run(foreign)
+
+
+def test_report_shows_the_assumption_and_flags_a_shift(tmp_path):
+    from chestxai.report.uncertainty import has_uncertainty, uncertainty_section
+
+    run = fake_run(tmp_path / "run", "multiclass")
+    conformal_run(run, 0.1, n_boot=0)
+    assert has_uncertainty(RunDir(run))
+    html = uncertainty_section(RunDir(run))
+    assert (
+        "Conformal guarantee" in html and "exchangeable" in html and "consistent with the guarantee" in html
+    )
+    # test rows made harder than val (labels shuffled): coverage falls below 1 - alpha, flagged
+    shifted = fake_run(tmp_path / "shifted", "multiclass", seed=1)
+    frame = pd.read_csv(RunDir(shifted).predictions)
+    test = frame["split"] == "test"
+    ys = ["y_a", "y_b", "y_c"]
+    frame.loc[test, ys] = frame.loc[test, ys].sample(frac=1, random_state=0).to_numpy()
+    frame.to_csv(RunDir(shifted).predictions, index=False)
+    conformal_run(shifted, 0.1, n_boot=0)
+    html = uncertainty_section(RunDir(shifted))
+    assert "not exchangeable" in html

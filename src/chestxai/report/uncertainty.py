@@ -27,7 +27,7 @@ def methods_with_results(run: RunDir) -> list[str]:
 
 
 def has_uncertainty(run: RunDir) -> bool:
-    return bool(methods_with_results(run))
+    return bool(methods_with_results(run)) or run.conformal.summary.is_file()
 
 
 def _num(v, digits: int = 3) -> str:
@@ -184,4 +184,56 @@ def uncertainty_section(run: RunDir) -> str:
         "Bernhardt et al. 2022 found no score that consistently beats it) and the oracle (errors first).",
         "note",
     )
-    return intro + "".join(method_block(run, m) for m in methods_with_results(run))
+    body = intro + "".join(method_block(run, m) for m in methods_with_results(run))
+    return body + (conformal_block(run) if run.conformal.summary.is_file() else "")
+
+
+def _rate(r: dict | None) -> str:
+    if not r or r.get("value") is None:
+        return "n/a"
+    lo, hi = r["ci"]
+    return f"{r['value']:.3f} [{_num(lo)}, {_num(hi)}] (n={r['n']})"
+
+
+def conformal_block(run: RunDir) -> str:
+    """``uncertainty --conformal``: the guarantee, the assumption it rests on, what test shows."""
+    s = read_json(run.conformal.summary)
+    c = s["conformal"]
+    test, val = c["test"], c["val"]
+    nominal = 1 - c["alpha"]
+    rows = [["method", f"{c['method']} ({c['task']}), alpha {c['alpha']}"], ["guarantee", c["guarantee"]]]
+    rows.append(["thresholds", ", ".join(f"{k} {v}" for k, v in c["thresholds"].items() if k != "bins")])
+    missed = False
+    if c["method"] == "crc":
+        rows.append(["FNR on test [95% CI]", _rate(c["fnr"])])
+        rows.append(["FNR on val (calibration split)", _num(val["fnr"]["value"])])
+        missed = (c["fnr"]["ci"][0] or 0) > c["alpha"]
+    else:
+        rows.append(["coverage on test [95% CI]", _rate(c["coverage"])])
+        rows.append(["coverage on val (calibration split)", _num(val["coverage"]["value"])])
+        names = c["label_names"] if c["method"] != "triage" else ["negative class", "positive class"]
+        for name, r in zip(names, test["coverage_by_class"], strict=False):
+            rows.append([f"coverage of {name} on test", _rate(r)])
+        if "triage" in test:
+            for key in ("fnr", "fpr", "npv", "ppv", "share_referred"):
+                rows.append(
+                    [
+                        f"{key.upper() if key != 'share_referred' else 'referred'} on test",
+                        _rate(test["triage"][key]),
+                    ]
+                )
+            missed = any((test["triage"][k]["ci"][0] or 0) > c["alpha"] for k in ("fnr", "fpr"))
+        elif c["calibration"]["class_conditional"]:
+            missed = any((r["ci"][1] or 1) < nominal for r in test["coverage_by_class"] if r["n"])
+        else:
+            missed = (c["coverage"]["ci"][1] or 1) < nominal
+    rows.append(["mean set size on test", _num(c["mean_set_size"], 2)])
+    kind = "warning" if missed else "note"
+    verdict = (
+        "The test figures miss the guarantee beyond sampling noise: val and test are not exchangeable here."
+        if missed
+        else "The test figures are consistent with the guarantee."
+    )
+    head = paragraph(f"Assumption: {c['assumption']} {verdict}", kind)
+    ref = referral_table(s) if s.get("referral") else ""
+    return f"<h3>Conformal guarantee</h3>{head}{table(['', 'value'], rows)}{ref}"
