@@ -8,6 +8,7 @@ Usage (each part is one bounded job; run them under the shared lock)::
     .venv/bin/python benchmarks/uncertainty.py train-covid --out /tmp/unc-bench
     .venv/bin/python benchmarks/uncertainty.py analyse --task covid --out /tmp/unc-bench
     .venv/bin/python benchmarks/uncertainty.py cost [--sizes 28 224] [--batch 32] [--passes 30]
+    .venv/bin/python benchmarks/uncertainty.py conformal --run RUN [--alphas 0.1 0.05] [--out DIR]
 
 ``train-*``: three short trainings (seeds 0, 1, 2) of ResNet-18 with head dropout 0.3 on the
 task (PneumoniaMNIST with the ``pneumoniamnist_resnet18_dropout`` recipe; the COVID-19 image
@@ -15,6 +16,11 @@ collection as COVID-19 vs other findings, 64 px, patient-grouped split), each ev
 thresholds chosen on val). ``analyse``: ``chestxai uncertainty`` with MC dropout (30 passes) and
 TTA (30 views) on seed 0, and the 3-member ensemble; prints the retained ROC-AUC at 0/10/20/30%
 referred with 95% patient-bootstrap CIs for every ranking beside random and confidence referral.
+``--dropout P`` inserts head dropout at inference for MC dropout when the runs were trained without
+(labelled in the outputs); every table has the ``softmax`` baseline row (Bernhardt et al. 2022).
+``conformal``: ``chestxai uncertainty RUN --conformal`` at each alpha (run's own val -> test), the
+test coverage / FNR / FPR / NPV / PPV with CIs, set sizes and share referred, val beside test;
+written to ``DIR/conformal-<run>.json`` (the run's ``uncertainty/conformal/`` is the last alpha's).
 ``cost``: MC-dropout images/s at ``passes`` passes divided by (single-forward images/s / passes),
 the cost of ``passes`` plain forwards; > 1 when the backbone runs once per batch.
 """
@@ -99,7 +105,9 @@ def train(task: str, out: Path, epochs: int | None) -> None:
         _cli("evaluate", str(run), "--no-figures", "--n-boot", "200", "--no-progress", out=out)
 
 
-def analyse(task: str, out: Path, passes: int, n_boot: int, methods: list[str]) -> dict:
+def analyse(
+    task: str, out: Path, passes: int, n_boot: int, methods: list[str], dropout: float | None = None
+) -> dict:
     from chestxai.uncertainty.stage import uncertainty_run
 
     os.environ.update(_env(out))
@@ -107,7 +115,11 @@ def analyse(task: str, out: Path, passes: int, n_boot: int, methods: list[str]) 
     others = [out / f"{task}-s{s}" for s in SEEDS[1:]]
     path = out / f"results-{task}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    plan = {"mc-dropout": {"passes": passes}, "tta": {"passes": passes}, "ensemble": {"members": others}}
+    plan = {
+        "mc-dropout": {"passes": passes, "dropout": dropout},
+        "tta": {"passes": passes},
+        "ensemble": {"members": others},
+    }
     for method in methods:
         kwargs = plan[method]
         t0 = time.perf_counter()
@@ -136,6 +148,43 @@ def analyse(task: str, out: Path, passes: int, n_boot: int, methods: list[str]) 
                 for row in rows
             ]
             print(f"| {name} | " + " | ".join(cells) + f" | {r['aurc'][name]:.4f} |")
+    return results
+
+
+def _rate(r: dict | None) -> str:
+    if not r or r.get("value") is None:
+        return "n/a"
+    return f"{r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+
+
+def conformal(run: Path, alphas: list[float], out: Path, n_boot: int) -> dict:
+    """Calibrate on the run's val rows at each alpha, measure on test (module doc)."""
+    from chestxai.uncertainty.conformal_stage import conformal_run
+
+    results = {}
+    for alpha in alphas:
+        t0 = time.perf_counter()
+        s = conformal_run(run, alpha, n_boot=n_boot, force=True)
+        c = s["conformal"]
+        results[str(alpha)] = {"seconds": time.perf_counter() - t0, "conformal": c, "referral": s["referral"]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"conformal-{run.name}.json").write_text(json.dumps(results, indent=2))
+    print(
+        "| alpha | method | coverage (test) | coverage (val) | per-class coverage (test) | FNR | FPR | NPV | PPV "
+        "| mean set size | referred |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for alpha, r in results.items():
+        c, t = r["conformal"], r["conformal"]["test"]
+        tri = t.get("triage", {})
+        head = c.get("coverage") or c.get("fnr")
+        per_class = "; ".join(_rate(x) for x in t.get("coverage_by_class", []))
+        val = (c["val"].get("coverage") or c["val"].get("fnr"))["value"]
+        print(
+            f"| {alpha} | {c['method']} | {_rate(head)} | {val:.3f} | {per_class} | {_rate(tri.get('fnr'))} "
+            f"| {_rate(tri.get('fpr'))} | {_rate(tri.get('npv'))} | {_rate(tri.get('ppv'))} "
+            f"| {c['mean_set_size']:.2f} | {_rate(tri.get('share_referred'))} |"
+        )
     return results
 
 
@@ -173,7 +222,7 @@ def cost(sizes: list[int], batch: int, passes: int, repeats: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["train-pmnist", "train-covid", "analyse", "cost"])
+    p.add_argument("part", choices=["train-pmnist", "train-covid", "analyse", "cost", "conformal"])
     p.add_argument("--out", type=Path, default=Path("/tmp/unc-bench"))
     p.add_argument("--task", choices=["pmnist", "covid"], default="pmnist")
     p.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
@@ -183,13 +232,22 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[28, 224])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--dropout", type=float, default=None, help="analyse: head dropout inserted for MC dropout"
+    )
+    p.add_argument("--run", type=Path, default=None, help="conformal: the evaluated run to calibrate")
+    p.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.05])
     a = p.parse_args()
     if a.part == "train-pmnist":
         train("pmnist", a.out, a.epochs)
     elif a.part == "train-covid":
         train("covid", a.out, a.epochs)
     elif a.part == "analyse":
-        analyse(a.task, a.out, a.passes, a.n_boot, a.methods)
+        analyse(a.task, a.out, a.passes, a.n_boot, a.methods, a.dropout)
+    elif a.part == "conformal":
+        if a.run is None:
+            p.error("conformal needs --run RUN (an evaluated run with val rows in predictions.csv)")
+        conformal(a.run, a.alphas, a.out, a.n_boot)
     else:
         cost(a.sizes, a.batch, a.passes, a.repeats)
 
