@@ -2,7 +2,7 @@
 
 Read from ``RUN/uncertainty/<method>/uncertainty.json`` and its figures/heatmaps (names from
 :class:`chestxai.rundir.UncertaintyDir`): retained ROC-AUC as the most uncertain cases are
-referred beside the random, confidence and oracle baselines, AURC/AUGRC, the referral needed for
+referred beside the random, confidence, softmax and oracle baselines, AURC/AUGRC, the referral needed for
 a target sensitivity/specificity, calibration of the averaged probabilities, the figures, and the
 two lists a radiologist should see: the most uncertain cases and the confident errors.
 """
@@ -58,25 +58,29 @@ def referral_table(summary: dict) -> str:
 
 
 def verdict(summary: dict) -> str:
-    """One plain sentence: does the method's best measure beat referral by confidence at 20%?"""
+    """One plain sentence: does the method's best measure beat the best plain baseline (the
+    softmax baseline or referral by confidence, Bernhardt et al. 2022) at 20% referred?"""
     at = 0.2
     ref = summary["referral"]
 
     def auc(name: str):
         return next((r["roc_auc"] for r in ref.get(name, []) if r["fraction"] == at), None)
 
-    conf = auc("confidence")
+    plain = {b: auc(b) for b in ("softmax", "confidence") if auc(b) is not None}
     scored = {m: auc(m) for m in summary["rankings"]["method"] if auc(m) is not None}
-    if conf is None or not scored:
+    if not plain or not scored:
         return "Not enough data to compare the rankings."
+    base = max(plain, key=plain.get)
+    conf = plain[base]
+    what = "the softmax baseline" if base == "softmax" else "referral by confidence"
     best = max(scored, key=scored.get)
     if scored[best] > conf:
         return (
             f"At {at:.0%} referred, {summary['method']} {best} keeps ROC-AUC {scored[best]:.3f} against "
-            f"{conf:.3f} for referral by confidence (see the CIs before trusting the difference)."
+            f"{conf:.3f} for {what}, the better plain baseline (see the CIs before trusting the difference)."
         )
     return (
-        f"At {at:.0%} referred, no {summary['method']} measure beats referral by the model's confidence "
+        f"At {at:.0%} referred, no {summary['method']} measure beats {what} "
         f"({conf:.3f}; best {best} {scored[best]:.3f})."
     )
 

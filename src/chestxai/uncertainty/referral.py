@@ -7,7 +7,7 @@ the operating thresholds. Confidence intervals come from the patient-clustered b
 :mod:`chestxai.metrics.bootstrap`: a replicate resamples patients, and the retained set is the
 one the ranking chose on the observed data (the referral rule is fixed, its outcome resampled).
 
-:func:`referral_analysis` puts the method's rankings beside three baselines on the same axes,
+:func:`referral_analysis` puts the method's rankings beside four baselines on the same axes,
 always scoring the same (averaged) probabilities so only the ranking differs:
 
 * ``random``: a seeded random order (what any ranking must beat);
