@@ -79,4 +79,4 @@ def test_serve_answers_the_set(calibrated_run, run_dir):
     threshold = load_conformal(calibrated_run).calibration.threshold
     assert conf["set"] == [lab["name"] for lab in body["labels"] if lab["probability"] >= threshold]
     assert "alpha" in conf["guarantee"]
-    assert "conformal" not in plain  # no calibration: the answer is unchanged
+    assert plain["conformal"] is None  # no calibration

@@ -321,8 +321,8 @@ async def _answer(
         body["explanation"] = await heavy.run(
             _explain, served, pixels, target, explain, shown.shape, shape[:2], view
         )
-    if served.conformal is not None:  # the run was calibrated (`chestxai uncertainty RUN --conformal`)
-        body["conformal"] = conformal_answer(served.conformal, probs)
+    # the run's set or triage bin when it was calibrated (`chestxai uncertainty RUN --conformal`)
+    body["conformal"] = conformal_answer(served.conformal, probs) if served.conformal is not None else None
     if uncertainty:
         u = await heavy.run(served.uncertainty, pixels[None], uncertainty, passes)
         body["uncertainty"] = {

@@ -161,7 +161,8 @@ class Prediction(Answer):
     explanation: Explanation | None = Field(description="present when explain=METHOD was asked")
     uncertainty: Uncertainty | None = Field(description="present when uncertainty=METHOD was asked")
     conformal: ConformalAnswer | None = Field(
-        None, description="present when the run has a conformal calibration (`uncertainty RUN --conformal`)"
+        description="the image's conformal set or triage bin when the run has a calibration "
+        "(`chestxai uncertainty RUN --conformal`), else null"
     )
     disclaimer: str
     image: str | None = Field(None, description="display=true: the decoded image, data:image/png;base64")
