@@ -129,6 +129,8 @@ def test_cli_and_refusals(tmp_path, capsys):
         conformal_run(run, 0.1, class_conditional=True)
     with pytest.raises(SystemExit):
         main(["uncertainty", str(run), "--conformal", "--alpha", "1.5"])
+    assert main(["uncertainty", str(run), "--alpha", "0.1"]) == 2
+    assert "only applies with --conformal" in capsys.readouterr().err
     other = RunDir(tmp_path / "other")
     other.root.mkdir()
     with pytest.raises(FileNotFoundError, match="chestxai evaluate"):

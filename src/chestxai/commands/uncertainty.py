@@ -20,8 +20,8 @@ examples:
 
 Writes RUN/uncertainty/METHOD/predictions.csv (val and evaluated split: mean probability, std,
 entropy, mutual information, decision at the run's operating threshold per label),
-uncertainty.json (referral curves with patient-bootstrap CIs beside random, confidence and oracle
-referral; AURC/AUGRC; the share to refer for sensitivity 0.95 / specificity 0.90 chosen on val and
+uncertainty.json (referral curves with patient-bootstrap CIs beside random, confidence, softmax
+(1 - max p, or the distance of p from 0.5) and oracle referral; AURC/AUGRC; the share to refer for sensitivity 0.95 / specificity 0.90 chosen on val and
 applied to the split; calibration of the averaged probabilities beside the deterministic model;
 the gallery) and figures/ + heatmaps/. The run's own predictions.csv and metrics.json are never
 touched. MC dropout switches only dropout layers to train mode (batch norm stays in eval); a run
@@ -117,19 +117,21 @@ def register(subparsers: Any) -> None:
     )
     c.add_argument(
         "--conformal",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="split-conformal calibration on val, measured on test (sets / triage / FNR control by task)",
     )
     c.add_argument(
-        "--alpha", type=_alpha, default=0.1, help="miscoverage (or FNR) level in (0, 1) (default 0.1)"
+        "--alpha", type=_alpha, default=None, help="miscoverage (or FNR) level in (0, 1) (default 0.1)"
     )
     c.add_argument(
         "--class-conditional",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="multi-class: one threshold per class (coverage >= 1 - alpha within every class)",
     )
     c.add_argument(
-        "--conformal-score", choices=("lac", "aps"), default="lac", help="multi-class set score (default lac)"
+        "--conformal-score", choices=("lac", "aps"), default=None, help="multi-class set score (default lac)"
     )
     add_common_flags(p, seed=True, seed_help="seed of the passes and the bootstrap")
     p.set_defaults(func=run)
@@ -141,7 +143,8 @@ def _conformal(args: argparse.Namespace) -> int:
     if args.more_runs:
         raise ValueError("--conformal calibrates one run; give one RUN")
     r = conformal_run(
-        args.run, args.alpha, score=args.conformal_score, class_conditional=args.class_conditional,
+        args.run, 0.1 if args.alpha is None else args.alpha, score=args.conformal_score or "lac",
+        class_conditional=args.class_conditional,
         n_boot=args.n_boot, seed=args.seed, force=args.force,
     )  # fmt: skip
     c = r["conformal"]
@@ -165,6 +168,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.conformal:
         return _conformal(args)
+    given = [
+        f for f, v in (("--alpha", args.alpha), ("--conformal-score", args.conformal_score)) if v is not None
+    ]
+    if given or args.class_conditional:
+        raise ValueError(f"{', '.join(given or ['--class-conditional'])} only applies with --conformal")
 
     result = uncertainty_run(
         args.run,
