@@ -20,6 +20,7 @@ ARTEFACTS = {
     "metrics.json", "thresholds.json", "ensemble.json", "explain_metrics.json", "explain_compare.csv",
     "explain_compare.md", "report.html", "synth_metrics.json", "study.json", "best.yaml", "model.onnx", "bench.json",
     "uncertainty.json", "cost.json", "manifest.csv", "study.journal", "space.yaml", "experiment.json",
+    "conformal.csv",
 }  # fmt: skip
 
 
@@ -45,6 +46,8 @@ def test_every_split_gets_its_own_names(tmp_path):
     assert run.cam_method("gradcam", "val") == tmp_path / "cams" / "gradcam@val"
     assert explain_key("gradcam", "files") == "gradcam@files"
     assert run.uncertainty("mc dropout") == tmp_path / "uncertainty" / "mc_dropout"
+    assert run.conformal.summary == tmp_path / "uncertainty" / "conformal" / "uncertainty.json"
+    assert run.conformal.conformal_sets == tmp_path / "uncertainty" / "conformal" / "conformal.csv"
     assert run.onnx == tmp_path / "export" / "model.onnx"
     for bad in ("", "../x", "a/b", ".hidden"):
         with pytest.raises(ValueError, match="cannot name a file"):
