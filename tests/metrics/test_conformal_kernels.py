@@ -202,3 +202,22 @@ def test_bad_inputs_are_refused():
         calibrate_triage(np.array([0.2, 0.3]), np.array([0, 0]))
     with pytest.raises(ValueError, match="class indices"):
         calibrate_sets(np.full((2, 2), 0.5), np.array([0, 2]))
+
+
+def test_crc_threshold_agrees_with_mapie_on_a_fine_grid():
+    """MAPIE's MultiLabelClassificationController (recall, crc) searches a grid and calls p > lambda;
+    the exact threshold (call p >= t) lies in the grid step just above MAPIE's lambda."""
+    from mapie.risk_control import MultiLabelClassificationController
+
+    rng = np.random.default_rng(0)
+    t = (rng.random((300, 5)) < 0.3).astype(int)
+    t[t.sum(axis=1) == 0, 0] = 1  # MAPIE requires a positive label in every calibration image
+    p = 1 / (1 + np.exp(-(rng.normal(size=t.shape) + 1.4 * (2 * t - 1))))
+    grid = np.round(np.arange(0, 1, 0.001), 3)
+    mapie = MultiLabelClassificationController(
+        predict_function=lambda x: p[np.asarray(x, int).ravel()], target_level=0.9, method="crc",
+        risk="recall", predict_params=grid,
+    )  # fmt: skip
+    mapie.calibrate(np.arange(len(p))[:, None], t)
+    lam = float(np.ravel(mapie.best_predict_param)[0])
+    assert lam < calibrate_crc(p, t, 0.1).threshold <= lam + 0.001 + 1e-12
