@@ -80,3 +80,20 @@ def test_serve_answers_the_set(calibrated_run, run_dir):
     assert conf["set"] == [lab["name"] for lab in body["labels"] if lab["probability"] >= threshold]
     assert "alpha" in conf["guarantee"]
     assert plain["conformal"] is None  # no calibration
+
+
+def test_a_stale_calibration_is_not_applied(calibrated_run, caplog):
+    """Calibrated on another checkpoint epoch's probabilities: ignored, with the fix in the warning."""
+    from chestxai.rundir.jsonfile import read_json
+    from chestxai.serve.models import load_served
+
+    run = RunDir(calibrated_run)
+    data = read_json(run.conformal.summary)
+    try:
+        write_json(
+            {**data, "conformal": {**data["conformal"], "checkpoint_epoch": 99}}, run.conformal.summary
+        )
+        assert load_served(calibrated_run).conformal is None
+        assert "re-run `chestxai evaluate" in caplog.text
+    finally:
+        write_json(data, run.conformal.summary)

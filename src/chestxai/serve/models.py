@@ -145,12 +145,13 @@ def load_served(run_path: str | Path, name: str | None = None, device: str = "cp
         epoch=trained.epoch,
         device=str(trained.device),
         training_data=_training_data(trained.config),
-        conformal=_conformal_for(trained.run, trained.label_names),
+        conformal=_conformal_for(trained.run, trained.label_names, trained.epoch),
     )
 
 
-def _conformal_for(run: RunDir, label_names: list[str]):
-    """The run's conformal calibration when it fits the model's labels (read once, at load)."""
+def _conformal_for(run: RunDir, label_names: list[str], epoch: int | None):
+    """The run's conformal calibration when it fits the model's labels and checkpoint epoch (read
+    once, at load); a stale one is ignored with a warning, never applied to another model."""
     from chestxai.uncertainty.conformal import load_conformal
 
     cal = load_conformal(run)
@@ -158,6 +159,13 @@ def _conformal_for(run: RunDir, label_names: list[str]):
         log.warning(
             "%s is for labels %s, not %s; ignoring it", run.conformal.summary, cal.label_names, label_names
         )
+        return None
+    if cal is not None and cal.epoch is not None and epoch is not None and int(cal.epoch) != int(epoch):
+        log.warning(
+            "%s was calibrated for checkpoint epoch %s but checkpoint.pt is epoch %s; ignoring it "
+            "(re-run `chestxai evaluate %s` and `chestxai uncertainty %s --conformal`)",
+            run.conformal.summary, cal.epoch, epoch, run.root, run.root,
+        )  # fmt: skip
         return None
     return cal
 

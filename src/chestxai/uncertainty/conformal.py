@@ -61,6 +61,8 @@ class RunConformal:
     method: str
     temperature: float | None
     calibration: k.SetCalibration | k.CRCCalibration
+    #: checkpoint epoch of the probabilities it was calibrated on (``serve`` ignores a stale one)
+    epoch: int | None = None
     #: binary triage: where a case with an empty set is called (either call keeps both guarantees):
     #: the run's operating threshold at calibration time
     decision_threshold: float = 0.5
@@ -74,13 +76,15 @@ class RunConformal:
             "temperature": self.temperature,
             "calibration": self.calibration.to_dict(),
             "decision_threshold": self.decision_threshold if self.method == "triage" else None,
+            "checkpoint_epoch": self.epoch,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConformal:
         cal_cls = k.CRCCalibration if d["method"] == "crc" else k.SetCalibration
         return cls(d["task"], list(d["label_names"]), d["method"], d.get("temperature"),
-                   cal_cls.from_dict(d["calibration"]), float(d.get("decision_threshold") or 0.5))  # fmt: skip
+                   cal_cls.from_dict(d["calibration"]), epoch=d.get("checkpoint_epoch"),
+                   decision_threshold=float(d.get("decision_threshold") or 0.5))  # fmt: skip
 
     def scaled(self, probs: np.ndarray) -> np.ndarray:
         """``probs`` after the temperature the calibration was made with (none: unchanged)."""
@@ -136,6 +140,7 @@ def calibrate_run(
     class_conditional: bool = False,
     temperature: float | None = None,
     decision_threshold: float = 0.5,
+    epoch: int | None = None,
     seed: int = 0,
 ) -> RunConformal:
     """Calibrate on validation rows (``val_probs`` already scaled; rows with unknown targets are
@@ -163,7 +168,15 @@ def calibrate_run(
             cal = k.calibrate_sets(
                 p[known], t[known].argmax(axis=1), alpha, score, class_conditional, seed=seed
             )
-    return RunConformal(task, list(label_names), method, temperature, cal, float(decision_threshold))
+    return RunConformal(
+        task,
+        list(label_names),
+        method,
+        temperature,
+        cal,
+        epoch=epoch,
+        decision_threshold=float(decision_threshold),
+    )
 
 
 def load_conformal(run: RunDir | str) -> RunConformal | None:

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 WRITTEN_BY = "chestxai uncertainty --conformal"
 
 
-def _task_and_names(run: RunDir) -> tuple[str, list[str]]:
+def _task_and_names(run: RunDir) -> tuple[str, list[str], int | None]:
     if not run.metrics.is_file():
         raise FileNotFoundError(f"{run.metrics} does not exist; run `chestxai evaluate {run.root}` first")
     m = read_json(run.metrics)
@@ -48,7 +48,7 @@ def _task_and_names(run: RunDir) -> tuple[str, list[str]]:
         raise ValueError(
             f"{run.metrics} names no task and label_names; re-run `chestxai evaluate {run.root}`"
         )
-    return task, list(names)
+    return task, list(names), m.get("checkpoint_epoch")
 
 
 def conformal_uncertainty(cal: RunConformal, probs: np.ndarray, sets: np.ndarray) -> np.ndarray:
@@ -116,7 +116,7 @@ def conformal_run(
     run = RunDir(Path(run_dir))
     run.require_dir()
     check_not_training(run, force, "calibrate it")
-    task, names = _task_and_names(run)
+    task, names, epoch = _task_and_names(run)
     preds = read_predictions(run.predictions)
     if preds.label_names != names:
         raise ValueError(
@@ -133,7 +133,7 @@ def conformal_run(
     operating = operating_thresholds(run, names)
     cal = calibrate_run(task, names, val.probs, val.targets, alpha, score=score,
                         class_conditional=class_conditional, temperature=operating.temperature,
-                        decision_threshold=operating.values[names[0]], seed=seed)  # fmt: skip
+                        decision_threshold=operating.values[names[0]], epoch=epoch, seed=seed)  # fmt: skip
     test_patients = test.frame["patient_id"].astype(str).to_numpy()
     measured, sets, cols = _measure(cal, test.probs, test.targets, test_patients, n_boot, seed)
     val_measured, val_sets, val_cols = _measure(cal, val.probs, val.targets, None, 0, seed)
@@ -143,7 +143,12 @@ def conformal_run(
         "alpha": float(alpha),
         "guarantee": cal.guarantee(),
         "assumption": ASSUMPTION,
-        "calibrated_on": {"split": "val", "n_images": len(val.probs), "source": str(run.predictions)},
+        "calibrated_on": {
+            "split": "val",
+            "n_images": len(val.probs),
+            "source": str(run.predictions),
+            "checkpoint_epoch": epoch,
+        },  # fmt: skip
         "thresholds": _thresholds(cal),
         "measured_on": "test",
         "coverage" if cal.method != "crc" else "fnr": headline,
