@@ -14,7 +14,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.uid import UID
+from pydicom.uid import RE_VALID_UID
 
 from chestxai.dicomweb.connection import Server
 from chestxai.errors import UserError
@@ -49,7 +49,7 @@ class Selection:
 
 
 def check_uid(uid: str, flag: str) -> str:
-    if not UID(uid).is_valid:
+    if len(uid) > 64 or not RE_VALID_UID.match(uid):
         raise UserError(f"{flag} {uid!r} is not a DICOM UID (digits and dots, at most 64 characters)")
     return uid
 
