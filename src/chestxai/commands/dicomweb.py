@@ -30,7 +30,7 @@ QIDO-RS finds the series of the study / series / studies since DATE whose Modali
 naming another modality also lets predict take it). WADO-RS fetches each instance (uncompressed
 when the server can transcode) into a temporary folder removed at the end. OUT/ receives
 predictions.csv and predictions.skipped.csv as predict writes them (path = the instance's WADO-RS
-path), the heatmaps in predictions-METHOD/, the SR and Parametric Map of each image in dicom/, and
+URL), the heatmaps in predictions-METHOD/, the SR and Parametric Map of each image in dicom/, and
 dicomweb.csv: one row per item and step (step, object, uid, source, file, status, reason). --store
 sends every object back with STOW-RS, one request per object, each reported stored or failed with
 the server's reason. Exit code 1 when anything failed.
@@ -108,10 +108,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--explain",
-        default="gradcam",
+        default=None,
         metavar="METHOD",
-        help="heatmap method for the Parametric Map (default gradcam)",
+        help="heatmap method for the Parametric Map (default: predict --dicom-out's, gradcam)",
     )
+    switch(p, "--presentation-state", "also write and store a presentation state with the boxes")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward (default 64)")
     switch(p, "--force", "replace results in OUT this command did not write")
     add_common_flags(p)
@@ -139,26 +140,30 @@ def run(args: argparse.Namespace) -> int:
     server = Server(settings)
     progress = not args.no_progress
     ledger = Ledger()
-    found = find_instances(server, args.study, args.series, args.since, args.modality)
+    with ledger.timed("query"):
+        found = find_instances(server, args.study, args.series, args.since, args.modality)
     for s in found.skipped:
         ledger.add("query", "series", s["series"], SKIPPED, s["reason"])
     for ref in found.instances:
-        ledger.add("query", "instance", ref.sop, DONE, source=ref.path())
+        ledger.add("query", "instance", ref.sop, DONE, source=ref.url(server.url))
     lines = [f"{server.url}: {len(found.instances)} instance(s) of modality {','.join(args.modality)}"]
     if found.instances:
         staging = staging_dir(out / "instances")
         try:
-            sources = retrieve_all(server, found.instances, staging, ledger, progress)
+            with ledger.timed("retrieve"):
+                sources = retrieve_all(server, found.instances, staging, ledger, progress)
             forced = any(m not in DEFAULT_MODALITIES for m in args.modality)
-            result = _predict(args, out, list(sources), forced, progress)
+            with ledger.timed("predict"):  # the model's load included
+                result = _predict(args, out, list(sources), forced, progress)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         by_name = {Path(p).name: ref for p, ref in sources.items()}
-        _record_predictions(result, by_name, ledger)
+        _record_predictions(result, by_name, ledger, server.url)
         _rename_paths(result, by_name, server.url)
         lines.append(f"predictions -> {result['out']}; DICOM objects -> {out / 'dicom'}")
         if args.store:
-            store_all(server, result.get("dicom", []), _by_path(result, by_name), ledger, progress)
+            with ledger.timed("store"):
+                store_all(server, result.get("dicom", []), _by_path(result, by_name), ledger, progress)
         else:
             lines.append("not stored (pass --store to send the SR and Parametric Map to the server)")
     ledger.write(ledger_path)
@@ -179,19 +184,20 @@ def _predict(args: argparse.Namespace, out: Path, paths: list[str], forced: bool
         progress=progress,
         dicom_out=out / "dicom",
         dicom_force_modality=forced,
+        dicom_presentation_state=args.presentation_state,
     )
     return predict_files(scorer, [Path(p) for p in paths], out / "predictions.csv", options)
 
 
-def _record_predictions(result: dict, by_name: dict, ledger: Any) -> None:
+def _record_predictions(result: dict, by_name: dict, ledger: Any, url: str) -> None:
     from chestxai.dicomweb.roundtrip import DONE, SKIPPED
 
     refused = {Path(s["path"]).name: s["reason"] for s in result.get("skipped", [])}
     for name, ref in by_name.items():
         if name in refused:
-            ledger.add("predict", "instance", ref.sop, SKIPPED, refused[name], source=ref.path())
+            ledger.add("predict", "instance", ref.sop, SKIPPED, refused[name], source=ref.url(url))
         else:
-            ledger.add("predict", "instance", ref.sop, DONE, source=ref.path())
+            ledger.add("predict", "instance", ref.sop, DONE, source=ref.url(url))
 
 
 def _by_path(result: dict, by_name: dict) -> dict:
@@ -212,7 +218,7 @@ def _rename_paths(result: dict, by_name: dict, url: str) -> None:
         path = Path(result[key])
         frame = pd.read_csv(path, dtype={"path": str})
         frame["path"] = [
-            f"{url}/{by_name[Path(p).name].path()}" if Path(p).name in by_name else p for p in frame["path"]
+            by_name[Path(p).name].url(url) if Path(p).name in by_name else p for p in frame["path"]
         ]
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)

@@ -36,8 +36,12 @@ class InstanceRef:
     modality: str = ""
 
     def path(self) -> str:
-        """The WADO-RS path below the DICOMweb root (names the instance in the CSV and the summary)."""
+        """The WADO-RS path below the DICOMweb root."""
         return f"studies/{self.study}/series/{self.series}/instances/{self.sop}"
+
+    def url(self, root: str) -> str:
+        """The instance's WADO-RS URL: how the CSVs and the ledger name it."""
+        return f"{root.rstrip('/')}/{self.path()}"
 
 
 @dataclass

@@ -9,9 +9,11 @@ server's reason, and the command's exit code says whether any row failed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,15 @@ OBJECT_KINDS = ("sr", "pmap", "pr")
 @dataclass
 class Ledger:
     rows: list[dict[str, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step, for the summary
+
+    @contextlib.contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - start
 
     def add(
         self, step: str, obj: str, uid: str, status: str, reason: str = "", source: str = "", file: str = ""
@@ -52,12 +63,13 @@ class Ledger:
             writer.writerows(self.rows)
 
     def table(self, limit: int = 20) -> str:
-        """The summary: done / skipped / failed per step, then the first ``limit`` failures."""
+        """The summary: done / skipped / failed and seconds per step, then the first ``limit`` failures."""
         counts = Counter((r["step"], r["status"]) for r in self.rows)
-        lines = [f"{'step':<10}{DONE:>6}{SKIPPED:>9}{FAILED:>8}"]
+        lines = [f"{'step':<10}{DONE:>6}{SKIPPED:>9}{FAILED:>8}{'seconds':>9}"]
         for step in STEPS:
+            took = f"{self.seconds[step]:.2f}" if step in self.seconds else "-"
             lines.append(
-                f"{step:<10}{counts[step, DONE]:>6}{counts[step, SKIPPED]:>9}{counts[step, FAILED]:>8}"
+                f"{step:<10}{counts[step, DONE]:>6}{counts[step, SKIPPED]:>9}{counts[step, FAILED]:>8}{took:>9}"
             )
         failures = [r for r in self.rows if r["status"] == FAILED]
         if failures:
@@ -78,10 +90,10 @@ def retrieve_all(
         try:
             path = retrieve(server, ref, folder)
         except DicomwebError as exc:
-            ledger.add("retrieve", "instance", ref.sop, FAILED, str(exc), source=ref.path())
+            ledger.add("retrieve", "instance", ref.sop, FAILED, str(exc), source=ref.url(server.url))
             continue
         fetched[str(path)] = ref
-        ledger.add("retrieve", "instance", ref.sop, DONE, source=ref.path())
+        ledger.add("retrieve", "instance", ref.sop, DONE, source=ref.url(server.url))
     return fetched
 
 
@@ -104,6 +116,6 @@ def store_all(
             outcome.sop,
             DONE if outcome.stored else FAILED,
             outcome.reason,
-            source=ref.path() if ref else str(entry.get("source", "")),
+            source=ref.url(server.url) if ref else str(entry.get("source", "")),
             file=str(path),
         )
