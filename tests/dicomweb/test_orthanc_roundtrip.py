@@ -78,7 +78,7 @@ def test_dicomweb_store_round_trip_through_orthanc(orthanc, real_dicom, tiny_run
         "--study",
         src.StudyInstanceUID,
         "--device",
-        "cpu",
+        "auto",  # the command's run with auto that tests/test_device_auto.py points to
     ]
     assert main([*argv, "--store", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out

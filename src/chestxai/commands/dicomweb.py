@@ -43,9 +43,9 @@ Needs the [dicom] extra. Research software, not for clinical use.
 
 
 def _uid(flag: str):
-    from chestxai.dicomweb.query import check_uid
-
     def parse(text: str) -> str:
+        from chestxai.dicomweb.query import check_uid  # pydicom: imported on use, not at --help
+
         return check_uid(text, flag)
 
     parse.__name__ = "UID"
