@@ -135,3 +135,35 @@ def test_dicomweb_store_round_trip_through_orthanc(orthanc, real_dicom, tiny_run
     with open(tmp_path / "again" / "dicomweb.csv", newline="") as f:
         skipped = [r for r in csv.DictReader(f) if r["step"] == "query" and r["status"] == "skipped"]
     assert sorted(r["uid"] for r in skipped) == sorted(u for u in series if u != src.SeriesInstanceUID)
+
+
+def test_a_failed_store_makes_exit_code_1_and_the_rest_is_stored(
+    orthanc, real_dicom, tiny_run, tmp_path, capsys, monkeypatch
+):
+    """The map's STOW refused (a stand-in for the server's refusal; Orthanc will not refuse on
+    demand), the SR's stored: the command reports both and ends with 1."""
+    from chestxai.dicomout.names import PMAP_SUFFIX
+
+    import chestxai.dicomweb.roundtrip as roundtrip
+    from chestxai.dicomweb.transfer import Stored
+
+    real_store = roundtrip.store
+
+    def refuse_maps(server, path):
+        if path.name.endswith(PMAP_SUFFIX):
+            return Stored(
+                path, pydicom.dcmread(path).SOPInstanceUID, False, "refused: 0xA700 out of resources"
+            )
+        return real_store(server, path)
+
+    monkeypatch.setattr(roundtrip, "store", refuse_maps)
+    server = Server(ServerSettings(orthanc.dicomweb, retries=0))
+    source = derive(real_dicom, tmp_path / "source.dcm", study=generate_uid())
+    src = pydicom.dcmread(source)
+    assert store(server, source).stored
+    argv = ["dicomweb", str(tiny_run), "--url", orthanc.dicomweb, "--study", src.StudyInstanceUID]
+    assert main([*argv, "--store", "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]) == 1
+    printed = capsys.readouterr().out
+    assert "1 failed:" in printed and "store pmap" in printed and "0xA700 out of resources" in printed
+    modalities = sorted(value(s, "00080060") for s in server.client.search_for_series(src.StudyInstanceUID))
+    assert modalities == ["CR", "SR"]  # the SR went in; the map did not

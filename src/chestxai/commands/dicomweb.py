@@ -124,13 +124,13 @@ def run(args: argparse.Namespace) -> int:
     from chestxai.dicomweb.connection import Server, ServerSettings
     from chestxai.dicomweb.query import DEFAULT_MODALITIES, find_instances
     from chestxai.dicomweb.roundtrip import DONE, FAILED, SKIPPED, Ledger, retrieve_all, store_all
-    from chestxai.rundir.guard import check_overwrite, refuse_while_training
+    from chestxai.rundir.guard import refuse_while_training
 
     refuse_while_training(args.run, "predict with it")
     if not (Path(args.run) / "checkpoint.pt").is_file():
         raise FileNotFoundError(f"{args.run} has no checkpoint.pt; give a run directory (RUN)")
     out = Path(args.out)
-    ledger_path = check_overwrite(out / "dicomweb.csv", args.force, what="DICOMweb ledger")
+    ledger_path = _check_out(out, args.force)
     settings = ServerSettings(
         args.url,
         timeout=args.timeout,
@@ -170,6 +170,18 @@ def run(args: argparse.Namespace) -> int:
     lines += [ledger.table(), f"every item: {ledger_path}"]
     print("\n".join(lines))
     return 1 if ledger.count(FAILED) else 0
+
+
+def _check_out(out: Path, force: bool) -> Path:
+    """Refuse, before any request, to replace results in OUT this command did not write."""
+    from chestxai.rundir.guard import check_overwrite
+
+    check_overwrite(out / "predictions.csv", force, what="predictions")
+    check_overwrite(out / "predictions.skipped.csv", force, what="list of skipped files")
+    dicom = out / "dicom"
+    if dicom.is_dir() and any(dicom.glob("*.dcm")) and not force:
+        raise FileExistsError(f"{dicom} already holds .dcm files; choose another --out or pass --force")
+    return check_overwrite(out / "dicomweb.csv", force, what="DICOMweb ledger")
 
 
 def _predict(args: argparse.Namespace, out: Path, paths: list[str], forced: bool, progress: bool) -> dict:

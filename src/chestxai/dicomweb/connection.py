@@ -133,12 +133,11 @@ class Server:
         settings.check()
         self.settings = settings
         self.url = settings.url.rstrip("/")
-        self.client = DICOMwebClient(
-            self.url, session=session or open_session(settings), timeout=settings.timeout
-        )
+        session = session or open_session(settings)
+        self.authenticated = session.auth is not None  # a 401 then means "not accepted", not "needed"
+        self.client = DICOMwebClient(self.url, session=session, timeout=settings.timeout)
         self.client.set_http_retry_params(retry=False)  # ours cover connection errors and 5xx too
         self.sleep = sleep
-        self.authenticated = (session or self.client._session).auth is not None
         self.attempts = 0  # requests sent, retries included (reported in the summary)
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
