@@ -147,16 +147,19 @@ def run(args: argparse.Namespace) -> int:
     for ref in found.instances:
         ledger.add("query", "instance", ref.sop, DONE, source=ref.url(server.url))
     lines = [f"{server.url}: {len(found.instances)} instance(s) of modality {','.join(args.modality)}"]
-    if found.instances:
-        staging = staging_dir(out / "instances")
-        try:
-            with ledger.timed("retrieve"):
-                sources = retrieve_all(server, found.instances, staging, ledger, progress)
+    staging = staging_dir(out / "instances") if found.instances else None
+    sources: dict = {}
+    try:
+        with ledger.timed("retrieve"):
+            sources = retrieve_all(server, found.instances, staging, ledger, progress) if staging else {}
+        if sources:
             forced = any(m not in DEFAULT_MODALITIES for m in args.modality)
             with ledger.timed("predict"):  # the model's load included
                 result = _predict(args, out, list(sources), forced, progress)
-        finally:
+    finally:
+        if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+    if sources:
         by_name = {Path(p).name: ref for p, ref in sources.items()}
         _record_predictions(result, by_name, ledger, server.url)
         _rename_paths(result, by_name, server.url)
