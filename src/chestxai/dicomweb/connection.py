@@ -128,8 +128,10 @@ class Server:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from dicomweb_client import DICOMwebClient
-
+        try:
+            from dicomweb_client import DICOMwebClient
+        except ImportError as exc:
+            raise UserError("chestxai dicomweb needs dicomweb-client: pip install 'chestxai[dicom]'") from exc
         settings.check()
         self.settings = settings
         self.url = settings.url.rstrip("/")
