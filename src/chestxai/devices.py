@@ -134,3 +134,25 @@ def choose_precision(amp: str | bool, device: torch.device, flag: str = "train.a
             "%s is on, but %s; training in float32 (%s false / --no-amp silences this)", flag, why, flag
         )
     return Precision("float32", f"{flag} {amp}: {why}")
+
+
+# ---- torch.compile: a recipe's train.compile --------------------------------------------------------
+#: ``off`` or a torch.compile mode; a recipe's true/false read as default/off
+COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_HELP = (
+    "torch.compile the training step's model: off | default | reduce-overhead | max-autotune | "
+    "max-autotune-no-cudagraphs (true = default, false = off); the first steps pay the compile time, "
+    "validation and checkpoints use the eager model"
+)
+
+
+def parse_compile(value: object, where: str = "train.compile") -> str:
+    """A recipe's / flag's ``compile`` (true/false or a mode name) as ``off`` or a mode name."""
+    text = str(value).strip().lower()
+    if text in _OFF:
+        return "off"
+    if text in _ON:
+        return "default"
+    if text in COMPILE_CHOICES:
+        return text
+    raise ValueError(f"{where} must be true, false or one of {', '.join(COMPILE_CHOICES)}; got {value!r}")

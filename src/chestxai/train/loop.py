@@ -42,7 +42,7 @@ from chestxai.train.data_setup import TrainingData, cache_row_size, record_cache
 from chestxai.train.epoch_end import Fit, finish_epoch
 from chestxai.train.losses import task_loss
 from chestxai.train.memory import reset_peak_memory
-from chestxai.train.optimisation import setup_optimisation
+from chestxai.train.optimisation import setup_optimisation, step_input
 from chestxai.train.resume import LoopState, restore, start_run_dir
 from chestxai.train.tracking import Tracker
 
@@ -114,8 +114,13 @@ def _fit(
     cfg.precision = opt.precision.name  # recorded in config.yaml (and every checkpoint's config)
     if dist.is_main:  # on screen: a precision the device emulates slowly must never be a silent choice
         log.info("training in %s (%s)", opt.precision.name, opt.precision.why)
+        knobs = _step_knobs(cfg)
+        if knobs:
+            log.info("training step: %s", knobs)
         if progress:
-            tqdm.write(f"training in {opt.precision.name} ({opt.precision.why})")
+            tqdm.write(
+                f"training in {opt.precision.name} ({opt.precision.why})" + (f"; {knobs}" if knobs else "")
+            )
 
     state = LoopState()
     if resume:
@@ -188,7 +193,7 @@ def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[
             break
         # uint8 to the device (4x less to move), then keyed augmentation there
         x = to_unit(batch.images.to(device, non_blocking=True), batch.params)
-        x = to_input(x, fit.preprocess)  # resize + normalise exactly as evaluation will
+        x = step_input(to_input(x, fit.preprocess), cfg)  # resize + normalise as evaluation will
         y = batch.targets.to(device)
         with torch.autocast(device.type, dtype=opt.precision.dtype(), enabled=opt.precision.autocast):
             if aux_targets is not None:  # through the (DDP) wrapper, so gradients are synchronised
@@ -242,6 +247,14 @@ def preflight(config: RunConfig) -> None:
         )
     # a missing file, or pretrained weights neither cached nor downloadable (offline), fail here
     locate_weights(config.model.name, config.model.pretrained, config.model.weights or None)
+
+
+def _step_knobs(cfg) -> str:
+    """``train.channels_last`` / ``train.compile`` as said on screen ("" when both are off)."""
+    said = ["channels_last"] if cfg.channels_last else []
+    if cfg.compile != "off":
+        said.append(f"torch.compile mode {cfg.compile} (the first steps compile)")
+    return ", ".join(said)
 
 
 def _aux_targets(data: TrainingData, column: str) -> tuple[list[str], np.ndarray | None]:
