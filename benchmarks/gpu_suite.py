@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import signal
@@ -36,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ import serve_load  # noqa: E402
 import synth_throughput  # noqa: E402
 import train_throughput  # noqa: E402
 
+log = logging.getLogger("gpu_suite")
 FORMAT = 1
 FINDINGS = 14  # a multi-label head the size of NIH ChestX-ray14's
 
@@ -73,12 +74,15 @@ class Size:
 
 
 FULL = Size(20_000, 224, 128, 30, 16, 64, 3000, 224, 256, 4, 64, 10, {
-    "data": 40, "train": 300, "explain": 45, "mc": 20, "serve": 45, "cyclegan": 40, "ddp": 40,
+    "data": 30, "train": 240, "explain": 40, "mc": 15, "serve": 40, "cyclegan": 30, "ddp": 30,
 })  # fmt: skip
 TINY = Size(320, 32, 8, 3, 2, 8, 96, 32, 32, 1, 8, 2, {
     "data": 10, "train": 60, "explain": 20, "mc": 10, "serve": 30, "cyclegan": 10, "ddp": 15,
 })  # fmt: skip
 MODELS = ("resnet50", "densenet121")
+NO_TINY_COMPILE = (
+    "not run with --tiny: inductor takes minutes per model on 2 CPU cores (tests/train cover compile)"
+)
 
 
 class Budget(Exception):
@@ -134,23 +138,28 @@ def build_cache(root: Path, size: Size) -> Path:
 
 
 # ---- sections --------------------------------------------------------------------------------------
-def section_train(ctx: dict) -> dict:
+def section_train(ctx: dict, out: dict) -> None:
     """The real loop per model and variant, against the same step on random tensors."""
     from chestxai.config import load_config
     from chestxai.devices import choose_precision
     from chestxai.train.loop import train
 
     device, size, tiny = ctx["device"], ctx["size"], ctx["tiny"]
-    mixed = choose_precision("on", device)
+    mixed = choose_precision("on", device)  # bfloat16 (or float16 + GradScaler) where the device has it
     variants = {"float32": ("float32", False, "off")}
     if mixed.autocast:
-        variants[mixed.name] = (mixed.name, False, "off")
-    variants["channels_last"] = (mixed.name, True, "off")
+        variants["amp"] = (mixed.name, False, "off")
+    variants["channels_last"] = (mixed.name, True, "off")  # with mixed precision where there is one
     if not tiny:
         variants["compile"] = (mixed.name, True, "default")
-    figures, ratios = {}, {}
-    for model in MODELS:
-        for name, (precision, cl, comp) in variants.items():
+    figures, ratios = out["figures"], out["ratios"]  # filled as measured: a budget stop keeps them
+    for model in MODELS:  # the same keys on every machine: a variant not run says why
+        if tiny:
+            ratios[f"{model}.compile"] = ratio(None, None, ">= 0.95", reason=NO_TINY_COMPILE)
+        if not mixed.autocast:
+            ratios[f"{model}.amp"] = ratio(None, None, ">= 0.95", reason=mixed.why)
+    for name, (precision, cl, comp) in variants.items():  # compile last: the longest to set up
+        for model in MODELS:
             key = f"{model}.{name}"
             values = {
                 "data.cache_dir": str(ctx["cache"]), "run_dir": str(ctx["tmp"] / f"run-{key}"),
@@ -176,12 +185,6 @@ def section_train(ctx: dict) -> dict:
                 "peak_gpu_mib": peak,
             }
             ctx["fastest_loop"] = max(ctx.get("fastest_loop", 0.0), loop)
-    if tiny:
-        figures["compile"] = "not run with --tiny: inductor takes minutes per model on 2 CPU cores"
-        ratios["resnet50.compile"] = ratio(None, None, ">= 0.95", reason=figures["compile"])
-    if not mixed.autocast:
-        ratios["resnet50.bfloat16"] = ratio(None, None, ">= 0.95", reason=mixed.why)
-    return {"figures": figures, "ratios": ratios}
 
 
 def _last_history(run: Path) -> dict:
@@ -190,7 +193,7 @@ def _last_history(run: Path) -> dict:
     return pd.read_csv(run / "history.csv").iloc[-1].to_dict()
 
 
-def section_data(ctx: dict) -> dict:
+def section_data(ctx: dict, out: dict) -> dict:
     """The loop's own data path, alone: batches as the loop gathers them, to the device, augmented."""
     from chestxai.data.augment import AugmentConfig
     from chestxai.data.cache import PreparedCache
@@ -228,7 +231,7 @@ def section_data(ctx: dict) -> dict:
     }
 
 
-def section_explain(ctx: dict) -> dict:
+def section_explain(ctx: dict, out: dict) -> dict:
     """Grad-CAM for every finding of a batch: chestxai's Explainer (one batched call of B x L maps)
     against forward + backward of the batch, and against pytorch-grad-cam's per-image loop."""
     from pytorch_grad_cam import GradCAM
@@ -275,7 +278,7 @@ def section_explain(ctx: dict) -> dict:
     }  # fmt: skip
 
 
-def section_mc(ctx: dict) -> dict:
+def section_mc(ctx: dict, out: dict) -> dict:
     """MC dropout (30 passes, the library's sampler) against 30 plain forwards."""
     from chestxai.models import create_model
     from chestxai.uncertainty import predict_with_uncertainty
@@ -300,7 +303,7 @@ def section_mc(ctx: dict) -> dict:
     }
 
 
-def section_serve(ctx: dict) -> dict:
+def section_serve(ctx: dict, out: dict) -> dict:
     """``chestxai serve`` (its own process) at 32 loopback clients against its model's batched forward."""
     import asyncio
     import io
@@ -344,7 +347,7 @@ def section_serve(ctx: dict) -> dict:
     }
 
 
-def section_cyclegan(ctx: dict) -> dict:
+def section_cyclegan(ctx: dict, out: dict) -> dict:
     """The CycleGAN step (synth_throughput's limit: the step on random tensors) against the same
     network passes (6 generator and 6 discriminator forwards, both backwards) without optimisers,
     losses' bookkeeping or the fake pools."""
@@ -412,7 +415,7 @@ def _ddp_worker(rank: int, world: int, port: int, device_type: str, size: Size, 
         dist.destroy_process_group()
 
 
-def section_ddp(ctx: dict) -> dict:
+def section_ddp(ctx: dict, out: dict) -> dict:
     """DDP world size 1 (and 2 with 2 GPUs) against the same steps without DDP, x world size."""
     import torch.multiprocessing as mp
 
@@ -455,16 +458,16 @@ def run_section(name: str, ctx: dict) -> dict:
     signal.signal(signal.SIGALRM, stop)
     signal.alarm(max(1, round(budget)))
     start = time.perf_counter()
+    out = {"status": "ok", "error": None, "figures": {}, "ratios": {}}
     try:
-        out = {"status": "ok", "error": None, **SECTIONS[name](ctx)}
-    except Exception as exc:  # fail soft: the next section still runs
-        tail = traceback.format_exc().strip().splitlines()[-1]
-        out = {
-            "status": "error",
-            "error": f"{type(exc).__name__}: {exc}"[:500] or tail,
-            "figures": {},
-            "ratios": {},
-        }
+        got = SECTIONS[name](ctx, out)  # a section fills ``out`` as it goes, or returns its results
+        if got:
+            out["figures"].update(got["figures"])
+            out["ratios"].update(got["ratios"])
+    except Exception as exc:  # fail soft: the next section still runs; what was measured is kept
+        signal.alarm(0)
+        log.debug("section %s failed", name, exc_info=True)
+        out.update(status="error", error=f"{type(exc).__name__}: {exc}"[:500])
     finally:
         signal.alarm(0)
     out["seconds"] = round(time.perf_counter() - start, 2)
