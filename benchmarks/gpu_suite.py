@@ -204,7 +204,7 @@ def section_data(ctx: dict, out: dict) -> dict:
     device, size = ctx["device"], ctx["size"]
     cache = PreparedCache(ctx["cache"])
     preprocess = {"size": size.px, "mean": 0.5, "std": 0.25}
-    rows = np.arange(len(cache))
+    rows = np.arange(min(len(cache), 40 * size.batch))  # 40 batches a pass: bounded on any machine
     epoch = [0]
 
     def one_epoch() -> None:
@@ -314,7 +314,9 @@ def section_serve(ctx: dict, out: dict) -> dict:
     device, size = ctx["device"], ctx["size"]
     run, _ = write_tiny_run(ctx["tmp"] / "serve", "multilabel", FINDINGS, n=24, size=size.serve_px)
     served = load_served(run, device=str(device))
-    limit = serve_load.forward_rate(served.model, served.preprocess, served.resize_to, 32, seconds=3.0)
+    limit = serve_load.forward_rate(
+        served.model, served.preprocess, served.resize_to, 32, seconds=3.0, device=str(device)
+    )
     png = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)).save(png, "PNG")
     port = serve_load.free_port()
@@ -471,11 +473,21 @@ def run_section(name: str, ctx: dict) -> dict:
     return out
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: torch.device) -> dict:
     import chestxai
 
     env = {
-        "device": str(device), "device_name": platform.processor() or platform.machine(),
+        "device": str(device), "device_name": _cpu_name(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "cuda": torch.version.cuda, "driver": None, "gpu_count": torch.cuda.device_count(),
         "chestxai": chestxai.__version__, "python": platform.python_version(),
