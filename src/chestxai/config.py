@@ -213,8 +213,9 @@ class TrainConfig:
         switch=("on", "off"),
     )
     precision: str = setting("", help="filled in at run time: float32, bfloat16 or float16 as trained")
-    # Both off by default: on 2 CPU cores neither speeds a step (docs/BENCHMARKS.md, "GPU suite"), and
-    # compile costs its compile time on every run; benchmarks/gpu_suite.py measures both on a GPU.
+    # Both off by default (docs/BENCHMARKS.md, "GPU suite"): on 2 CPU cores compile gained nothing
+    # for resnet50 after ~1 min of compiling, channels_last 1.35x for densenet121 only (one short
+    # measurement); benchmarks/gpu_suite.py measures both in the loop on a GPU.
     channels_last: bool = setting(
         False, help="model and input batches in channels_last memory format (NHWC; faster convolutions "
         "with tensor cores under mixed precision)"
