@@ -49,6 +49,9 @@ from chestxai.train.tracking import Tracker
 log = logging.getLogger(__name__)
 
 
+#: steps between progress-bar updates of the loss (each update waits for the device)
+PROGRESS_EVERY = 10
+
 #: called on rank 0 after each epoch is saved, with that epoch's history row; returning True stops
 #: training there (how ``chestxai tune`` prunes a trial). The run stays a complete, resumable run.
 EpochCallback = Callable[[dict], bool]
@@ -187,7 +190,10 @@ def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[
         disable=not (fit.progress and dist.is_main),
         leave=False,
     )
-    started, seen, loss_sum = time.perf_counter(), 0, 0.0
+    started, seen = time.perf_counter(), 0
+    # the loss sum stays on the device and is read every PROGRESS_EVERY steps: a per-step .item()
+    # made the host wait for each GPU step, so the next batch's gather could not overlap it
+    loss_sum = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
     for step, batch in enumerate(batches):
         if step >= opt.steps:
             break
@@ -215,16 +221,18 @@ def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[
         opt.scaler.update()
         opt.scheduler.step()
         seen += len(batch.rows)
-        loss_sum += loss.item() * len(batch.rows)
+        loss_sum += loss.detach().double() * len(batch.rows)  # what loss.item() * n summed, exactly
         bar.update(1)
-        bar.set_postfix(
-            loss=f"{loss_sum / seen:.4f}",
-            img_s=f"{seen * dist.world_size / (time.perf_counter() - started):.0f}",
-        )
+        if not bar.disable and (step % PROGRESS_EVERY == 0 or step + 1 == opt.steps):
+            bar.set_postfix(
+                loss=f"{loss_sum.item() / seen:.4f}",
+                img_s=f"{seen * dist.world_size / (time.perf_counter() - started):.0f}",
+            )
     bar.close()
+    loss_total = float(loss_sum.item())  # waits for the last step, so the epoch's seconds include it
     seconds = time.perf_counter() - started
     total_seen = D.all_reduce_sum(seen, dist, device)
-    return D.all_reduce_sum(loss_sum, dist, device) / max(total_seen, 1), seconds, total_seen
+    return D.all_reduce_sum(loss_total, dist, device) / max(total_seen, 1), seconds, total_seen
 
 
 # ---- helpers (kept below so the loop above reads straight through) ------------------------------
