@@ -73,7 +73,7 @@ class Size:
     budget_s: dict  # per section
 
 
-FULL = Size(20_000, 224, 128, 30, 16, 64, 3000, 224, 256, 4, 64, 10, {
+FULL = Size(20_000, 224, 128, 30, 8, 64, 3000, 224, 256, 4, 64, 10, {
     "data": 30, "train": 240, "explain": 40, "mc": 15, "serve": 40, "cyclegan": 30, "ddp": 30,
 })  # fmt: skip
 TINY = Size(320, 32, 8, 3, 2, 8, 96, 32, 32, 1, 8, 2, {
