@@ -94,8 +94,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--probe",
         choices=("dataset", "view"),
-        default="dataset",
-        help="what --site-probe predicts: dataset (internal vs --data; default) or view (PA vs AP)",
+        default=None,
+        help="what the site probe predicts: dataset (internal vs --data; default) or view (PA vs AP); "
+        "implies --site-probe",
     )
     p.add_argument(
         "--probe-folds", type=int, default=5, help="patient-grouped folds of the site probe (default 5)"
@@ -113,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, info, device: str) -> int:
     from chestxai.evaluation.evaluate import evaluate_run
+
+    if args.probe is not None:  # naming what to probe asks for the probe
+        args.site_probe = True
+    args.probe = args.probe or "dataset"
 
     site = _site_step(args, info, device)
     if site is not None and not site["full"]:

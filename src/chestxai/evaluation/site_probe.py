@@ -29,7 +29,7 @@ FOLDS = 5
 PROBES = ("dataset", "view")
 WARNING = (
     "the model's pooled features predict the {what} (probe AUROC {auc:.3f} >= {warn}): it encodes "
-    "the {what}, so its scores may use site cues rather than the finding (Zech et al. 2018; DeGrave et al. 2021)"
+    "the {what}, so its scores may use {what} cues rather than the finding (Zech et al. 2018; DeGrave et al. 2021)"
 )
 
 
