@@ -82,10 +82,7 @@ def test_probe_needs_two_patients_per_class():
 def test_view_probe_on_the_runs_own_split(tmp_path):
     run_dir, cache = write_tiny_run(tmp_path, "binary", 1, n=48, size=SIZE, label_names=["Pneumonia"])
     # write_tiny_cache records every view as PA: one view, so a view probe is refused with the counts
-    assert (
-        main(["evaluate", str(run_dir), "--probe", "view", "--n-boot", "10", "--no-figures"])
-        == 2
-    )
+    assert main(["evaluate", str(run_dir), "--probe", "view", "--n-boot", "10", "--no-figures"]) == 2
 
 
 def test_view_probe_finds_a_view_that_differs_by_a_band(run):
