@@ -68,3 +68,16 @@ def test_shared_targets_any_positive_all_known_negative():
     np.testing.assert_array_equal(got, [1, 0, np.nan, 1, np.nan])
     with pytest.raises(ValueError):
         shared_targets(labels, ["a", "b", "c"], ["d"])
+
+
+@pytest.mark.realdata
+def test_the_real_covid_collection_meets_nih_on_pneumonia(shared_data):
+    """The June 2020 snapshot in ../shared/data, read as multi-label: its pathogens carry
+    Pneumonia; 7 rows are pneumonia-free (3 No Finding, 4 ARDS only)."""
+    from chestxai.data.readers.covid_collection import read
+
+    table = read(shared_data / "covid-collection", label_mode="multilabel", masks=False)
+    m = meet(NIH14, table.label_names, table.task)
+    assert m.how == {"Pneumonia": "kind"} and m.data_only == ["ARDS"]
+    y = shared_targets(table.labels, table.label_names, m.shared["Pneumonia"])
+    assert (y == 0).sum() == 7 and (y == 1).sum() == len(y) - 7
