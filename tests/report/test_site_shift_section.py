@@ -49,3 +49,10 @@ def test_report_of_a_site_only_evaluation(tmp_path):
     (out / "metrics.json").write_text(json.dumps(metrics))
     html = build_report(out).read_text()
     assert 'id="site-shift"' in html and "Scored: site_shift only" in html and "Warning:" in html
+
+
+def test_the_table_fits_one_block():
+    from chestxai.report.html import MAX_COLUMNS
+
+    html = site_shift_section(_entries())
+    assert "part 1 of" not in html and html.count("<th>") <= MAX_COLUMNS + 6  # shift table + probe table

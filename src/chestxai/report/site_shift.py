@@ -41,7 +41,7 @@ def site_shift_section(metrics: dict | None) -> str:
                 "n/a" if d["value"] is None else f"{d['value']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
             )
             rows.append([
-                name,
+                name + (" (small n)" if e["small_n"] else ""),
                 ", ".join(e["data_labels"]) + f" ({e['how']})",
                 _auc(e["internal"]),
                 f"{e['internal']['n_pos']}/{e['internal']['n_neg']}",
@@ -49,7 +49,6 @@ def site_shift_section(metrics: dict | None) -> str:
                 f"{e['external']['n_pos']}/{e['external']['n_neg']}",
                 diff,
                 "n/a" if e["delong_p"] is None else format_p(e["delong_p"]),
-                "yes" if e["small_n"] else "",
             ])  # fmt: skip
         parts.append(
             paragraph(
@@ -71,7 +70,6 @@ def site_shift_section(metrics: dict | None) -> str:
                         "n+/n- ext",
                         "difference",
                         "p (DeLong)",
-                        "small n",
                     ],
                     rows,
                     caption="Internal vs external AUROC per shared finding",
