@@ -108,3 +108,10 @@ def test_view_probe_finds_a_view_that_differs_by_a_band(run):
     assert probe["classes"] == ["PA", "AP"] and probe["n"] == 45
     assert probe["other_views_dropped"] == {"LL": 2} and probe["unknown_view_dropped"] == 3
     assert probe["roc_auc"]["value"] >= WARN_AUROC and "encodes the view" in probe["warning"]
+
+
+def test_a_dataset_probe_against_the_runs_own_cache_is_refused(run):
+    run_dir, root = run
+    assert (
+        main(["evaluate", str(run_dir), "--data", str(root / "cache"), "--site-probe", "--no-figures"]) == 2
+    )
