@@ -34,7 +34,7 @@ TEST_NOTE = (
     "DeLong unpaired test (two independent ROC curves, DeLong et al. 1988); images are treated as "
     "independent, so with several images per patient the p-value is optimistic"
 )
-DIFF_NOTE = "internal minus external; CI from the two independent patient bootstraps (percentile)"
+DIFF_NOTE = "internal minus external; CI from the two independent bootstraps (percentile)"
 
 
 @dataclass

@@ -34,6 +34,8 @@ def site_shift_section(metrics: dict | None) -> str:
     if shift is not None:
         from chestxai.metrics.significance import format_p
 
+        unit = shift["bootstrap"]["unit"]
+        units = f"{unit['internal']}s (internal) and {unit['external']}s (external)"
         rows = []
         for name, e in shift["findings"].items():
             d = e["difference"]
@@ -55,7 +57,7 @@ def site_shift_section(metrics: dict | None) -> str:
                 f"Internal: the run's {shift['internal']['split']} split ({shift['internal']['n_images']} images, "
                 f"{shift['internal']['n_patients']} patients). External: {shift['external']['cache']} "
                 f"({shift['external']['n_images']} images, {shift['external']['n_patients']} patients). "
-                f"95% CIs resample patients; {shift['difference_note']}. {shift['test']}."
+                f"95% CIs resample {units}; difference: {shift['difference_note']}. {shift['test']}."
             )
         )
         if rows:
