@@ -1,0 +1,141 @@
+"""``predict --dicom-out DIR``: the DICOM sources of a batch screened before decoding, and their SR +
+Parametric Map written after the explanation (:mod:`chestxai.dicomout` does the writing).
+
+A DICOM source that cannot get DICOM results (no pixel data, not CR/DX unless forced, multi-frame,
+no study/series/instance UIDs, a transfer syntax that cannot be decoded: :func:`check_source`) is
+skipped *whole*: listed in ``OUT.skipped.csv`` with the reason, no CSV row, nothing written.
+Non-DICOM inputs are predicted as usual and get no DICOM objects (they have no study to go in).
+A write that fails after the prediction keeps the CSV row and lists the failure as skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: the explanation ``--dicom-out`` asks for when ``--explain`` names none
+DEFAULT_METHOD = "gradcam"
+#: the CSV columns ``--dicom-out`` adds (the files written for the row; empty for a non-DICOM input)
+COLUMNS = ["dicom_sr", "dicom_pm", "dicom_pr"]
+
+
+def check_dicom_out(out_dir: Path, force: bool, onnx: bool) -> None:
+    if onnx:
+        raise ValueError(
+            "--dicom-out writes the heatmap as a Parametric Map, which needs gradients an ONNX model "
+            "does not have; pass the run directory instead of --onnx"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--dicom-out {out_dir} is a file; give a folder")
+    if out_dir.is_dir() and any(out_dir.glob("*.dcm")) and not force:
+        raise FileExistsError(
+            f"--dicom-out {out_dir} already holds .dcm files; choose another folder or pass --force"
+        )
+
+
+def is_dicom(path: str | Path) -> bool:
+    from chestxai.data.decode import sniff_format
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False  # the decoder lists it with its reason
+    return sniff_format(head, Path(path)) == "dicom"
+
+
+def screen(paths: list[Path], force_modality: bool) -> tuple[dict[int, Any], dict[int, str]]:
+    """``({position: data set}, {position: skip reason})`` for the DICOM files among ``paths``; a
+    file that does not even parse is left to the decoder (it lists its own reason)."""
+    from chestxai.data.decode_settings import DecodeError, DecodeSettings
+    from chestxai.data.dicom_read import read_dicom
+    from chestxai.dicomout import check_source
+
+    sources: dict[int, Any] = {}
+    refused: dict[int, str] = {}
+    for k, p in enumerate(paths):
+        if not is_dicom(p):
+            continue
+        try:
+            ds = read_dicom(Path(p), DecodeSettings())
+        except (DecodeError, OSError):
+            continue
+        reason = check_source(ds, force_modality)
+        if reason:
+            refused[k] = reason
+        else:
+            sources[k] = ds
+    return sources, refused
+
+
+def write_rows(scorer: Any, rows: list[dict], sources: dict[str, Any], options: Any) -> list[dict]:
+    """Write the objects of every row whose path is a screened DICOM source; fills the row's
+    :data:`COLUMNS` and returns the skipped entries of the writes that failed."""
+    from chestxai import __version__
+    from chestxai.dicomout import AlgorithmIdentification, DicomFindings, write_results
+    from chestxai.rundir import prob_column
+    from chestxai.serve.predict_files import decision_column
+
+    failed: list[dict] = []
+    names = list(scorer.label_names)
+    thresholds = [float(scorer.thresholds.values[n]) for n in names]
+    algorithm = AlgorithmIdentification(
+        version=__version__, run_id=str(scorer.name), epoch=scorer.epoch, method=str(options.explain)
+    )
+    for row in rows:
+        row.update(dict.fromkeys(COLUMNS, ""))
+        ds = sources.get(row["path"])
+        heat, boxes = row.pop("_heatmap", None), row.pop("_boxes_original", ())
+        if ds is None or heat is None:
+            continue
+        findings = DicomFindings(
+            labels=tuple(names),
+            probabilities=tuple(float(row[prob_column(n)]) for n in names),
+            thresholds=tuple(thresholds),
+            decisions=tuple(bool(row[decision_column(n)]) for n in names),
+            heatmap=np.asarray(heat, np.float32),
+            explained_label=row["explained_label"],
+            boxes=tuple(tuple(int(v) for v in b) for b in boxes),
+            algorithm=algorithm,
+        )
+        stem = f"{row['index']:06d}_{Path(row['path']).stem}"
+        try:
+            written = write_results(
+                ds,
+                findings,
+                Path(options.dicom_out),
+                stem=stem,
+                presentation_state=options.dicom_presentation_state,
+                force_modality=options.dicom_force_modality,
+                source_path=Path(row["path"]),
+            )
+        except (ValueError, OSError) as exc:
+            log.warning("%s: DICOM output failed: %s", row["path"], exc)
+            failed.append(
+                {"index": row["index"], "path": row["path"], "reason": f"DICOM output failed: {exc}"}
+            )
+            continue
+        row["dicom_sr"], row["dicom_pm"] = str(written.sr), str(written.pmap)
+        row["dicom_pr"] = "" if written.pr is None else str(written.pr)
+    return failed
+
+
+def listing(frame: Any) -> list[dict]:
+    """The ``predict_files`` result's ``"dicom"`` list from the output frame's :data:`COLUMNS`."""
+    if "dicom_sr" not in frame.columns:
+        return []
+    done = frame[frame["dicom_sr"].fillna("").astype(str) != ""]
+    return [
+        {
+            "source": str(r["path"]),
+            "sr": str(r["dicom_sr"]),
+            "pmap": str(r["dicom_pm"]),
+            "pr": str(r["dicom_pr"]) if isinstance(r["dicom_pr"], str) and r["dicom_pr"] else None,
+        }
+        for _, r in done.iterrows()
+    ]
