@@ -8,14 +8,16 @@ highdicom is the ``[dicom]`` extra: it is imported only when an object is writte
 from chestxai.dicomout.findings import AlgorithmIdentification, DicomFindings, WrittenObjects
 from chestxai.dicomout.names import object_paths
 from chestxai.dicomout.source import MODALITIES, check_source
-from chestxai.dicomout.write import write_results
+from chestxai.dicomout.write import build_objects, to_bytes, write_results
 
 __all__ = [
     "MODALITIES",
     "AlgorithmIdentification",
     "DicomFindings",
     "WrittenObjects",
+    "build_objects",
     "check_source",
     "object_paths",
+    "to_bytes",
     "write_results",
 ]

@@ -19,6 +19,8 @@ from chestxai.dicomout.codes import concept
 from chestxai.dicomout.findings import DicomFindings
 
 PM_SERIES_NUMBER = 9902
+
+
 def heatmap_on_source(heatmap: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """The model-grid heatmap stretched to the source's ``rows x cols``, float32 in [0, 1]."""
     from chestxai.explain.overlay import resize_heatmap

@@ -68,7 +68,10 @@ def build_sr(
     import highdicom as hd
 
     code_of = codes.codes_for(findings.labels)
-    ref = {"referenced_sop_class_uid": source.SOPClassUID, "referenced_sop_instance_uid": source.SOPInstanceUID}
+    ref = {
+        "referenced_sop_class_uid": source.SOPClassUID,
+        "referenced_sop_instance_uid": source.SOPInstanceUID,
+    }
     algorithm = algorithm_id(findings)
     unit = concept(codes.UNITLESS)
     groups: list[Any] = []

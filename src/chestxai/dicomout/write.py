@@ -34,27 +34,13 @@ def write_results(
 
     ``stem`` names the files (:func:`~chestxai.dicomout.names.object_paths`; default the source's
     SOP Instance UID). Raises ``ValueError`` with :func:`check_source`'s reason for a refused source."""
-    import highdicom as hd
-
-    from chestxai.dicomout.pmap import build_pmap
-    from chestxai.dicomout.sr import build_sr
-
     reason = check_source(source, force_modality)
     if reason:
         raise ValueError(reason)
     paths = object_paths(Path(out_dir), stem or str(source.SOPInstanceUID))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    pmap = build_pmap(source, result, hd.UID(), hd.UID())
-    sr = build_sr(source, result, hd.UID(), hd.UID(), pmap=pmap)
-    pr = None
-    if presentation_state:
-        from chestxai.dicomout.pr import build_pr
-
-        pr = build_pr(source, result, hd.UID(), hd.UID())
-    for ds in (pmap, sr, pr):
-        if ds is not None:
-            drop_invalid_copies(ds)
-    declare_local_scheme(sr)
+    objects = build_objects(source, result, with_map=True, presentation_state=presentation_state)
+    pmap, sr, pr = objects["pmap"], objects["sr"], objects.get("pr")
     _save(pmap, paths["pmap"])
     _save(sr, paths["sr"])
     if pr is not None:
@@ -68,6 +54,41 @@ def write_results(
         sr_sop_instance_uid=str(sr.SOPInstanceUID),
         pmap_sop_instance_uid=str(pmap.SOPInstanceUID),
     )
+
+
+def build_objects(
+    source: Any, result: DicomFindings, with_map: bool = True, presentation_state: bool = False
+) -> dict[str, Any]:
+    """``{"sr", "pmap", "pr"}`` data sets (``pmap`` / ``pr`` only when asked), not yet written.
+    Without the map the SR lists only the source as evidence (what ``serve`` answers with)."""
+    import highdicom as hd
+
+    from chestxai.dicomout.pmap import build_pmap
+    from chestxai.dicomout.sr import build_sr
+
+    out: dict[str, Any] = {}
+    if with_map:
+        out["pmap"] = build_pmap(source, result, hd.UID(), hd.UID())
+    out["sr"] = build_sr(source, result, hd.UID(), hd.UID(), pmap=out.get("pmap"))
+    if presentation_state:
+        from chestxai.dicomout.pr import build_pr
+
+        out["pr"] = build_pr(source, result, hd.UID(), hd.UID())
+    for ds in out.values():
+        drop_invalid_copies(ds)
+    declare_local_scheme(out["sr"])
+    return out
+
+
+def to_bytes(ds: Any) -> bytes:
+    """A data set as a DICOM Part 10 file's bytes."""
+    import io
+
+    import pydicom
+
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def _save(ds: Any, path: Path) -> None:

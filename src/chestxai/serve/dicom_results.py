@@ -73,35 +73,58 @@ def screen(paths: list[Path], force_modality: bool) -> tuple[dict[int, Any], dic
     return sources, refused
 
 
+def make_findings(
+    scorer: Any,
+    probabilities: Any,
+    decisions: Any,
+    explained_label: str,
+    heatmap: np.ndarray,
+    boxes: Any,
+    method: str,
+) -> Any:
+    """One image's :class:`~chestxai.dicomout.DicomFindings` from a served model's outputs (the run's
+    label order and operating thresholds; the run directory's name is the run id)."""
+    from chestxai import __version__
+    from chestxai.dicomout import AlgorithmIdentification, DicomFindings
+
+    names = list(scorer.label_names)
+    return DicomFindings(
+        labels=tuple(names),
+        probabilities=tuple(float(v) for v in probabilities),
+        thresholds=tuple(float(scorer.thresholds.values[n]) for n in names),
+        decisions=tuple(bool(v) for v in decisions),
+        heatmap=np.asarray(heatmap, np.float32),
+        explained_label=explained_label,
+        boxes=tuple(tuple(int(v) for v in b) for b in boxes),
+        algorithm=AlgorithmIdentification(
+            version=__version__, run_id=str(scorer.name), epoch=scorer.epoch, method=str(method)
+        ),
+    )
+
+
 def write_rows(scorer: Any, rows: list[dict], sources: dict[str, Any], options: Any) -> list[dict]:
     """Write the objects of every row whose path is a screened DICOM source; fills the row's
     :data:`COLUMNS` and returns the skipped entries of the writes that failed."""
-    from chestxai import __version__
-    from chestxai.dicomout import AlgorithmIdentification, DicomFindings, write_results
+    from chestxai.dicomout import write_results
     from chestxai.rundir import prob_column
     from chestxai.serve.predict_files import decision_column
 
     failed: list[dict] = []
     names = list(scorer.label_names)
-    thresholds = [float(scorer.thresholds.values[n]) for n in names]
-    algorithm = AlgorithmIdentification(
-        version=__version__, run_id=str(scorer.name), epoch=scorer.epoch, method=str(options.explain)
-    )
     for row in rows:
         row.update(dict.fromkeys(COLUMNS, ""))
         ds = sources.get(row["path"])
         heat, boxes = row.pop("_heatmap", None), row.pop("_boxes_original", ())
         if ds is None or heat is None:
             continue
-        findings = DicomFindings(
-            labels=tuple(names),
-            probabilities=tuple(float(row[prob_column(n)]) for n in names),
-            thresholds=tuple(thresholds),
-            decisions=tuple(bool(row[decision_column(n)]) for n in names),
-            heatmap=np.asarray(heat, np.float32),
-            explained_label=row["explained_label"],
-            boxes=tuple(tuple(int(v) for v in b) for b in boxes),
-            algorithm=algorithm,
+        findings = make_findings(
+            scorer,
+            [row[prob_column(n)] for n in names],
+            [row[decision_column(n)] for n in names],
+            row["explained_label"],
+            heat,
+            boxes,
+            str(options.explain),
         )
         stem = f"{row['index']:06d}_{Path(row['path']).stem}"
         try:
