@@ -50,13 +50,17 @@ def box_polyline(box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def image_library_possible(source: Any) -> bool:
-    """TID 1601's projection radiography descriptors need Patient Orientation (two values) and
-    Imager Pixel Spacing; a source without them (many anonymised CR/DX exports) gets no Image
-    Library, and is still referenced by every measurement group, every region and the evidence."""
-    if str(source.get("Modality", "")) not in ("CR", "DX", "MG", "RG", "IO", "PX"):
-        return True
-    orientation = source.get("PatientOrientation") or []
-    return len(orientation) == 2 and len(source.get("ImagerPixelSpacing") or []) == 2
+    """Whether highdicom can describe ``source`` in the Image Library (TID 1601): its descriptors
+    need Patient Orientation and Imager Pixel Spacing for a projection image, the plane geometry for
+    a cross-sectional one. A source without them (many anonymised CR/DX exports) gets no library and
+    is still referenced by every measurement group, every region and the evidence."""
+    import highdicom as hd
+
+    try:
+        hd.sr.ImageLibraryEntryDescriptors(source)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def build_sr(

@@ -9,6 +9,7 @@ so an SR never names a map that is not on disk.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,28 @@ def build_objects(
 ) -> dict[str, Any]:
     """``{"sr", "pmap", "pr"}`` data sets (``pmap`` / ``pr`` only when asked), not yet written.
     Without the map the SR lists only the source as evidence (what ``serve`` answers with)."""
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        # the source's own single-component Patient's Name (anonymised exports): copied as it is
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        _build(out, source, result, with_map, presentation_state)
+    dropped = sorted({k for ds in out.values() for k in drop_invalid_copies(ds)})
+    if dropped:
+        log.warning(
+            "%s: values invalid for their VR not copied into the DICOM results: %s",
+            source.get("SOPInstanceUID", "source"),
+            ", ".join(f"{k}={source.get(k)!r}" for k in dropped),
+        )
+    declare_local_scheme(out["sr"])
+    return out
+
+
+def _build(out: dict, source: Any, result: DicomFindings, with_map: bool, presentation_state: bool) -> None:
     import highdicom as hd
 
     from chestxai.dicomout.pmap import build_pmap
     from chestxai.dicomout.sr import build_sr
 
-    out: dict[str, Any] = {}
     if with_map:
         out["pmap"] = build_pmap(source, result, hd.UID(), hd.UID())
     out["sr"] = build_sr(source, result, hd.UID(), hd.UID(), pmap=out.get("pmap"))
@@ -74,10 +91,6 @@ def build_objects(
         from chestxai.dicomout.pr import build_pr
 
         out["pr"] = build_pr(source, result, hd.UID(), hd.UID())
-    for ds in out.values():
-        drop_invalid_copies(ds)
-    declare_local_scheme(out["sr"])
-    return out
 
 
 def to_bytes(ds: Any) -> bytes:
@@ -126,8 +139,6 @@ def drop_invalid_copies(ds: Any) -> list[str]:
                 elem.value = ""
             else:
                 del ds[elem.tag]
-    if dropped:
-        log.warning("source values invalid for their VR not copied into %s: %s", ds.SOPClassUID.name, dropped)
     return dropped
 
 

@@ -5,7 +5,8 @@ A DICOM source that cannot get DICOM results (no pixel data, not CR/DX unless fo
 no study/series/instance UIDs, a transfer syntax that cannot be decoded: :func:`check_source`) is
 skipped *whole*: listed in ``OUT.skipped.csv`` with the reason, no CSV row, nothing written.
 Non-DICOM inputs are predicted as usual and get no DICOM objects (they have no study to go in).
-A write that fails after the prediction keeps the CSV row and lists the failure as skipped.
+A write that fails after the prediction keeps the CSV row (its ``dicom_*`` columns empty) and lists
+the failure in the skipped list; it never stops the batch.
 """
 
 from __future__ import annotations
@@ -137,10 +138,12 @@ def write_rows(scorer: Any, rows: list[dict], sources: dict[str, Any], options: 
                 force_modality=options.dicom_force_modality,
                 source_path=Path(row["path"]),
             )
-        except (ValueError, OSError) as exc:
-            log.warning("%s: DICOM output failed: %s", row["path"], exc)
+        except Exception as exc:  # one image's objects never stop a batch; a bug's traceback is logged
+            expected = isinstance(exc, ValueError | OSError)
+            log.warning("%s: DICOM output failed: %s", row["path"], exc, exc_info=not expected)
+            reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
             failed.append(
-                {"index": row["index"], "path": row["path"], "reason": f"DICOM output failed: {exc}"}
+                {"index": row["index"], "path": row["path"], "reason": f"DICOM output failed: {reason}"}
             )
             continue
         row["dicom_sr"], row["dicom_pm"] = str(written.sr), str(written.pmap)
