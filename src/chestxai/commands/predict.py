@@ -84,12 +84,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--force-modality",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="with --dicom-out: write results for DICOM inputs whose modality is not CR/DX too",
     )
     p.add_argument(
         "--presentation-state",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="with --dicom-out: also a grayscale presentation state drawing the boxes on the source",
     )
     p.add_argument("--passes", type=int, default=30, help="MC-dropout passes / TTA views (default 30)")
