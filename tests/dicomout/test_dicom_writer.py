@@ -15,6 +15,7 @@ import pytest
 from dicom_helpers import COLS, ROWS, dciodvfy, findings, make_dicom, read
 
 from chestxai.dicomout import check_source, codes, write_results
+from chestxai.dicomout.pmap import with_nominal_frame
 
 SR_3D = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR Storage
 PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
@@ -135,6 +136,8 @@ def test_parametric_map_is_float32_on_the_source_grid(written):
         1.0,
     )
     assert mapping.QuantityDefinitionSequence[0].ConceptCodeSequence[0].CodeValue == codes.SALIENCY[1]
+    # a DX has no plane geometry: the map's nominal frame is the source's, whichever map of it
+    assert pm.FrameOfReferenceUID == with_nominal_frame(read(written[0])).FrameOfReferenceUID
     again = hd.pm.ParametricMap.from_dataset(pm)
     np.testing.assert_array_equal(again.pixel_array, expected)
 

@@ -47,10 +47,8 @@ PROBABILITY = ("DCM", "122157", "Probability")
 THRESHOLD = ("DCM", "122411", "Threshold Value")
 PRESENT = ("SCT", "52101004", "Present")
 ABSENT = ("SCT", "272519000", "Absent")
-FINDING = ("DCM", "121071", "Finding")
 SALIENCY = ("DCM", "130404", "Saliency")  # the Parametric Map's quantity
 HEATMAP_REGION = ("99CHESTXAI", "HEATMAP_REGION", "Heatmap region")
-HEATMAP_SCORE = ("99CHESTXAI", "HEATMAP_SCORE", "Heatmap region score")
 #: UCUM "1" (a dimensionless ratio) shown as {probability}
 UNITLESS = ("UCUM", "1", "{probability}")
 CHEST = ("SCT", "816094009", "Chest")

@@ -29,49 +29,23 @@ def heatmap_on_source(heatmap: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return np.clip(np.asarray(heat, np.float32), 0.0, 1.0)
 
 
-def _projection_map_class() -> type:
-    """highdicom's ``ParametricMap`` with one fix for sources without a patient coordinate system.
-
-    A CR/DX image has no Frame of Reference, so highdicom 0.28 indexes the map's frame by Frame
-    Label (0020,9453) in the Dimension Index Sequence but, with a single real-world value mapping,
-    leaves the frame's Dimension Index Values empty and no Frame Label, then refuses its own object
-    ("Unexpected mismatch between dimension index values..."). The frame gets index 1 and a label
-    before highdicom reads the indices back; nothing else changes."""
-    import highdicom as hd
-    from pydicom.datadict import tag_for_keyword
-
-    frame_label = tag_for_keyword("FrameLabel")
-
-    class ProjectionParametricMap(hd.pm.ParametricMap):
-        def _build_luts(self) -> None:
-            pointers = [int(d.DimensionIndexPointer) for d in self.get("DimensionIndexSequence", [])]
-            if pointers == [frame_label]:
-                for item in self.get("PerFrameFunctionalGroupsSequence", []):
-                    content = item.FrameContentSequence[0]
-                    if not content.get("DimensionIndexValues"):
-                        content.DimensionIndexValues = 1
-                        content.FrameLabel = "HEATMAP"
-            super()._build_luts()
-
-    return ProjectionParametricMap
-
-
 def with_nominal_frame(source: Any) -> Any:
-    """The source's header (no pixels) with a nominal patient frame when it has none.
+    """The source's header (no pixels) with a nominal patient frame when it has no plane geometry.
 
-    The Parametric Map IOD requires a Frame of Reference and plane position / orientation per
-    frame, which a projection radiograph (CR/DX) does not have. The map then gets a frame of its
-    own: a Frame of Reference UID derived from the source's SOP Instance UID (every map of one
-    source shares it), position ``0\\0\\0``, orientation ``1\\0\\0\\0\\1\\0`` and the source's pixel
-    spacing (Pixel Spacing, else Imager Pixel Spacing, else 1 mm). It places the map on no real
-    patient coordinates: the map lies on the source pixel for pixel (same Rows x Columns, Derivation
-    Image Sequence with Spatial Locations Preserved YES). The source itself is never changed; this
-    copy only feeds highdicom."""
+        The Parametric Map IOD requires a Frame of Reference and plane position / orientation per
+        frame, which a projection radiograph (CR/DX) does not have (a source with a Frame of Reference but
+    no Image Position / Orientation has none usable either). The map then gets a frame of its
+        own: a Frame of Reference UID derived from the source's SOP Instance UID (every map of one
+        source shares it), position ``0\\0\\0``, orientation ``1\\0\\0\\0\\1\\0`` and the source's pixel
+        spacing (Pixel Spacing, else Imager Pixel Spacing, else 1 mm). It places the map on no real
+        patient coordinates: the map lies on the source pixel for pixel (same Rows x Columns, Derivation
+        Image Sequence with Spatial Locations Preserved YES). The source itself is never changed; this
+        copy only feeds highdicom."""
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
-    if "FrameOfReferenceUID" in source:
-        return source
+    if all(k in source for k in ("FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient")):
+        return source  # a source with its own plane geometry: the map shares its frame
     header = Dataset()
     for elem in source:
         if elem.keyword not in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
@@ -102,7 +76,7 @@ def build_pmap(source: Any, findings: DicomFindings, series_uid: str, sop_uid: s
         intercept=0.0,
         quantity_definition=concept(codes.SALIENCY),
     )
-    pmap = _projection_map_class()(
+    pmap = hd.pm.ParametricMap(
         source_images=[with_nominal_frame(source)],
         pixel_array=heat[None],
         series_instance_uid=series_uid,

@@ -68,8 +68,8 @@ def build_objects(
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
         _build(out, source, result, with_map, presentation_state)
     dropped = sorted({k for ds in out.values() for k in drop_invalid_copies(ds)})
-    if dropped:
-        log.warning(
+    if dropped:  # info: one anonymising exporter can put the same bad value in every file
+        log.info(
             "%s: values invalid for their VR not copied into the DICOM results: %s",
             source.get("SOPInstanceUID", "source"),
             ", ".join(f"{k}={source.get(k)!r}" for k in dropped),
