@@ -108,7 +108,7 @@ def write_rows(scorer: Any, rows: list[dict], sources: dict[str, Any], options: 
     :data:`COLUMNS` and returns the skipped entries of the writes that failed."""
     from chestxai.dicomout import write_results
     from chestxai.rundir import prob_column
-    from chestxai.serve.predict_files import decision_column
+    from chestxai.serve.predict_files import decision_column, item_stem
 
     failed: list[dict] = []
     names = list(scorer.label_names)
@@ -127,13 +127,12 @@ def write_rows(scorer: Any, rows: list[dict], sources: dict[str, Any], options: 
             boxes,
             str(options.explain),
         )
-        stem = f"{row['index']:06d}_{Path(row['path']).stem}"
         try:
             written = write_results(
                 ds,
                 findings,
                 Path(options.dicom_out),
-                stem=stem,
+                stem=item_stem(row["index"], row["path"]),
                 presentation_state=options.dicom_presentation_state,
                 force_modality=options.dicom_force_modality,
                 source_path=Path(row["path"]),

@@ -65,6 +65,11 @@ def overlay_dir(out: Path, method: str) -> Path:
     return out.with_name(f"{out.stem}-{safe_name(method)}")
 
 
+def item_stem(index: int, path: str | Path) -> str:
+    """``000003_name``: the file stem of one input's overlay, heatmap and DICOM results."""
+    return f"{index:06d}_{safe_name(Path(path).stem)}"
+
+
 def _part(out: Path, rank: int, what: str) -> Path:
     return out.with_name(f".{out.stem}.{what}.rank{rank}.csv")
 
@@ -262,7 +267,7 @@ def _explain(
         rgb = draw_boxes(
             overlay_heatmap(picture, heatmaps[k]), [[v * f for v in b.as_tuple()] for b in drawn]
         )
-        stem = folder / f"{row['index']:06d}_{safe_name(Path(row['path']).stem)}"
+        stem = folder / item_stem(row["index"], row["path"])
         png = save_png(stem.with_suffix(".png"), rgb)
         npy = stem.with_suffix(".npy")
         np.save(npy, np.asarray(heatmaps[k], np.float32))
