@@ -104,27 +104,25 @@ def make_findings(
 
 
 def write_rows(scorer: Any, rows: list[dict], sources: dict[str, Any], options: Any) -> list[dict]:
-    """Write the objects of every row whose path is a screened DICOM source; fills the row's
-    :data:`COLUMNS` and returns the skipped entries of the writes that failed."""
+    """Write the objects of every row whose path is a screened DICOM source, from what
+    ``predict_files`` explained for it (``row["_dicom"]``: heatmap, boxes in the original's pixels,
+    probabilities, decisions, file stem); fills the row's :data:`COLUMNS` and returns the skipped
+    entries of the writes that failed."""
     from chestxai.dicomout import write_results
-    from chestxai.rundir import prob_column
-    from chestxai.serve.predict_files import decision_column, item_stem
 
     failed: list[dict] = []
-    names = list(scorer.label_names)
     for row in rows:
         row.update(dict.fromkeys(COLUMNS, ""))
-        ds = sources.get(row["path"])
-        heat, boxes = row.pop("_heatmap", None), row.pop("_boxes_original", ())
-        if ds is None or heat is None:
+        ds, done = sources.get(row["path"]), row.pop("_dicom", None)
+        if ds is None or done is None:
             continue
         findings = make_findings(
             scorer,
-            [row[prob_column(n)] for n in names],
-            [row[decision_column(n)] for n in names],
+            done["probabilities"],
+            done["decisions"],
             row["explained_label"],
-            heat,
-            boxes,
+            done["heatmap"],
+            done["boxes"],
             str(options.explain),
         )
         try:
@@ -132,7 +130,7 @@ def write_rows(scorer: Any, rows: list[dict], sources: dict[str, Any], options: 
                 ds,
                 findings,
                 Path(options.dicom_out),
-                stem=item_stem(row["index"], row["path"]),
+                stem=done["stem"],
                 presentation_state=options.dicom_presentation_state,
                 force_modality=options.dicom_force_modality,
                 source_path=Path(row["path"]),

@@ -279,8 +279,14 @@ def _explain(
         row["image_width"], row["image_height"] = int(shape[1]), int(shape[0])
         row["box_space"] = options.box_space
         row["boxes"] = json.dumps([list(b.as_tuple()) for b in boxes])
-        if options.dicom_out is not None:  # for the DICOM writer; not CSV columns
-            row["_heatmap"], row["_boxes_original"] = heatmaps[k], [b.as_tuple() for b in drawn]
+        if options.dicom_out is not None:  # for the DICOM writer (serve.dicom_results); not a CSV column
+            row["_dicom"] = {
+                "heatmap": heatmaps[k],
+                "boxes": [b.as_tuple() for b in drawn],
+                "probabilities": probs[k],
+                "decisions": decisions[k],
+                "stem": stem.name,
+            }
 
 
 def _frame(rows: list[dict], scorer, options: PredictOptions) -> pd.DataFrame:
