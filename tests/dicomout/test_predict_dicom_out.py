@@ -116,3 +116,13 @@ def test_a_failed_write_is_listed_and_does_not_stop_the_batch(run_dir, inputs, t
     assert result["skipped"] == [
         {"path": str(good[0]), "reason": "DICOM output failed: RuntimeError: disk on fire"}
     ]
+
+
+def test_an_onnx_scorer_is_refused_before_any_file_is_read(inputs, tmp_path):
+    class Onnx:  # what predict_files knows of an OnnxModel: no explain()
+        label_names, task, resize_to = LABELS, "multilabel", 48
+
+    options = PredictOptions(progress=False, dicom_out=tmp_path / "d")
+    with pytest.raises(ValueError, match="needs gradients an ONNX model does not have"):
+        predict_files(Onnx(), inputs[0], tmp_path / "p.csv", options)
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "d").exists()
