@@ -7,6 +7,7 @@ from typing import Any
 
 from chestxai.commands._common import add_common_flags, add_figures_flag, add_n_boot
 from chestxai.commands._sharded import add_dist_timeout, run_sharded
+from chestxai.commands._site import add_site_flags, run_site_only, site_step, write_site
 from chestxai.rundir import RunDir
 
 EPILOG = """\
@@ -16,6 +17,8 @@ examples:
   chestxai evaluate runs/resnet18 --split val
   chestxai evaluate runs/resnet18 --calibrated
   chestxai evaluate runs/resnet18 --data cache/other-224px-ab12cd34ef --out results/external
+  chestxai evaluate runs/nih --data cache/covid-collection-64px-55486069b0 --out results/covid --site-probe
+  chestxai evaluate runs/nih --site-probe --probe view
   torchrun --standalone --nproc_per_node 4 -m chestxai evaluate runs/nih-d121
 
 Predicts the validation and the evaluated split, chooses operating thresholds on validation
@@ -23,7 +26,13 @@ Predicts the validation and the evaluated split, chooses operating thresholds on
 rewritten), fits a calibration temperature on validation, and writes RUN/predictions.csv,
 RUN/metrics.json and RUN/figures/ for the test split; any other split gets its own
 predictions-SPLIT.csv, metrics-SPLIT.json and figures-SPLIT/. --data scores another cache into
---out DIR and leaves the run's own files alone. Confidence intervals resample patients
+--out DIR and leaves the run's own files alone, with `site_shift` in its metrics.json: internal
+(the run's test split) vs external AUROC per finding the two label sets share by name (NIH's
+Effusion is CheXpert's Pleural Effusion; the COVID collection's pathogens are kinds of Pneumonia),
+with CIs and DeLong's unpaired p; when the labels differ, only those findings are scored.
+--site-probe fits a linear probe on the model's pooled features that predicts the dataset
+(internal vs --data) or, with --probe view, the view; an AUROC >= 0.9 warns that the model
+encodes the site (`site_probe`). Confidence intervals resample patients
 (clustered bootstrap) when the cache has patient ids. A run that is still training is refused.
 Under torchrun each rank predicts a block of whole batches (its own GPU with --device auto), rank 0
 gathers them and alone writes the same files as one process; a rank that dies or does not arrive
@@ -76,6 +85,7 @@ def register(subparsers: Any) -> None:
         default=False,
         help="evaluate a run that is still training; write into a non-empty --out",
     )
+    add_site_flags(p)
     add_dist_timeout(p)
     p.set_defaults(func=run)
 
@@ -90,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, info, device: str) -> int:
     from chestxai.evaluation.evaluate import evaluate_run
 
+    site = site_step(args, info, device)  # --data OTHER / --site-probe (commands/_site.py)
+    if site is not None and not site["full"]:
+        return run_site_only(args, site)
     shards = None
     if info is not None:
         from chestxai.evaluation.sharded_inference import Shards
@@ -142,5 +155,7 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
     written = [dest.metrics_for(result["split"]), dest.predictions_for(result["split"])]
     stored = result["thresholds"].get("stored_in")
     lines.append("wrote " + ", ".join(str(p) for p in written + ([stored] if stored else [])))
+    if site is not None:
+        lines.append(write_site(args, site, dest.metrics_for(result["split"]), None))
     print("\n".join(lines))
     return 0
