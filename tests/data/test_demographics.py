@@ -106,10 +106,10 @@ def test_rsna_and_siim_read_sex_age_view_from_dicom_headers(tmp_path):
 
 
 def test_prepared_cache_keeps_the_columns(tmp_path):
+    from PIL import Image
+
     from chestxai.data.cache import PreparedCache
     from chestxai.data.prepare import prepare
-
-    from PIL import Image
 
     (tmp_path / "images").mkdir()
     for name in ("a.png", "b.png"):
