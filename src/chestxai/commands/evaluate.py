@@ -15,6 +15,7 @@ examples:
   chestxai evaluate runs/resnet18 --threshold-policy sensitivity:0.95
   chestxai evaluate runs/resnet18 --split val
   chestxai evaluate runs/resnet18 --calibrated
+  chestxai evaluate runs/nih-d121 --by sex,age,view --age-bins 40,60
   chestxai evaluate runs/resnet18 --data cache/other-224px-ab12cd34ef --out results/external
   torchrun --standalone --nproc_per_node 4 -m chestxai evaluate runs/nih-d121
 
@@ -28,6 +29,10 @@ predictions-SPLIT.csv, metrics-SPLIT.json and figures-SPLIT/. --data scores anot
 Under torchrun each rank predicts a block of whole batches (its own GPU with --device auto), rank 0
 gathers them and alone writes the same files as one process; a rank that dies or does not arrive
 within --dist-timeout seconds fails the job instead of hanging it.
+--by adds per-group metrics (AUROC, sensitivity, FPR, ECE, underdiagnosis, patient-bootstrap CIs,
+the largest gap between groups) under "subgroups" in metrics.json; groups with fewer than
+--min-positives positives or negatives are listed as too few, never scored; unknown values are
+never a group (docs/SUBGROUPS.md).
 """
 
 
@@ -77,13 +82,42 @@ def register(subparsers: Any) -> None:
         help="evaluate a run that is still training; write into a non-empty --out",
     )
     add_dist_timeout(p)
+    _add_subgroup_flags(p)
     p.set_defaults(func=run)
+
+
+def _add_subgroup_flags(p: argparse.ArgumentParser) -> None:
+    from chestxai.commands._flags import usage_type
+    from chestxai.evaluation.subgroups import parse_age_bins, parse_by
+    from chestxai.metrics.subgroups import AGE_EDGES, MIN_COUNT
+
+    p.add_argument(
+        "--by",
+        type=usage_type(parse_by),
+        default=None,
+        help="subgroup metrics by these cache columns, e.g. sex,age,view (also site or any metadata column)",
+    )
+    p.add_argument(
+        "--age-bins",
+        type=usage_type(parse_age_bins),
+        default=AGE_EDGES,
+        help=f"age bin edges in years for --by age (default {','.join(f'{e:g}' for e in AGE_EDGES)}: "
+        "0-20, 20-40, 40-60, 60-80, 80+)",
+    )
+    p.add_argument(
+        "--min-positives",
+        type=int,
+        default=MIN_COUNT,
+        help=f"score a group only with at least this many positives and negatives (default {MIN_COUNT})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.metrics.threshold_policy import parse_policy
 
     parse_policy(args.threshold_policy)  # fail on a bad flag before loading anything
+    if args.min_positives < 1:
+        raise ValueError(f"--min-positives {args.min_positives}: give a count of at least 1 (default 10)")
     return run_sharded(args, "evaluate", lambda info, device: _run(args, info, device))
 
 
@@ -116,6 +150,9 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
         store_thresholds=not args.keep_thresholds,
         progress=not args.no_progress and (shards is None or shards.is_main),
         shards=shards,
+        subgroups=(
+            {"by": args.by, "age_edges": args.age_bins, "min_count": args.min_positives} if args.by else None
+        ),
     )
     if result is None:  # a rank other than 0: rank 0 reports
         return 0
@@ -136,6 +173,10 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
             lo, hi = v["ci"]
             ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
             lines.append(f"  macro {key:<18} {v['value']:.3f}{ci}")
+    if result.get("subgroups"):
+        from chestxai.evaluation.subgroups import summary_lines
+
+        lines += summary_lines(result["subgroups"])
     if result.get("checkpoint_epoch") is not None:
         lines.append(f"  scored checkpoint epoch {result['checkpoint_epoch']}")
     dest = RunDir(args.out or result["run"])

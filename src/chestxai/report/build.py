@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chestxai.atomic import write_text
 from chestxai.models.trained_run import TrainedRun
-from chestxai.report import gallery, scorecard, sections, uncertainty
+from chestxai.report import gallery, scorecard, sections, subgroups, uncertainty
 from chestxai.report.html import GENERATOR, page, paragraph, table
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -69,6 +69,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
         ("metrics", "Metrics", sections.metrics_section(metrics)),
         ("figures", "Figures", sections.figures_section(run)),
     ]
+    if subgroups.has_subgroups(metrics):
+        parts.append(("subgroups", "Subgroups", subgroups.subgroups_section(metrics)))
     if gallery.has_explanations(run):
         parts.append(("explanations", "Explanations", gallery.gallery_section(run, metrics)))
         parts.append(("localization", "Localization", gallery.localization_section(run)))
