@@ -32,11 +32,9 @@ def _gap(gap: dict | None) -> str:
 def attribute_tables(attr: str, a: dict) -> str:
     groups = list(a["groups"])
     sizes = ", ".join(
-        f"{esc(g)}: {v['n_images']} images, {v['n_patients']} patients" for g, v in a["groups"].items()
+        f"{g}: {v['n_images']} images, {v['n_patients']} patients" for g, v in a["groups"].items()
     )
-    out = paragraph(
-        f"<b>{esc(attr)}</b>: {sizes}; {a['n_missing']} images with no recorded {esc(attr)} (not a group)."
-    )
+    out = paragraph(f"By {attr}: {sizes}; {a['n_missing']} images with no recorded {attr} (not a group).")
     header = ["finding", "group", "n", "positives", *(t for _, t in SHOWN)]
     rows = []
     for finding, f in a["findings"].items():
@@ -81,9 +79,7 @@ def subgroups_section(metrics: dict) -> str:
     ]
     if flagged:
         out += paragraph(
-            "AUROC gaps whose interval excludes 0: "
-            + esc(", ".join(flagged))
-            + ". The pair is chosen on the "
+            "AUROC gaps whose interval excludes 0: " + ", ".join(flagged) + ". The pair is chosen on the "
             "data (highest vs lowest group), so read this as a screen for where to look, not a test.",
             "warning",
         )
