@@ -149,6 +149,16 @@ def test_age_bins_edges_and_names():
     assert age_bin_names([40, 60]) == ["0-40", "40-60", "60+"]
     got = age_groups([0, 19.9, 20, 45, 80, 95, np.nan], [20, 40, 60, 80])
     assert got.tolist() == ["0-20", "0-20", "20-40", "40-60", "80+", "80+", None]
+    ages = np.array([3.0, 10, 30, 50, np.nan] * 30)
+    out = subgroup_metrics(
+        np.full((150, 1), 0.5),
+        np.zeros((150, 1)),
+        "binary",
+        ["x"],
+        {"age": age_groups(ages, [5, 20])},
+        n_boot=2,
+    )
+    assert list(out["attributes"]["age"]["groups"]) == ["0-5", "5-20", "20+"]  # numeric, not text order
     for bad in ([60, 40], [0, 20], []):
         with pytest.raises(ValueError, match="age bin"):
             age_groups([30], bad)

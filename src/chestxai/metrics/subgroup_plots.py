@@ -39,7 +39,7 @@ def plot_subgroup_auroc(subgroups: dict, path: Path) -> Path:
             if xs:
                 ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=3, lw=1, color=color, label=label)
             else:
-                ax.plot([], [], "o", color=color, label=label + ": too few")
+                ax.plot([], [], "o", ms=3, color=color, label=label + ": too few")
         ax.axvline(0.5, ls="--", lw=0.8, color="grey")
         ax.set_yticks(np.arange(len(findings)))
         ax.set_yticklabels(findings, fontsize=7)
@@ -47,5 +47,6 @@ def plot_subgroup_auroc(subgroups: dict, path: Path) -> Path:
         ax.set(xlim=(0, 1), xlabel="ROC-AUC [95% CI]")
         ax.set_title(f"by {attr}", fontsize=9)
         ax.legend(loc="lower left", fontsize=6)
-    fig.subplots_adjust(left=0.25 if n_findings > 1 else 0.15)
+    cols = min(len(attributes), 3)
+    fig.subplots_adjust(left=0.12 if cols > 1 else 0.3, wspace=0.75)  # room for finding names per panel
     return save_figure(fig, path)

@@ -31,6 +31,7 @@ groups from the prepared cache and writes the result into ``metrics.json``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -87,6 +88,12 @@ def age_groups(ages: Sequence[float] | np.ndarray, edges: Sequence[float] = AGE_
     out[known] = names[idx[known]]
     out[~known] = None
     return out
+
+
+def _group_order(name: str) -> tuple[float, str]:
+    """Groups that start with a number (age bins ``0-20``, ``5-20``, ``80+``) in numeric order, others by name."""
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)", name)
+    return (float(match.group(1)) if match else float("inf"), name)
 
 
 def _missing(labels: np.ndarray) -> np.ndarray:
@@ -175,7 +182,7 @@ def subgroup_metrics(
         if len(labels) != n:
             raise ValueError(f"{attr}: {len(labels)} group labels for {n} images")
         present = ~_missing(labels)
-        names = sorted({str(v) for v in labels[present]})
+        names = sorted({str(v) for v in labels[present]}, key=_group_order)
         text = np.array([str(v) for v in labels], dtype=object)
         member = {g: present & (text == g) for g in names}
         per_finding = {}
