@@ -183,4 +183,16 @@ def summary_lines(entry: dict) -> list[str]:
                 for g, u in under["groups"].items()
             ]
             lines.append(f"    {'underdiagnosis':<{width}} " + " | ".join(cells))
+    flagged = [
+        f"{attr}/{finding} {metric} {gap['higher']} - {gap['lower']} {_cell(gap)}"
+        for attr, a in entry["attributes"].items()
+        for finding, f in a["findings"].items()
+        for metric, gap in f["largest_gap"].items()
+        if gap and gap["flagged"]
+    ]
+    if flagged:
+        lines.append(
+            "  gaps whose CI excludes 0 (a screen: the pair is the highest vs the lowest group): "
+            + "; ".join(flagged)
+        )
     return lines

@@ -18,6 +18,21 @@ from chestxai.report.sections import fmt_ci
 SHOWN = (("roc_auc", "ROC-AUC"), ("sensitivity", "sensitivity"), ("fpr", "FPR"), ("ece", "ECE"))
 
 
+def flagged_gaps(s: dict) -> list[str]:
+    """``attribute/finding metric higher-lower value`` for every flagged largest gap (all metrics)."""
+    out = []
+    for attr, a in s["attributes"].items():
+        for finding, f in a["findings"].items():
+            for metric, gap in f["largest_gap"].items():
+                if gap and gap["flagged"]:
+                    out.append(f"{attr}/{finding} {metric} {gap['higher']} - {gap['lower']} {fmt_ci(gap)}")
+        under = a.get("underdiagnosis") or {}
+        gap = under.get("largest_gap")
+        if gap and gap["flagged"]:
+            out.append(f"{attr} underdiagnosis {gap['higher']} - {gap['lower']} {fmt_ci(gap)}")
+    return out
+
+
 def has_subgroups(metrics: dict | None) -> bool:
     return bool(metrics and metrics.get("subgroups"))
 
@@ -71,15 +86,10 @@ def subgroups_section(metrics: dict) -> str:
     )
     if "age_bins" in s:
         out += paragraph(f"Age bins (years, [lo, hi)): {', '.join(s['age_bins']['names'])}.")
-    flagged = [
-        f"{attr}/{finding}"
-        for attr, a in s["attributes"].items()
-        for finding, f in a["findings"].items()
-        if (f["largest_gap"]["roc_auc"] or {}).get("flagged")
-    ]
+    flagged = flagged_gaps(s)
     if flagged:
         out += paragraph(
-            "AUROC gaps whose interval excludes 0: " + ", ".join(flagged) + ". The pair is chosen on the "
+            "Gaps whose interval excludes 0: " + ", ".join(flagged) + ". The pair is chosen on the "
             "data (highest vs lowest group), so read this as a screen for where to look, not a test.",
             "warning",
         )
