@@ -100,3 +100,12 @@ def test_cli_prints_the_table_and_the_report_has_the_section(evaluated, tmp_path
 
     html = build_report(run, out=tmp_path / "report.html").read_text()
     assert "Subgroups" in html and "Underdiagnosis by sex" in html
+
+
+def test_help_states_the_kernel_defaults(capsys):
+    from chestxai.metrics.subgroups import AGE_EDGES, MIN_COUNT
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default {','.join(f'{e:g}' for e in AGE_EDGES)}:" in text and f"(default {MIN_COUNT})" in text

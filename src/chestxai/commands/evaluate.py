@@ -86,29 +86,40 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _by_columns(text: str) -> list[str]:
+    from chestxai.evaluation.subgroups import parse_by  # numpy: only when the flag is given
+
+    return parse_by(text)
+
+
+def _age_edges(text: str) -> tuple[float, ...]:
+    from chestxai.evaluation.subgroups import parse_age_bins
+
+    return parse_age_bins(text)
+
+
 def _add_subgroup_flags(p: argparse.ArgumentParser) -> None:
+    """``--by``, ``--age-bins``, ``--min-positives``; the defaults live in
+    :mod:`chestxai.metrics.subgroups` (``None`` here: building the parser imports no numpy)."""
     from chestxai.commands._flags import usage_type
-    from chestxai.evaluation.subgroups import parse_age_bins, parse_by
-    from chestxai.metrics.subgroups import AGE_EDGES, MIN_COUNT
 
     p.add_argument(
         "--by",
-        type=usage_type(parse_by),
+        type=usage_type(_by_columns),
         default=None,
         help="subgroup metrics by these cache columns, e.g. sex,age,view (also site or any metadata column)",
     )
     p.add_argument(
         "--age-bins",
-        type=usage_type(parse_age_bins),
-        default=AGE_EDGES,
-        help=f"age bin edges in years for --by age (default {','.join(f'{e:g}' for e in AGE_EDGES)}: "
-        "0-20, 20-40, 40-60, 60-80, 80+)",
+        type=usage_type(_age_edges),
+        default=None,
+        help="age bin edges in years for --by age (default 20,40,60,80: 0-20, 20-40, 40-60, 60-80, 80+)",
     )
     p.add_argument(
         "--min-positives",
         type=int,
-        default=MIN_COUNT,
-        help=f"score a group only with at least this many positives and negatives (default {MIN_COUNT})",
+        default=None,
+        help="score a group only with at least this many positives and negatives (default 10)",
     )
 
 
@@ -116,9 +127,22 @@ def run(args: argparse.Namespace) -> int:
     from chestxai.metrics.threshold_policy import parse_policy
 
     parse_policy(args.threshold_policy)  # fail on a bad flag before loading anything
-    if args.min_positives < 1:
+    if args.min_positives is not None and args.min_positives < 1:
         raise ValueError(f"--min-positives {args.min_positives}: give a count of at least 1 (default 10)")
     return run_sharded(args, "evaluate", lambda info, device: _run(args, info, device))
+
+
+def _subgroup_settings(args: argparse.Namespace) -> dict | None:
+    """Keyword arguments of ``subgroups_entry`` from the flags (``None`` without ``--by``)."""
+    if not args.by:
+        return None
+    from chestxai.metrics.subgroups import AGE_EDGES, MIN_COUNT
+
+    return {
+        "by": args.by,
+        "age_edges": AGE_EDGES if args.age_bins is None else args.age_bins,
+        "min_count": MIN_COUNT if args.min_positives is None else args.min_positives,
+    }
 
 
 def _run(args: argparse.Namespace, info, device: str) -> int:
@@ -150,9 +174,7 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
         store_thresholds=not args.keep_thresholds,
         progress=not args.no_progress and (shards is None or shards.is_main),
         shards=shards,
-        subgroups=(
-            {"by": args.by, "age_edges": args.age_bins, "min_count": args.min_positives} if args.by else None
-        ),
+        subgroups=_subgroup_settings(args),
     )
     if result is None:  # a rank other than 0: rank 0 reports
         return 0
