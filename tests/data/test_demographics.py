@@ -122,3 +122,21 @@ def test_prepared_cache_keeps_the_columns(tmp_path):
     frame = PreparedCache(out).frame
     assert frame["sex"].tolist() == ["M", "F"] and frame["view"].tolist() == ["PA", "AP"]
     assert frame["site"].tolist() == ["nih", "nih"] and group_labels(frame["age"]).tolist() == ["58.0", None]
+
+
+@pytest.mark.realdata
+def test_real_tables_carry_their_official_demographics(shared_data):
+    nih = shared_data / "nih-bbox" / "Data_Entry_2017.csv"
+    covid = shared_data / "covid-collection" / "metadata.csv"
+    if not nih.is_file() or not covid.is_file():
+        pytest.skip("nih-bbox or covid-collection tables are absent")
+    official = pd.read_csv(nih)
+    f = read_table("nih", nih).frame
+    assert f["sex"].value_counts().to_dict() == official["Patient Gender"].value_counts().to_dict()
+    assert f["view"].value_counts().to_dict() == official["View Position"].value_counts().to_dict()
+    assert (f["age"].to_numpy() == official["Patient Age"].to_numpy()).all()  # all plausible in this subset
+    c = read_table("covid-collection", covid.parent).frame
+    assert set(c["sex"].dropna()) <= {"F", "M"} and c["sex"].isna().any()  # unrecorded sex stays missing
+    assert set(c["view"]) <= {"PA", "AP"}  # the reader keeps frontal views; AP Supine... are AP
+    located = c["site"] != "covid-collection"
+    assert located.any() and (~located).any()  # the recorded location, else the reader's name
