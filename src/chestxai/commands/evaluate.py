@@ -16,6 +16,7 @@ examples:
   chestxai evaluate runs/resnet18 --threshold-policy sensitivity:0.95
   chestxai evaluate runs/resnet18 --split val
   chestxai evaluate runs/resnet18 --calibrated
+  chestxai evaluate runs/nih-d121 --by sex,age,view --age-bins 40,60
   chestxai evaluate runs/resnet18 --data cache/other-224px-ab12cd34ef --out results/external
   chestxai evaluate runs/nih --data cache/covid-collection-64px-55486069b0 --out results/covid --site-probe
   chestxai evaluate runs/nih --site-probe --probe view
@@ -37,6 +38,10 @@ encodes the site (`site_probe`). Confidence intervals resample patients
 Under torchrun each rank predicts a block of whole batches (its own GPU with --device auto), rank 0
 gathers them and alone writes the same files as one process; a rank that dies or does not arrive
 within --dist-timeout seconds fails the job instead of hanging it.
+--by adds per-group metrics (AUROC, sensitivity, FPR, ECE, underdiagnosis, patient-bootstrap CIs,
+the largest gap between groups) under "subgroups" in metrics.json; groups with fewer than
+--min-positives positives or negatives are listed as too few, never scored; unknown values are
+never a group (docs/SUBGROUPS.md).
 """
 
 
@@ -87,14 +92,67 @@ def register(subparsers: Any) -> None:
     )
     add_site_flags(p)
     add_dist_timeout(p)
+    _add_subgroup_flags(p)
     p.set_defaults(func=run)
+
+
+def _by_columns(text: str) -> list[str]:
+    from chestxai.evaluation.subgroups import parse_by  # numpy: only when the flag is given
+
+    return parse_by(text)
+
+
+def _age_edges(text: str) -> tuple[float, ...]:
+    from chestxai.evaluation.subgroups import parse_age_bins
+
+    return parse_age_bins(text)
+
+
+def _add_subgroup_flags(p: argparse.ArgumentParser) -> None:
+    """``--by``, ``--age-bins``, ``--min-positives``; the defaults live in
+    :mod:`chestxai.metrics.subgroups` (``None`` here: building the parser imports no numpy)."""
+    from chestxai.commands._flags import usage_type
+
+    p.add_argument(
+        "--by",
+        type=usage_type(_by_columns),
+        default=None,
+        help="subgroup metrics by these cache columns, e.g. sex,age,view (also site or any metadata column)",
+    )
+    p.add_argument(
+        "--age-bins",
+        type=usage_type(_age_edges),
+        default=None,
+        help="age bin edges in years for --by age (default 20,40,60,80: 0-20, 20-40, 40-60, 60-80, 80+)",
+    )
+    p.add_argument(
+        "--min-positives",
+        type=int,
+        default=None,
+        help="score a group only with at least this many positives and negatives (default 10)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from chestxai.metrics.threshold_policy import parse_policy
 
     parse_policy(args.threshold_policy)  # fail on a bad flag before loading anything
+    if args.min_positives is not None and args.min_positives < 1:
+        raise ValueError(f"--min-positives {args.min_positives}: give a count of at least 1 (default 10)")
     return run_sharded(args, "evaluate", lambda info, device: _run(args, info, device))
+
+
+def _subgroup_settings(args: argparse.Namespace) -> dict | None:
+    """Keyword arguments of ``subgroups_entry`` from the flags (``None`` without ``--by``)."""
+    if not args.by:
+        return None
+    from chestxai.metrics.subgroups import AGE_EDGES, MIN_COUNT
+
+    return {
+        "by": args.by,
+        "age_edges": AGE_EDGES if args.age_bins is None else args.age_bins,
+        "min_count": MIN_COUNT if args.min_positives is None else args.min_positives,
+    }
 
 
 def _run(args: argparse.Namespace, info, device: str) -> int:
@@ -129,6 +187,7 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
         store_thresholds=not args.keep_thresholds,
         progress=not args.no_progress and (shards is None or shards.is_main),
         shards=shards,
+        subgroups=_subgroup_settings(args),
     )
     if result is None:  # a rank other than 0: rank 0 reports
         return 0
@@ -149,6 +208,10 @@ def _run(args: argparse.Namespace, info, device: str) -> int:
             lo, hi = v["ci"]
             ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
             lines.append(f"  macro {key:<18} {v['value']:.3f}{ci}")
+    if result.get("subgroups"):
+        from chestxai.evaluation.subgroups import summary_lines
+
+        lines += summary_lines(result["subgroups"])
     if result.get("checkpoint_epoch") is not None:
         lines.append(f"  scored checkpoint epoch {result['checkpoint_epoch']}")
     dest = RunDir(args.out or result["run"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chestxai.atomic import write_text
 from chestxai.models.trained_run import TrainedRun
-from chestxai.report import gallery, scorecard, sections, site_shift, uncertainty
+from chestxai.report import gallery, scorecard, sections, site_shift, subgroups, uncertainty
 from chestxai.report.html import GENERATOR, page, paragraph, table
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -78,6 +78,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
     ]
     if site_shift.has_site_entries(metrics):
         parts.append(("site-shift", "Site shift", site_shift.site_shift_section(metrics)))
+    if subgroups.has_subgroups(metrics):
+        parts.append(("subgroups", "Subgroups", subgroups.subgroups_section(metrics)))
     if gallery.has_explanations(run):
         parts.append(("explanations", "Explanations", gallery.gallery_section(run, metrics)))
         parts.append(("localization", "Localization", gallery.localization_section(run)))
