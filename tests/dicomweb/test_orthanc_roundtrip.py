@@ -142,9 +142,8 @@ def test_a_failed_store_makes_exit_code_1_and_the_rest_is_stored(
 ):
     """The map's STOW refused (a stand-in for the server's refusal; Orthanc will not refuse on
     demand), the SR's stored: the command reports both and ends with 1."""
-    from chestxai.dicomout.names import PMAP_SUFFIX
-
     import chestxai.dicomweb.roundtrip as roundtrip
+    from chestxai.dicomout.names import PMAP_SUFFIX
     from chestxai.dicomweb.transfer import Stored
 
     real_store = roundtrip.store
