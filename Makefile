@@ -12,7 +12,7 @@ export CHESTXAI_DOWNLOADS := $(SHARED_PNEUMONIAMNIST)
 endif
 endif
 
-.PHONY: demo test lint browser clean-venv
+.PHONY: demo test lint browser dicom-tools clean-venv
 
 # The dev stack (tests, lint, browser, mlflow, torchxrayvision: ~6.8 GB) is for `make test`/`lint`;
 # the demo needs only the runtime install, stamped separately so it never pulls the dev extras.
@@ -35,7 +35,15 @@ demo: $(BIN)/.installed-demo
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
 
-test: $(BIN)/.installed browser
+# Debian's Orthanc with its DICOMweb plugin (the round-trip tests) and dicom3tools' dciodvfy (the
+# validity tests); each test skips with a reason when they are absent.
+DICOMWEB_PLUGIN := $(wildcard /usr/share/orthanc/plugins/libOrthancDicomWeb.so*)
+dicom-tools:
+	@if [ -x /usr/sbin/Orthanc ] && [ -n "$(DICOMWEB_PLUGIN)" ] && command -v dciodvfy >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb dicom3tools >/dev/null; \
+	else echo "orthanc, orthanc-dicomweb or dicom3tools not installed: the DICOMweb and dciodvfy tests will be skipped"; fi
+
+test: $(BIN)/.installed browser dicom-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # lint-imports: the layer contract in pyproject.toml ([tool.importlinter]; each layer imports only below it)

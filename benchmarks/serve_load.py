@@ -41,14 +41,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def forward_rate(model, preprocess, size: int, batch: int, seconds: float = 5.0) -> float:
+def forward_rate(
+    model, preprocess, size: int, batch: int, seconds: float = 5.0, device: str = "cpu"
+) -> float:
+    """Images/s of the served model's batched forward (uint8 in, probabilities back on the host)."""
     from chestxai.models.predict import predict_probs
 
     x = np.random.default_rng(0).integers(0, 255, (batch, size, size), dtype=np.uint8)
-    predict_probs(model, x, preprocess, batch)  # warm-up
+    predict_probs(model, x, preprocess, batch, device)  # warm-up
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        predict_probs(model, x, preprocess, batch)
+        predict_probs(model, x, preprocess, batch, device)
         n += batch
     return n / (time.perf_counter() - t0)
 

@@ -36,9 +36,22 @@ CASES = {
 
 
 def limit_images_per_s(
-    model_name: str, labels: int, task: str, size: int, batch: int, steps: int, device: str
+    model_name: str,
+    labels: int,
+    task: str,
+    size: int,
+    batch: int,
+    steps: int,
+    device: str,
+    *,
+    precision: str = "float32",
+    channels_last: bool = False,
+    compile_mode: str = "off",
+    warmup: int = 2,
 ) -> float:
-    """The model's own forward + backward + AdamW step on random tensors (median of ``steps``)."""
+    """The model's own forward + backward + AdamW step on random tensors (median of ``steps``),
+    at the training loop's settings: autocast to ``precision``, ``channels_last`` model and input,
+    ``torch.compile`` in ``compile_mode`` (the warm-up steps pay the compile)."""
     import torch
 
     from chestxai.models import create_model
@@ -46,21 +59,27 @@ def limit_images_per_s(
 
     torch.manual_seed(0)
     model = create_model(model_name, labels, task, input_size=size).to(device).train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, 1, size, size, device=device)
+    step_model = torch.compile(model, mode=compile_mode) if compile_mode != "off" else model
+    x = torch.randn(batch, 1, size, size, device=device).contiguous(memory_format=fmt)
     y = (torch.rand(batch, labels, device=device) > 0.5).float()
+    dtype = getattr(torch, precision)
     times = []
-    for i in range(steps + 2):
+    for i in range(steps + warmup):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        loss = task_loss(task, model(x), y, None, 0.0)
+        with torch.autocast(torch.device(device).type, dtype=dtype, enabled=precision != "float32"):
+            logits = step_model(x)
+        loss = task_loss(task, logits.float(), y, None, 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        if i >= 2:  # two warm-up steps (allocator, kernels)
+        if i >= warmup:  # warm-up steps (allocator, kernels, compile)
             times.append(time.perf_counter() - start)
     return batch / statistics.median(times)
 

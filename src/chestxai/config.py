@@ -31,7 +31,7 @@ from chestxai.checks import (
     parse_device,
     parse_seed,
 )
-from chestxai.devices import AMP_CHOICES, AMP_HELP, parse_amp
+from chestxai.devices import AMP_CHOICES, AMP_HELP, COMPILE_CHOICES, COMPILE_HELP, parse_amp, parse_compile
 from chestxai.errors import UserError
 from chestxai.flags import setting, setting_fields
 from chestxai.recipes import RECIPES, list_recipes, recipe_path  # noqa: F401  (re-exported)
@@ -213,6 +213,14 @@ class TrainConfig:
         switch=("on", "off"),
     )
     precision: str = setting("", help="filled in at run time: float32, bfloat16 or float16 as trained")
+    # Both off by default (docs/BENCHMARKS.md, "GPU suite"): on 2 CPU cores compile gained nothing
+    # for resnet50 after ~1 min of compiling, channels_last 1.35x for densenet121 only (one short
+    # measurement); benchmarks/gpu_suite.py measures both in the loop on a GPU.
+    channels_last: bool = setting(
+        False, help="model and input batches in channels_last memory format (NHWC; faster convolutions "
+        "with tensor cores under mixed precision)"
+    )  # fmt: skip
+    compile: str = setting("off", help=COMPILE_HELP, choices=COMPILE_CHOICES)
     grad_clip: float = setting(0.0, help="max gradient norm; 0 = off")
     early_stopping: int = setting(0, help="patience in epochs on validation AUC; 0 = off")
     augment: bool = setting(True, help="training-time augmentation")
@@ -223,6 +231,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.amp = parse_amp(self.amp)  # YAML's true/false arrive as text (the field is str)
+        self.compile = parse_compile(self.compile)
         for s in setting_fields(TrainConfig):  # the choices are declared once, on the fields
             if s.spec is not None and s.spec.choices:
                 check_choice("train", s.key, getattr(self, s.key), s.spec.choices)

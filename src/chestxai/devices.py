@@ -47,7 +47,8 @@ def pick_device(name: str | torch.device | None = AUTO, flag: str = "--device") 
 AMP_CHOICES = ("auto", "on", "off")
 AMP_HELP = (
     "mixed precision: auto = bfloat16 on CPUs with native bfloat16 (AVX-512-BF16 or AMX) "
-    "and CUDA GPUs that support it, float16 + GradScaler on other CUDA GPUs, float32 otherwise; "
+    "and CUDA GPUs with native bfloat16 (compute capability >= 8), float16 + GradScaler on other CUDA GPUs, "
+    "float32 otherwise; "
     "on (--amp, true in a recipe) = mixed precision where the device supports it, else float32 with a "
     "warning; off (--no-amp, false) = float32"
 )
@@ -120,7 +121,9 @@ def choose_precision(amp: str | bool, device: torch.device, flag: str = "train.a
     if amp == "off":
         return Precision("float32", f"{flag} off")
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        # native only (compute capability >= 8): torch's default also counts GPUs that merely emulate
+        # bfloat16 (V100, T4), where autocast to it is slower than float16 + GradScaler
+        if torch.cuda.is_bf16_supported(including_emulation=False):
             return Precision("bfloat16", f"{flag} {amp}: this CUDA GPU supports bfloat16")
         return Precision("float16", f"{flag} {amp}: float16 + GradScaler (this CUDA GPU has no bfloat16)")
     if device.type == "cpu" and cpu_has_native_bf16():
@@ -134,3 +137,25 @@ def choose_precision(amp: str | bool, device: torch.device, flag: str = "train.a
             "%s is on, but %s; training in float32 (%s false / --no-amp silences this)", flag, why, flag
         )
     return Precision("float32", f"{flag} {amp}: {why}")
+
+
+# ---- torch.compile: a recipe's train.compile --------------------------------------------------------
+#: ``off`` or a torch.compile mode; a recipe's true/false read as default/off
+COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_HELP = (
+    "torch.compile the training step's model: off | default | reduce-overhead | max-autotune | "
+    "max-autotune-no-cudagraphs (true = default, false = off); the first steps pay the compile time, "
+    "validation and checkpoints use the eager model"
+)
+
+
+def parse_compile(value: object, where: str = "train.compile") -> str:
+    """A recipe's / flag's ``compile`` (true/false or a mode name) as ``off`` or a mode name."""
+    text = str(value).strip().lower()
+    if text in _OFF:
+        return "off"
+    if text in _ON:
+        return "default"
+    if text in COMPILE_CHOICES:
+        return text
+    raise ValueError(f"{where} must be true, false or one of {', '.join(COMPILE_CHOICES)}; got {value!r}")

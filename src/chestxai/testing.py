@@ -29,12 +29,13 @@ def write_tiny_cache(
     patient_id: list[str] | None = None,
     source: str = "synthetic",
     boxes: pd.DataFrame | None = None,
+    meta: dict[str, list] | None = None,
 ) -> Path:
     """Prepare a cache of in-memory images under ``path`` with the real ``prepare`` (an
     :class:`~chestxai.data.table.ImageTable` with ``arrays``), and return its directory.
 
     Image ids are ``img00000``, ``img00001``...; ``boxes`` (``image_id, label, x, y, w, h`` in
-    pixels) become the cache's ``boxes.csv``. Going through the writer keeps every later stage's
+    pixels) become the cache's ``boxes.csv``; ``meta`` adds frame columns (``sex``, ``age``...). Going through the writer keeps every later stage's
     tests on the format ``prepare`` really writes.
     """
     from chestxai.data.prepare import prepare
@@ -50,6 +51,7 @@ def write_tiny_cache(
             "patient_id": patient_id if patient_id is not None else ids,
             "view": ["PA"] * n,
             "split": split if split is not None else [""] * n,
+            **(meta or {}),
         }
     )
     table = ImageTable(
@@ -218,6 +220,7 @@ def write_tiny_run(
     splits_csv: bool = True,
     history: bool = True,
     boxes: pd.DataFrame | None = None,
+    meta: dict[str, list] | None = None,
 ) -> tuple[Path, Path]:
     """Returns ``(run_dir, cache_dir)`` under ``root``: a cache split train/val/test/test by row,
     an untrained resnet18 checkpoint (epoch 3) pointing at it, ``splits.csv`` and ``history.csv``,
@@ -230,7 +233,7 @@ def write_tiny_run(
     images[np.nan_to_num(y[:, 0]) == 1] //= 2
     split = [SPLIT_CYCLE[i % len(SPLIT_CYCLE)] for i in range(n)]
     cache = write_tiny_cache(
-        root / "cache", images, y, names, task, split=split, patient_id=patient_id, boxes=boxes
+        root / "cache", images, y, names, task, split=split, patient_id=patient_id, boxes=boxes, meta=meta
     )
     run = RunDir(root / "run")
     run.root.mkdir(parents=True, exist_ok=True)

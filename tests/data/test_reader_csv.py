@@ -58,7 +58,7 @@ def test_multilabel_01_columns(tmp_path):
     t = read_table("csv", m, label_cols="Effusion,Mass")
     assert t.task == "multilabel" and t.label_names == ["Effusion", "Mass"]
     np.testing.assert_array_equal(t.labels, np.array([[1, 0], [0, np.nan], [np.nan, 1]], np.float32))
-    assert t.frame["age"].tolist() == ["50", "60", "70"]  # other columns kept as metadata
+    assert t.frame["age"].tolist() == [50.0, 60.0, 70.0]  # kept, as the contract's float years
     bad = _write(tmp_path / "bad.csv", "path,Effusion\na.png,2\n")
     with pytest.raises(ValueError, match=r"column 'Effusion' row 2"):
         read_table("csv", bad, label_cols=["Effusion"])
@@ -163,7 +163,7 @@ def test_same_file_spelled_twice_with_equal_labels_is_merged(tmp_path, caplog):
     m = _write(tmp_path / "m.csv", "path,label,age\nimgs/x.png,1,3\nimgs/y.png,0,4\n./imgs/x.png,1,3\n")
     t = read_table("csv", m)
     assert t.frame["image_id"].tolist() == ["imgs/x.png", "imgs/y.png"]
-    assert t.labels[:, 1].tolist() == [1, 0] and t.frame["age"].tolist() == ["3", "4"]
+    assert t.labels[:, 1].tolist() == [1, 0] and t.frame["age"].tolist() == [3.0, 4.0]
     assert "dropped (rows 4)" in caplog.text
 
 

@@ -94,3 +94,49 @@ def test_a_bootstrap_p_value_is_never_zero_and_prints_as_a_bound():
     assert pb.p_value == pytest.approx(2 / 501)  # no replicate crossed zero: (1 + 0) / (1 + n), two-sided
     assert format_p(pb.p_value) == "0.00399" and format_p(2e-17) == "< 0.001" and format_p(0.5) == "0.5"
     assert format_p(float("nan")) == "n/a"
+
+
+def test_unpaired_delong_hand_computed():
+    """Worked by hand: a has positives (0.9, 0.6) vs negatives (0.7, 0.2): placement values
+    (1, 1/2) and (1/2, 1), AUC 3/4, Var = 1/8 / 2 + 1/8 / 2 = 1/8. b has positives (0.8, 0.3, 0.4)
+    vs negatives (0.5, 0.1): (1, 1/2, 1/2) and (1/3, 1), AUC 2/3, Var = (1/12)/3 + (2/9)/2 = 5/36."""
+    from math import erfc, sqrt
+
+    from chestxai.metrics.delong import delong_unpaired
+
+    r = delong_unpaired(np.array([1, 1, 0, 0]), np.array([0.9, 0.6, 0.7, 0.2]),
+                        np.array([1, 1, 1, 0, 0]), np.array([0.8, 0.3, 0.4, 0.5, 0.1]))  # fmt: skip
+    assert r.auc_a == pytest.approx(0.75) and r.auc_b == pytest.approx(2 / 3)
+    se = sqrt(1 / 8 + 5 / 36)
+    assert r.se == pytest.approx(se)
+    assert r.z == pytest.approx((1 / 12) / se)
+    assert r.p_value == pytest.approx(erfc((1 / 12) / se / sqrt(2)))
+
+
+def test_unpaired_delong_variance_is_the_paired_diagonal_and_nan_dropped():
+    from chestxai.metrics.delong import delong_unpaired
+
+    y, a, b = two_predictors(seed=3)
+    _, cov_a = auc_covariance(y, a)
+    _, cov_b = auc_covariance(y, b)
+    y_nan = np.concatenate([y, [np.nan]])
+    r = delong_unpaired(y_nan, np.concatenate([a, [5.0]]), y, b)
+    assert r.se == pytest.approx(np.sqrt(cov_a[0, 0] + cov_b[0, 0]))
+    assert r.auc_a == pytest.approx(roc_auc_score(y, a)) and r.auc_b == pytest.approx(roc_auc_score(y, b))
+    same = delong_unpaired(y, a, y, a)
+    assert same.diff == 0 and same.p_value == 1.0
+
+
+def test_unpaired_delong_detects_a_real_drop_and_not_a_null_one():
+    """Internal scores separate well, external ones barely: p tiny. Two draws of one distribution: p large."""
+    from chestxai.metrics.delong import delong_unpaired
+
+    rng = np.random.default_rng(0)
+
+    def draw(n, signal):
+        y = (rng.random(n) < 0.5).astype(float)
+        return y, signal * y + rng.normal(0, 1, n)
+
+    strong, weak = draw(300, 2.5), draw(300, 0.3)
+    assert delong_unpaired(*strong, *weak).p_value < 1e-6
+    assert delong_unpaired(*draw(300, 1.0), *draw(300, 1.0)).p_value > 0.01

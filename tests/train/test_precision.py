@@ -65,6 +65,19 @@ def test_cuda_gets_bfloat16_where_supported_else_float16_with_a_scaler(monkeypat
     assert chosen.name == "float16" and chosen.scaler
 
 
+def test_a_cuda_gpu_that_only_emulates_bfloat16_gets_float16(monkeypatch) -> None:
+    """torch's ``is_bf16_supported()`` says True on a V100/T4 (emulated); only native counts."""
+    asked: list[dict] = []
+
+    def supported(including_emulation: bool = True) -> bool:
+        asked.append({"including_emulation": including_emulation})
+        return including_emulation  # an emulating, pre-Ampere GPU
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    chosen = devices.choose_precision("on", torch.device("cuda", 0))
+    assert chosen.name == "float16" and chosen.scaler and asked == [{"including_emulation": False}]
+
+
 def test_cpu_capability_falls_back_to_cpuinfo_flags(monkeypatch) -> None:
     for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         monkeypatch.delattr(torch.cpu, name, raising=False)

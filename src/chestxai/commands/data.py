@@ -22,11 +22,12 @@ sources and their main options (--option key=value, repeatable):
                     folders is binary (the other class), multiclass=true keeps two classes
   csv               any manifest: path_col=, label_col= [sep=| none_label=...] or label_cols=A,B,C,
                     positive=VALUE, patient_col=, split_col=, view_col=, id_col=, image_root=, manifest=,
-                    allow_outside_root=true (read paths outside the manifest's folder)
+                    sex_col=, age_col=, site_col= (demographics), allow_outside_root=true (read paths
+                    outside the manifest's folder)
   nih               ChestX-ray14: labels_file=, bbox_file=, include_no_finding=true, official_split=false
   chexpert          views=frontal|lateral|all, uncertainty=ones|zeros|ignore
   siim              SIIM-ACR pneumothorax: labels_file=, read_headers=false
-  rsna              RSNA pneumonia: labels_file=
+  rsna              RSNA pneumonia: labels_file=, read_headers=false
   covid-collection  label_mode=finding|leaf|multilabel, positive=COVID-19, masks=false
   medmnist          flag=pneumoniamnist, size=28, download_missing=false
 

@@ -13,6 +13,7 @@ examples:
   chestxai predict runs/quickstart --folder new_xrays/ --out preds.csv
   chestxai predict runs/nih-d121 --images a.png b.dcm --out preds.csv --explain gradcam --label Mass
   chestxai predict runs/nih-d121 --csv manifest.csv --csv-column path --out preds.csv --uncertainty mc-dropout
+  chestxai predict runs/quickstart --images x.dcm --out preds.csv --dicom-out dicom_results/
   chestxai predict --onnx runs/quickstart/export/model.onnx --folder new_xrays/ --out preds.csv
   torchrun --standalone --nproc_per_node 4 -m chestxai predict runs/nih-d121 --folder /data/big --out preds.csv
 
@@ -25,6 +26,9 @@ model-grid heatmap (.npy) in OUT-METHOD/, boxes x,y,w,h in the original's pixels
 --box-space model for the network's square grid). Bad files are listed on screen and in
 OUT.skipped.csv with the reason, and so is every entry of --folder that is not predicted (FIFOs and
 devices, never opened; dangling links, link loops, unreadable folders).
+--dicom-out DIR: per DICOM input a Comprehensive 3D SR (TID 1500: findings, probabilities,
+thresholds, boxes, the algorithm) and the heatmap as a float32 Parametric Map, in the source's study
+(docs/DICOM.md); DICOM inputs that cannot get them are skipped with the reason.
 --onnx runs with onnxruntime only (no torch needed); heatmaps and MC dropout need the run.
 Under torchrun each rank takes a shard of the files (its own GPU with --device auto) and rank 0
 writes the merged OUT.csv, the same rows in the same order as one process; a rank that dies or does
@@ -71,6 +75,25 @@ def register(subparsers: Any) -> None:
         metavar="METHOD",
         help="mean/std over MC-dropout passes or test-time augmentations (%(choices)s)",
     )
+    p.add_argument(
+        "--dicom-out",
+        default=None,
+        metavar="DIR",
+        help="also write a DICOM SR (TID 1500) + Parametric Map per DICOM input into DIR (implies --explain "
+        "gradcam unless --explain names another method)",
+    )
+    p.add_argument(
+        "--force-modality",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="with --dicom-out: write results for DICOM inputs whose modality is not CR/DX too",
+    )
+    p.add_argument(
+        "--presentation-state",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="with --dicom-out: also a grayscale presentation state drawing the boxes on the source",
+    )
     p.add_argument("--passes", type=int, default=30, help="MC-dropout passes / TTA views (default 30)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward (default 64)")
     p.add_argument(
@@ -85,6 +108,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from chestxai.rundir.guard import refuse_while_training
     from chestxai.serve.inputs import list_inputs
     from chestxai.serve.predict_files import PredictOptions
@@ -93,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give either RUN (a run directory) or --onnx MODEL.onnx, not both or neither")
     if args.run is not None:
         refuse_while_training(args.run, "predict with it")
+    if args.dicom_out is None and (args.force_modality or args.presentation_state):
+        raise ValueError("--force-modality and --presentation-state only apply with --dicom-out DIR")
     if args.passes < 2:
         raise ValueError(f"--passes must be >= 2 to estimate a spread, got {args.passes}")
     unlisted: list[dict] = []  # folder entries not walked: listed as skipped, never dropped
@@ -107,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         force=args.force,
         progress=not args.no_progress,
+        dicom_out=None if args.dicom_out is None else Path(args.dicom_out),
+        dicom_force_modality=args.force_modality,
+        dicom_presentation_state=args.presentation_state,
     )
     return run_sharded(
         args, "predict", lambda info, device: _run(args, paths, options, info, device, unlisted)
@@ -142,5 +172,9 @@ def _run(args: argparse.Namespace, paths: list, options, info, device: str, unli
         lines += [f"  {s['path']}: {s['reason']}" for s in result["skipped"][:20]]
         if result["n_skipped"] > 20:
             lines.append(f"  ... and {result['n_skipped'] - 20} more")
+    if result["dicom"]:
+        lines.append(
+            f"wrote DICOM SR + Parametric Map for {len(result['dicom'])} DICOM image(s) -> {args.dicom_out}"
+        )
     print("\n".join(lines))
     return 0

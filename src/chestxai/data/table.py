@@ -13,6 +13,10 @@ Conventions (stated once, used everywhere):
   ``"png"`` (``ref`` = path to a binary mask image). :func:`chestxai.data.masks.load_mask`
   decodes either.
 * ``task``: ``"binary"`` (L == 1), ``"multiclass"`` (one-hot rows), ``"multilabel"``.
+* Demographics: optional frame columns ``sex`` (``"F"``/``"M"``/None), ``age`` (float years or
+  NaN), ``view`` (``"PA"``/``"AP"``/``"LATERAL"``/... or ``""``) and ``site`` (always present: the
+  recorded hospital/source, else the reader's name), normalised on construction by
+  :func:`chestxai.data.demographics.normalise_frame` (the rules live there).
 * In-memory sources (MedMNIST) set ``arrays`` (uint8 ``N x H x W``) and leave ``path`` empty;
   row ``i`` of the frame is ``arrays[i]``.
 """
@@ -25,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chestxai.data.demographics import normalise_frame
 from chestxai.tasks import TASKS
 
 FRAME_COLUMNS = ("image_id", "path", "patient_id", "view", "split")
@@ -67,7 +72,7 @@ class ImageTable:
         missing = [c for c in FRAME_COLUMNS if c not in self.frame.columns]
         if missing:
             raise ValueError(f"{self.source}: table frame lacks columns {missing}")
-        self.frame = self.frame.reset_index(drop=True)
+        self.frame = normalise_frame(self.frame.reset_index(drop=True), self.source)
         self.labels = np.asarray(self.labels, dtype=np.float32)
         if self.labels.ndim != 2 or self.labels.shape != (len(self.frame), len(self.label_names)):
             raise ValueError(

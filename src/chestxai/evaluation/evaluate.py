@@ -184,6 +184,7 @@ def evaluate_run(
     store_thresholds: bool = True,
     progress: bool = False,
     shards: Shards | None = None,
+    subgroups: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Evaluate ``run_dir`` (a trained or an ensemble run) on ``split``; write its predictions,
     metrics and figures under the split's names, and the thresholds to ``RUN/thresholds.json``.
@@ -196,6 +197,10 @@ def evaluate_run(
 
     ``shards`` (torchrun): this rank predicts its block of the rows and hands it to rank 0, which
     writes everything and returns the metrics; the other ranks write nothing and return ``None``.
+
+    ``subgroups`` (``evaluate --by``): keyword arguments of
+    :func:`chestxai.evaluation.subgroups.subgroups_entry` (``by``, ``age_edges``, ``min_count``);
+    the result goes into ``metrics.json`` as ``subgroups``. The columns are checked before predicting.
     """
     from chestxai.models.trained_run import TrainedRun  # torch: only when a run is scored
 
@@ -212,6 +217,10 @@ def evaluate_run(
         )
     dest = RunDir(check_output_dir(out, force)) if out is not None else run
     cache, names, task = inputs.cache, trained.label_names, inputs.cache.task
+    if subgroups:
+        from chestxai.evaluation.subgroups import check_columns
+
+        check_columns(cache.frame, subgroups["by"], f"the cache {cache.path}")
     if split == "val":
         log.warning(
             "evaluating on val, the split thresholds and temperature are fitted on: optimistic numbers"
@@ -269,6 +278,22 @@ def evaluate_run(
         "checkpoint_epoch": trained.epoch,
         **result,
     }
+    if subgroups:
+        from chestxai.evaluation.subgroups import subgroups_entry
+
+        result["subgroups"] = subgroups_entry(
+            cache.frame.iloc[rows].reset_index(drop=True),
+            probs,
+            cache.labels[rows],
+            task,
+            names,
+            result["thresholds"]["values"],
+            patients[rows],
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+            **subgroups,
+        )
     ids = cache.frame["image_id"].to_numpy(str)
 
     def scores(name: str, r: np.ndarray, p: np.ndarray) -> SplitScores:

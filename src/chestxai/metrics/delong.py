@@ -1,4 +1,6 @@
-"""DeLong's test for the difference between two correlated ROC-AUCs (same images, two models).
+"""DeLong's test for the difference between two correlated ROC-AUCs (same images, two models),
+and its unpaired form for two independent ROC curves (one model, two sets of images: a run's own
+test split against another hospital's, :func:`delong_unpaired`).
 
 scikit-learn has no DeLong test (nor any AUC variance), so it is written here. The AUC is the
 Mann-Whitney statistic; DeLong, DeLong & Clarke-Pearson (1988) estimate its variance, and the
@@ -68,3 +70,31 @@ def delong_test(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> De
         z = diff / se
         p = math.erfc(abs(z) / math.sqrt(2.0))
     return DelongResult(float(aucs[0]), float(aucs[1]), diff, se, float(z), float(p))
+
+
+def delong_unpaired(
+    y_a: np.ndarray, scores_a: np.ndarray, y_b: np.ndarray, scores_b: np.ndarray
+) -> DelongResult:
+    """Two-sided test of AUC(a) == AUC(b) for two ROC curves measured on *independent* cases
+    (e.g. internal vs external test images of one model).
+
+    Each AUC's DeLong variance (``S10/m + S01/n`` from its own placement values) is estimated on
+    its own set; with no shared cases the covariance term is zero, so
+    ``z = (AUC_a - AUC_b) / sqrt(Var_a + Var_b)`` (DeLong et al. 1988; the "unpaired" test of
+    pROC's ``roc.test``). NaN entries of ``y_a`` / ``y_b`` are dropped.
+    """
+    aucs, var = [], []
+    for y, s in ((y_a, scores_a), (y_b, scores_b)):
+        y = np.asarray(y, dtype=np.float64)
+        keep = ~np.isnan(y)
+        a, cov = auc_covariance(y[keep], np.asarray(s, dtype=np.float64)[keep])
+        aucs.append(float(a[0]))
+        var.append(float(cov[0, 0]))
+    diff = aucs[0] - aucs[1]
+    se = math.sqrt(max(var[0] + var[1], 0.0))
+    if se <= 1e-12:  # both sets separated perfectly (or not at all): no variance to test against
+        z, p = 0.0, 1.0 if abs(diff) <= 1e-12 else 0.0
+    else:
+        z = diff / se
+        p = math.erfc(abs(z) / math.sqrt(2.0))
+    return DelongResult(aucs[0], aucs[1], diff, se, float(z), float(p))

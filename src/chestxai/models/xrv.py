@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from chestxai.labels import finding_key
 from chestxai.models.pretrained import download_url
 
 log = logging.getLogger(__name__)
@@ -274,15 +275,6 @@ def read_xrv_state(weights: str, model_name: str | None = None) -> XrvState:
     return XrvState(to_timm_keys(raw), file, arch, entry, ops)
 
 
-#: dataset spellings of a torchxrayvision finding (compared lower-case, letters only)
-_SYNONYMS = {"infiltrate": "infiltration", "pleuraleffusion": "effusion", "lungnodule": "nodule"}
-
-
-def _finding_key(name: str) -> str:
-    key = re.sub(r"[^a-z]", "", name.lower())
-    return _SYNONYMS.get(key, key)
-
-
 def published_rows(xs: XrvState, label_names: list[str] | tuple[str, ...], task: str) -> list[int]:
     """The published classifier's output for each of a run's labels, matched by name (case, spaces
     and underscores ignored; NIH's ``Infiltrate`` is ``Infiltration``). Only binary and
@@ -293,14 +285,14 @@ def published_rows(xs: XrvState, label_names: list[str] | tuple[str, ...], task:
             f"model.published_head: a {task} task has no per-finding outputs to take from {xs.file.name}; "
             "use it for binary or multi-label tasks, or drop published_head to train a new head"
         )
-    learnt = {_finding_key(name): i for i, name in enumerate(xs.labels) if name}
-    missing = [name for name in label_names if _finding_key(name) not in learnt]
+    learnt = {finding_key(name): i for i, name in enumerate(xs.labels) if name}
+    missing = [name for name in label_names if finding_key(name) not in learnt]
     if missing:
         raise ValueError(
             f"model.published_head: {xs.file.name} has no output for {', '.join(map(repr, missing))}; "
             f"its findings: {', '.join(n for n in xs.labels if n)}. Drop published_head to train a new head"
         )
-    return [learnt[_finding_key(name)] for name in label_names]
+    return [learnt[finding_key(name)] for name in label_names]
 
 
 def copy_published_head(model, xs: XrvState, label_names, task: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chestxai.atomic import write_text
 from chestxai.models.trained_run import TrainedRun
-from chestxai.report import gallery, scorecard, sections, uncertainty
+from chestxai.report import gallery, scorecard, sections, site_shift, subgroups, uncertainty
 from chestxai.report.html import GENERATOR, page, paragraph, table
 from chestxai.rundir import RunDir
 from chestxai.rundir.ensemble import read_ensemble
@@ -39,6 +39,13 @@ def ensemble_section(run: RunDir) -> str:
     return note + table(["member run", "weight"], rows)
 
 
+def _metrics_or_scored(metrics: dict | None) -> str:
+    """The metrics table; an external evaluation whose labels differ holds only ``site_shift``."""
+    if metrics and "metrics" not in metrics and "scored" in metrics:
+        return paragraph(f"Scored: {metrics['scored']} (see Site shift).")
+    return sections.metrics_section(metrics)
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool = False) -> Path:
     """Write ``RUN/report.html`` (or ``out``) and return its path.
 
@@ -66,9 +73,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
         *([("ensemble", "Ensemble", ensemble_section(run))] if run.is_ensemble else []),
         ("config", "Configuration", sections.config_section(run, trained)),
         ("training", "Training curves", sections.curves_section(run)),
-        ("metrics", "Metrics", sections.metrics_section(metrics)),
+        ("metrics", "Metrics", _metrics_or_scored(metrics)),
         ("figures", "Figures", sections.figures_section(run)),
     ]
+    if site_shift.has_site_entries(metrics):
+        parts.append(("site-shift", "Site shift", site_shift.site_shift_section(metrics)))
+    if subgroups.has_subgroups(metrics):
+        parts.append(("subgroups", "Subgroups", subgroups.subgroups_section(metrics)))
     if gallery.has_explanations(run):
         parts.append(("explanations", "Explanations", gallery.gallery_section(run, metrics)))
         parts.append(("localization", "Localization", gallery.localization_section(run)))

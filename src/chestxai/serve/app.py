@@ -36,6 +36,7 @@ from chestxai.serve.batching import MicroBatcher, QueueFullError
 from chestxai.serve.card import model_card
 from chestxai.serve.deadline import DeadlineMiddleware, timeout_detail
 from chestxai.serve.decode_gate import DecodeGate
+from chestxai.serve.dicom_sr import answer_dicom_sr, check_format
 from chestxai.serve.docs import add_offline_docs
 from chestxai.serve.heavy import HeavyQueue
 from chestxai.serve.hosts import allow_hosts
@@ -175,11 +176,15 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
         model: str | None = Query(None, description="served model name (default: the first)"),
         passes: int = Query(30, ge=2, le=200, description="uncertainty passes"),
         display: bool = Query(False, description="also return the decoded image as PNG (the viewer does)"),
-    ) -> dict | JSONResponse:
+        answer_format: str = Query(
+            "json", alias="format", description="json, or dicom-sr: a DICOM upload answered with its DICOM SR"
+        ),
+    ) -> Any:
         target = ticket = None
         try:
             served = _pick(models, model)
             _check_query(served, explain, label, uncertainty)
+            check_format(answer_format)
             if uncertainty is not None and passes > limits.max_passes:
                 raise RequestError(
                     422, f"passes={passes}: the service allows at most {limits.max_passes} (--max-passes)"
@@ -194,6 +199,18 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> 
                 request.stream(), request.headers.get("content-type"), target, limits, ticket
             )
             kind = check_type(upload.path, upload.filename, upload.content_type)
+            if answer_format == "dicom-sr":  # the SR bytes (application/dicom), not a Prediction
+                return await answer_dicom_sr(
+                    served,
+                    batchers[served.name],
+                    heavy[served.name],
+                    gate,
+                    limits,
+                    upload,
+                    kind,
+                    explain,
+                    label,
+                )
             return await _answer(  # written as a Prediction; the deadline is DeadlineMiddleware's
                 served,
                 batchers[served.name],

@@ -22,6 +22,7 @@ heatmap beside it as ``.npy``, and the boxes in the original's pixels unless ``-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -68,6 +69,11 @@ def overlay_dir(out: Path, method: str) -> Path:
     return out.with_name(f"{out.stem}-{safe_name(method)}")
 
 
+def item_stem(index: int, path: str | Path) -> str:
+    """``000003_name``: the file stem of one input's overlay, heatmap and DICOM results."""
+    return f"{index:06d}_{safe_name(Path(path).stem)}"
+
+
 def _part(out: Path, rank: int, what: str) -> Path:
     return out.with_name(f".{out.stem}.{what}.rank{rank}.csv")
 
@@ -86,6 +92,9 @@ class PredictOptions:
     rank: int = 0
     world_size: int = 1
     barrier: Any = field(default=None, repr=False)  # callable: wait for every rank (distributed)
+    dicom_out: Path | None = None  # SR + Parametric Map per DICOM source (implies an explanation)
+    dicom_force_modality: bool = False  # DICOM results for modalities other than CR/DX too
+    dicom_presentation_state: bool = False  # also a presentation state with the boxes
 
 
 def check_request(scorer: Any, out: Path, options: PredictOptions, onnx: bool) -> None:
@@ -110,6 +119,10 @@ def check_request(scorer: Any, out: Path, options: PredictOptions, onnx: bool) -
         check_space(options.box_space)
         if options.explain not in list_methods():
             raise KeyError(f"--explain {options.explain!r}: choose one of {', '.join(list_methods())}")
+    if options.dicom_out is not None:
+        from chestxai.serve.dicom_results import check_dicom_out
+
+        check_dicom_out(Path(options.dicom_out), options.force, onnx)
     if options.rank == 0:
         check_overwrite(out, options.force, what="predictions")
         check_overwrite(skipped_path(out), options.force, what="list of skipped files")
@@ -143,6 +156,10 @@ def predict_files(
     ``OUT.skipped.csv`` after the files' own rows."""
     out = Path(out)
     onnx = not hasattr(scorer, "explain")
+    if options.dicom_out is not None and not options.explain and not onnx:  # the Parametric Map: a heatmap
+        from chestxai.serve.dicom_results import DEFAULT_METHOD
+
+        options = dataclasses.replace(options, explain=DEFAULT_METHOD)
     check_request(scorer, out, options, onnx)
     # a contiguous block of whole batches: the batches are the one-process run's, so the numbers are too
     mine = list(range(len(paths)))[
@@ -158,13 +175,28 @@ def predict_files(
     bar = tqdm(total=len(mine), desc="predict", unit="img", disable=not options.progress)
     for start in range(0, len(mine), options.batch_size):
         index = mine[start : start + options.batch_size]
+        sources: dict[str, Any] = {}
+        if options.dicom_out is not None:  # refused DICOM sources: skipped whole, before decoding
+            from chestxai.serve.dicom_results import screen
+
+            kept, refused = screen([paths[i] for i in index], options.dicom_force_modality)
+            skipped += [
+                {"index": index[k], "path": str(paths[index[k]]), "reason": r} for k, r in refused.items()
+            ]
+            sources = {str(paths[index[k]]): ds for k, ds in kept.items()}
+            index = [i for k, i in enumerate(index) if k not in refused]
         loaded = load_files([paths[i] for i in index], scorer.resize_to)
         skipped += [
             {"index": index[s["position"]], "path": s["path"], "reason": s["reason"]} for s in loaded.skipped
         ]
         if len(loaded.paths):
-            rows += _score(scorer, loaded, [index[k] for k in loaded.positions], out, options)
-        bar.update(len(index))
+            scored = _score(scorer, loaded, [index[k] for k in loaded.positions], out, options)
+            if options.dicom_out is not None:
+                from chestxai.serve.dicom_results import write_rows
+
+                skipped += write_rows(scorer, scored, sources, options)
+            rows += scored
+        bar.update(len(mine[start : start + options.batch_size]))
     bar.close()
     frame = _frame(rows, scorer, options)
     skipped_frame = pd.DataFrame(skipped, columns=["index", "path", "reason"])
@@ -176,6 +208,8 @@ def predict_files(
     skipped_frame = skipped_frame.sort_values("index").drop(columns="index")
     _write_csv(frame, out)
     _write_csv(skipped_frame, skipped_path(out))
+    from chestxai.serve.dicom_results import listing
+
     return {
         "out": str(out),
         "skipped_csv": str(skipped_path(out)),
@@ -183,6 +217,7 @@ def predict_files(
         "n_skipped": len(skipped_frame),
         "skipped": skipped_frame.to_dict("records"),
         "labels": list(scorer.label_names),
+        "dicom": listing(frame),  # [{"source", "sr", "pmap", "pr"}] with --dicom-out
     }
 
 
@@ -241,7 +276,7 @@ def _explain(
         rgb = draw_boxes(
             overlay_heatmap(picture, heatmaps[k]), [[v * f for v in b.as_tuple()] for b in drawn]
         )
-        stem = folder / f"{row['index']:06d}_{safe_name(Path(row['path']).stem)}"
+        stem = folder / item_stem(row["index"], row["path"])
         png = save_png(stem.with_suffix(".png"), rgb)
         npy = stem.with_suffix(".npy")
         np.save(npy, np.asarray(heatmaps[k], np.float32))
@@ -253,6 +288,14 @@ def _explain(
         row["image_width"], row["image_height"] = int(shape[1]), int(shape[0])
         row["box_space"] = options.box_space
         row["boxes"] = json.dumps([list(b.as_tuple()) for b in boxes])
+        if options.dicom_out is not None:  # for the DICOM writer (serve.dicom_results); not a CSV column
+            row["_dicom"] = {
+                "heatmap": heatmaps[k],
+                "boxes": [b.as_tuple() for b in drawn],
+                "probabilities": probs[k],
+                "decisions": decisions[k],
+                "stem": stem.name,
+            }
 
 
 def _frame(rows: list[dict], scorer, options: PredictOptions) -> pd.DataFrame:
@@ -274,6 +317,10 @@ def _frame(rows: list[dict], scorer, options: PredictOptions) -> pd.DataFrame:
             "box_space",
             "boxes",
         ]
+    if options.dicom_out is not None:
+        from chestxai.serve.dicom_results import COLUMNS
+
+        cols += COLUMNS
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -42,12 +42,15 @@ from chestxai.train.data_setup import TrainingData, cache_row_size, record_cache
 from chestxai.train.epoch_end import Fit, finish_epoch
 from chestxai.train.losses import task_loss
 from chestxai.train.memory import reset_peak_memory
-from chestxai.train.optimisation import setup_optimisation
+from chestxai.train.optimisation import setup_optimisation, step_input
 from chestxai.train.resume import LoopState, restore, start_run_dir
 from chestxai.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
+
+#: steps between progress-bar updates of the loss (each update waits for the device)
+PROGRESS_EVERY = 10
 
 #: called on rank 0 after each epoch is saved, with that epoch's history row; returning True stops
 #: training there (how ``chestxai tune`` prunes a trial). The run stays a complete, resumable run.
@@ -114,8 +117,13 @@ def _fit(
     cfg.precision = opt.precision.name  # recorded in config.yaml (and every checkpoint's config)
     if dist.is_main:  # on screen: a precision the device emulates slowly must never be a silent choice
         log.info("training in %s (%s)", opt.precision.name, opt.precision.why)
+        knobs = _step_knobs(cfg)
+        if knobs:
+            log.info("training step: %s", knobs)
         if progress:
-            tqdm.write(f"training in {opt.precision.name} ({opt.precision.why})")
+            tqdm.write(
+                f"training in {opt.precision.name} ({opt.precision.why})" + (f"; {knobs}" if knobs else "")
+            )
 
     state = LoopState()
     if resume:
@@ -182,13 +190,16 @@ def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[
         disable=not (fit.progress and dist.is_main),
         leave=False,
     )
-    started, seen, loss_sum = time.perf_counter(), 0, 0.0
+    started, seen = time.perf_counter(), 0
+    # the loss sum stays on the device and is read every PROGRESS_EVERY steps: a per-step .item()
+    # made the host wait for each GPU step, so the next batch's gather could not overlap it
+    loss_sum = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
     for step, batch in enumerate(batches):
         if step >= opt.steps:
             break
         # uint8 to the device (4x less to move), then keyed augmentation there
         x = to_unit(batch.images.to(device, non_blocking=True), batch.params)
-        x = to_input(x, fit.preprocess)  # resize + normalise exactly as evaluation will
+        x = step_input(to_input(x, fit.preprocess), cfg)  # resize + normalise as evaluation will
         y = batch.targets.to(device)
         with torch.autocast(device.type, dtype=opt.precision.dtype(), enabled=opt.precision.autocast):
             if aux_targets is not None:  # through the (DDP) wrapper, so gradients are synchronised
@@ -210,16 +221,18 @@ def _train_epoch(fit: Fit, epoch: int, aux_targets: np.ndarray | None) -> tuple[
         opt.scaler.update()
         opt.scheduler.step()
         seen += len(batch.rows)
-        loss_sum += loss.item() * len(batch.rows)
+        loss_sum += loss.detach().double() * len(batch.rows)  # what loss.item() * n summed, exactly
         bar.update(1)
-        bar.set_postfix(
-            loss=f"{loss_sum / seen:.4f}",
-            img_s=f"{seen * dist.world_size / (time.perf_counter() - started):.0f}",
-        )
+        if not bar.disable and (step % PROGRESS_EVERY == 0 or step + 1 == opt.steps):
+            bar.set_postfix(
+                loss=f"{loss_sum.item() / seen:.4f}",
+                img_s=f"{seen * dist.world_size / (time.perf_counter() - started):.0f}",
+            )
     bar.close()
+    loss_total = float(loss_sum.item())  # waits for the last step, so the epoch's seconds include it
     seconds = time.perf_counter() - started
     total_seen = D.all_reduce_sum(seen, dist, device)
-    return D.all_reduce_sum(loss_sum, dist, device) / max(total_seen, 1), seconds, total_seen
+    return D.all_reduce_sum(loss_total, dist, device) / max(total_seen, 1), seconds, total_seen
 
 
 # ---- helpers (kept below so the loop above reads straight through) ------------------------------
@@ -242,6 +255,14 @@ def preflight(config: RunConfig) -> None:
         )
     # a missing file, or pretrained weights neither cached nor downloadable (offline), fail here
     locate_weights(config.model.name, config.model.pretrained, config.model.weights or None)
+
+
+def _step_knobs(cfg) -> str:
+    """``train.channels_last`` / ``train.compile`` as said on screen ("" when both are off)."""
+    said = ["channels_last"] if cfg.channels_last else []
+    if cfg.compile != "off":
+        said.append(f"torch.compile mode {cfg.compile} (the first steps compile)")
+    return ", ".join(said)
 
 
 def _aux_targets(data: TrainingData, column: str) -> tuple[list[str], np.ndarray | None]:

@@ -39,11 +39,7 @@ def setup_optimisation(
     core: torch.nn.Module, data: TrainingData, cfg: TrainConfig, dist: D.DistInfo, device: torch.device
 ) -> Optimisation:
     """``core`` (already on ``device``) ready to train under ``cfg`` on ``data``'s train split."""
-    model = core
-    if dist.enabled:
-        model = torch.nn.parallel.DistributedDataParallel(
-            core, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model = step_model(core, cfg, dist, device)
     train_rows = data.splits["train"]
     # every rank takes an equal share; a share smaller than one batch still makes one step
     per_rank = -(-len(train_rows) // dist.world_size)
@@ -72,6 +68,30 @@ def setup_optimisation(
         steps=steps,
         augment=AugmentConfig() if cfg.augment else None,
     )
+
+
+def step_model(
+    core: torch.nn.Module, cfg: TrainConfig, dist: D.DistInfo, device: torch.device
+) -> torch.nn.Module:
+    """What a training step calls: ``core`` in ``train.channels_last`` memory format (in place, so
+    validation and checkpoints see the same weights), DDP-wrapped when distributed, then compiled
+    when ``train.compile`` names a mode (the DDP module compiled, as torch's DDP docs do, so its
+    bucketed all-reduces still overlap the backward). ``core`` itself stays eager."""
+    if cfg.channels_last:
+        core.to(memory_format=torch.channels_last)
+    model = core
+    if dist.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            core, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile != "off":
+        model = torch.compile(model, mode=cfg.compile)
+    return model
+
+
+def step_input(x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """A batch in the memory format the step model expects (``train.channels_last``)."""
+    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
 
 def _loss_weight(data: TrainingData, enabled: bool, device: torch.device) -> torch.Tensor | None:

@@ -252,3 +252,31 @@ def boxes_frame(image_id: Sequence, label: Sequence, x, y, w, h) -> pd.DataFrame
             "h": np.asarray(h, dtype=np.float64),
         }
     )
+
+
+#: DICOM header attributes a reader carries into the frame, by frame column.
+HEADER_TAGS = {"patient_id": "PatientID", "view": "ViewPosition", "sex": "PatientSex", "age": "PatientAge"}
+
+
+def dicom_headers(paths: Sequence[Path | str]) -> dict[str, list[str]]:
+    """``{frame column: [text per file]}`` for :data:`HEADER_TAGS`, pixels not read.
+
+    A header that cannot be read gives blanks for that file (logged): one broken file must not
+    stop reading a table; the caller falls back (patient id = image id, demographics missing).
+    Values are the header's text (``PatientAge`` as ``"045Y"``); :mod:`chestxai.data.demographics`
+    normalises them."""
+    import pydicom  # lazy: only when DICOMs are present
+
+    out: dict[str, list[str]] = {k: [] for k in HEADER_TAGS}
+    for p in paths:
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=list(HEADER_TAGS.values()))
+            values = {k: str(ds.get(tag, "") or "") for k, tag in HEADER_TAGS.items()}
+        except Exception as exc:  # a broken header must not stop reading the table
+            log.warning(
+                "cannot read DICOM header of %s (%s); its patient id and demographics are missing", p, exc
+            )
+            values = dict.fromkeys(HEADER_TAGS, "")
+        for k, v in values.items():
+            out[k].append(v)
+    return out

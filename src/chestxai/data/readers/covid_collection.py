@@ -156,8 +156,8 @@ def read(
         mask_table = pd.DataFrame(rows, columns=list(mask_table.columns))
         notes.append(f"{len(rows)} lung masks from {MASK_DIR}/ (anatomy, label {mask_label!r})")
 
-    def col(name: str) -> pd.Series | str:
-        return df[name] if name in df.columns else ""
+    def col(name: str) -> pd.Series | list:
+        return df[name] if name in df.columns else [""] * len(df)
 
     frame = make_frame(
         image_id=df["filename"],
@@ -168,6 +168,7 @@ def read(
         finding=df["finding"],
         sex=col("sex"),
         age=col("age"),
+        site=col("location"),  # the hospital/city the collection records; blank -> the reader's name
         offset=col("offset"),
         license=col("license"),
     )

@@ -28,7 +28,9 @@ and refused, naming both rows, when they do not. A manifest without rows is an e
 ``patient id`` or ``source_patient`` (``synth generate``'s manifests: a translated image keeps its
 source's patient), matched ignoring case; without one, or with ``patient_col=none``, each image is
 its own patient (the file stem), as is a row whose patient cell is blank. ``split_col`` defaults to
-no split.
+no split. Demographics: ``sex_col``, ``age_col``, ``site_col`` name the columns that become the
+contract's ``sex``, ``age`` and ``site`` (columns already called so are kept as they are); their
+values are normalised by :mod:`chestxai.data.demographics` (unknown stays missing).
 
 **One finding, present or absent**: a single label column whose values are only ``NAME`` and/or
 ``not:NAME`` for one ``NAME`` (the domain spelling of :mod:`chestxai.synth.domains`, which
@@ -297,6 +299,9 @@ def read(
     split_col: str | None = None,
     view_col: str | None = None,
     id_col: str | None = None,
+    sex_col: str | None = None,
+    age_col: str | None = None,
+    site_col: str | None = None,
     image_root: str | None = None,
     allow_outside_root: bool = False,
 ) -> ImageTable:
@@ -320,7 +325,8 @@ def read(
         raise ValueError("give either label_col (one column) or label_cols (several 0/1 columns), not both")
     patient_col = _patient_column(list(df.columns), patient_col)
     needed = [path_col] + ([label_col] if label_col else cols or [])
-    needed += [c for c in (patient_col, split_col, view_col, id_col) if c]
+    demographic = {"sex": sex_col, "age": age_col, "site": site_col}
+    needed += [c for c in (patient_col, split_col, view_col, id_col, *demographic.values()) if c]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise ValueError(
@@ -363,6 +369,10 @@ def read(
         if split_col
         else "",
     )
+    for name, col in demographic.items():
+        if col:
+            frame[name] = df[col].to_numpy()
+            notes.append(f"{name} from column {col!r}")
     keep = _merge_duplicates(frame, labels, path, notes)
     if not keep.all():
         df, frame, labels = df[keep].reset_index(drop=True), frame[keep].reset_index(drop=True), labels[keep]

@@ -9,7 +9,9 @@ Layout as distributed::
 An image has one row per box (``Target`` 1) or one row without a box (``Target`` 0). Boxes are
 in the 1024 x 1024 pixel space of the DICOMs and are stored as fractions (``/ 1024``). One image
 per patient in this set, so ``patient_id`` = ``image_id`` = ``patientId``. The label is named
-``Pneumonia`` (the challenge's "Lung Opacity" evidence of pneumonia).
+``Pneumonia`` (the challenge's "Lung Opacity" evidence of pneumonia). With ``read_headers``
+(default on) the found DICOMs' headers give ``view`` (``ViewPosition``), ``sex`` (``PatientSex``)
+and ``age`` (``PatientAge``, e.g. ``"045"``), pixels not read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chestxai.data.readers import READERS
 from chestxai.data.readers._common import (
     base_dir,
     boxes_frame,
+    dicom_headers,
     find_table,
     make_frame,
     read_csv,
@@ -70,7 +73,7 @@ def read_boxes(path: Path) -> pd.DataFrame:
 
 
 @READERS.register("rsna")
-def read(root: Path, labels_file: str | None = None) -> ImageTable:
+def read(root: Path, labels_file: str | None = None, read_headers: bool = True) -> ImageTable:
     """Read the RSNA pneumonia labels (and images when present) at ``root``."""
     root = Path(root).expanduser()
     folder = base_dir(root)
@@ -121,7 +124,16 @@ def read(root: Path, labels_file: str | None = None) -> ImageTable:
         )
         meta["rsna_class"] = [cls.get(i, "") for i in ids]
         notes.append(f"{info.name}: class per image in column rsna_class")
-    frame = make_frame(image_id=ids, path=paths, patient_id=ids, view="", split="", **meta)
+    demo = {"view": [""] * len(ids), "sex": [""] * len(ids), "age": [""] * len(ids)}
+    if n_found and read_headers:
+        hit = [k for k, p in enumerate(paths) if p.is_file()]
+        headers = dicom_headers([paths[k] for k in hit])
+        for name, values in demo.items():
+            for j, k in enumerate(hit):
+                values[k] = headers[name][j]
+        notes.append(f"view, sex and age read from {len(hit)} DICOM headers")
+    view = demo.pop("view")
+    frame = make_frame(image_id=ids, path=paths, patient_id=ids, view=view, split="", **demo, **meta)
     log.info("rsna %s: %d images, %d boxes", path, len(ids), len(boxes))
     return ImageTable(
         source="rsna",

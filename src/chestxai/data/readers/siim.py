@@ -12,7 +12,8 @@ side table as ``kind="rle"`` (``ref`` = the string, 1024 x 1024); :func:`chestxa
 unions the rows of an image. The RLE orientation is documented in ``chestxai.data.masks``.
 
 DICOMs are matched by file stem (= ``ImageId``, the SOP Instance UID). When they are present,
-``read_headers`` (default on) reads ``PatientID`` and ``ViewPosition`` from each header
+``read_headers`` (default on) reads ``PatientID``, ``ViewPosition``, ``PatientSex`` and
+``PatientAge`` from each header
 (pixels are not read); otherwise the patient id is the ``ImageId`` (SIIM images were
 anonymised one patient per image) and the view is blank. DICOMs without a label row (the test
 images) are not listed.
@@ -29,6 +30,7 @@ import pandas as pd
 from chestxai.data.readers import READERS
 from chestxai.data.readers._common import (
     base_dir,
+    dicom_headers,
     find_table,
     index_files,
     make_frame,
@@ -43,22 +45,6 @@ log = logging.getLogger(__name__)
 LABEL = "Pneumothorax"
 SIZE = 1024  # every SIIM DICOM is 1024 x 1024
 RLE_PATTERNS = ("train-rle.csv", "stage_2_train.csv", "*train-rle.csv", "*train*rle*.csv", "*rle*.csv")
-
-
-def _headers(paths: list[Path]) -> tuple[list[str], list[str]]:
-    import pydicom  # lazy: only when DICOMs are present
-
-    patients, views = [], []
-    for p in paths:
-        try:
-            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["PatientID", "ViewPosition"])
-            patients.append(str(ds.get("PatientID", "") or ""))
-            views.append(str(ds.get("ViewPosition", "") or ""))
-        except Exception as exc:  # a broken header must not stop reading the table
-            log.warning("cannot read DICOM header of %s (%s); patient id falls back to the ImageId", p, exc)
-            patients.append("")
-            views.append("")
-    return patients, views
 
 
 @READERS.register("siim")
@@ -109,15 +95,16 @@ def read(root: Path, labels_file: str | None = None, read_headers: bool = True) 
     present = [i in found for i in ids]
     n_found = sum(present)
     patients, views = list(ids), [""] * len(ids)
+    sexes, ages = [""] * len(ids), [""] * len(ids)
     if n_found < len(ids):
         notes.append(f"{len(ids) - n_found} of {len(ids)} DICOMs not found under {folder}")
     if n_found and read_headers:
         hit = [k for k, p in enumerate(present) if p]
-        pid, view = _headers([paths[k] for k in hit])
-        for k, p, v in zip(hit, pid, view, strict=True):
-            patients[k] = p or ids[k]
-            views[k] = v
-        notes.append(f"patient id and view read from {n_found} DICOM headers")
+        headers = dicom_headers([paths[k] for k in hit])
+        for j, k in enumerate(hit):
+            patients[k] = headers["patient_id"][j] or ids[k]
+            views[k], sexes[k], ages[k] = headers["view"][j], headers["sex"][j], headers["age"][j]
+        notes.append(f"patient id, view, sex and age read from {n_found} DICOM headers")
     else:
         notes.append("patient id = ImageId (no DICOM headers read)")
     unlabeled = len(set(found) - set(ids))
@@ -126,7 +113,9 @@ def read(root: Path, labels_file: str | None = None, read_headers: bool = True) 
             f"{unlabeled} DICOMs under {folder} have no row in {path.name} (test images?): not listed"
         )
 
-    frame = make_frame(image_id=ids, path=paths, patient_id=patients, view=views, split="")
+    frame = make_frame(
+        image_id=ids, path=paths, patient_id=patients, view=views, split="", sex=sexes, age=ages
+    )
     rows = df.loc[has_mask]
     masks = pd.DataFrame(
         {
