@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chestxai.commands._common import add_common_flags, switch
 from chestxai.commands._flags import usage_type
+
+if TYPE_CHECKING:
+    from chestxai.rundir import DicomwebDir
 
 EPILOG = """\
 examples:
@@ -124,12 +127,14 @@ def run(args: argparse.Namespace) -> int:
     from chestxai.dicomweb.connection import Server, ServerSettings
     from chestxai.dicomweb.query import DEFAULT_MODALITIES, find_instances
     from chestxai.dicomweb.roundtrip import DONE, FAILED, SKIPPED, Ledger, retrieve_all, store_all
+    from chestxai.rundir import DicomwebDir, RunDir
     from chestxai.rundir.guard import refuse_while_training
 
     refuse_while_training(args.run, "predict with it")
-    if not (Path(args.run) / "checkpoint.pt").is_file():
-        raise FileNotFoundError(f"{args.run} has no checkpoint.pt; give a run directory (RUN)")
-    out = Path(args.out)
+    run = RunDir(args.run)
+    if not run.is_ensemble:
+        run.require_checkpoint()  # before any request to the server
+    out = DicomwebDir(args.out)
     ledger_path = _check_out(out, args.force)
     settings = ServerSettings(
         args.url,
@@ -147,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     for ref in found.instances:
         ledger.add("query", "instance", ref.sop, DONE, source=ref.url(server.url))
     lines = [f"{server.url}: {len(found.instances)} instance(s) of modality {','.join(args.modality)}"]
-    staging = staging_dir(out / "instances") if found.instances else None
+    staging = staging_dir(out.root / "instances") if found.instances else None
     sources: dict = {}
     try:
         with ledger.timed("retrieve"):
@@ -163,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         by_name = {Path(p).name: ref for p, ref in sources.items()}
         _record_predictions(result, by_name, ledger, server.url)
         _rename_paths(result, by_name, server.url)
-        lines.append(f"predictions -> {result['out']}; DICOM objects -> {out / 'dicom'}")
+        lines.append(f"predictions -> {result['out']}; DICOM objects -> {out.dicom}")
         if args.store:
             with ledger.timed("store"):
                 store_all(server, result.get("dicom", []), _by_path(result, by_name), ledger, progress)
@@ -175,19 +180,22 @@ def run(args: argparse.Namespace) -> int:
     return 1 if ledger.count(FAILED) else 0
 
 
-def _check_out(out: Path, force: bool) -> Path:
+def _check_out(out: DicomwebDir, force: bool) -> Path:
     """Refuse, before any request, to replace results in OUT this command did not write."""
     from chestxai.rundir.guard import check_overwrite
+    from chestxai.serve.predict_files import skipped_path
 
-    check_overwrite(out / "predictions.csv", force, what="predictions")
-    check_overwrite(out / "predictions.skipped.csv", force, what="list of skipped files")
-    dicom = out / "dicom"
+    check_overwrite(out.predictions, force, what="predictions")
+    check_overwrite(skipped_path(out.predictions), force, what="list of skipped files")
+    dicom = out.dicom
     if dicom.is_dir() and any(dicom.glob("*.dcm")) and not force:
         raise FileExistsError(f"{dicom} already holds .dcm files; choose another --out or pass --force")
-    return check_overwrite(out / "dicomweb.csv", force, what="DICOMweb ledger")
+    return check_overwrite(out.ledger, force, what="DICOMweb ledger")
 
 
-def _predict(args: argparse.Namespace, out: Path, paths: list[str], forced: bool, progress: bool) -> dict:
+def _predict(
+    args: argparse.Namespace, out: DicomwebDir, paths: list[str], forced: bool, progress: bool
+) -> dict:
     from chestxai.serve.models import load_served
     from chestxai.serve.predict_files import PredictOptions, predict_files
 
@@ -197,11 +205,11 @@ def _predict(args: argparse.Namespace, out: Path, paths: list[str], forced: bool
         explain=args.explain,
         force=args.force,
         progress=progress,
-        dicom_out=out / "dicom",
+        dicom_out=out.dicom,
         dicom_force_modality=forced,
         dicom_presentation_state=args.presentation_state,
     )
-    return predict_files(scorer, [Path(p) for p in paths], out / "predictions.csv", options)
+    return predict_files(scorer, [Path(p) for p in paths], out.predictions, options)
 
 
 def _record_predictions(result: dict, by_name: dict, ledger: Any, url: str) -> None:

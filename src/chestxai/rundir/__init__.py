@@ -13,6 +13,7 @@ from chestxai.rundir.experiment import ExperimentDir
 from chestxai.rundir.layout import (
     PRIMARY_SPLIT,
     BenchDir,
+    DicomwebDir,
     RunDir,
     ScorecardDir,
     UncertaintyDir,
@@ -28,6 +29,7 @@ from chestxai.rundir.synth import GeneratedDir, SynthRunDir
 __all__ = [
     "PRIMARY_SPLIT",
     "BenchDir",
+    "DicomwebDir",
     "ExperimentDir",
     "GeneratedDir",
     "StudyDir",

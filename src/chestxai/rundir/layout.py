@@ -229,6 +229,30 @@ class ScorecardDir:
 
 
 @dataclass(frozen=True)
+class DicomwebDir:
+    """``chestxai dicomweb --out DIR``: ``predictions.csv`` (as ``predict`` writes it, one row per
+    retrieved instance), ``dicom/`` (each instance's SR and Parametric Map, what ``--store`` sends) and
+    ``dicomweb.csv`` (the ledger: one row per instance retrieved and per object stored)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.csv"
+
+    @property
+    def dicom(self) -> Path:
+        return self.root / "dicom"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "dicomweb.csv"
+
+
+@dataclass(frozen=True)
 class BenchDir:
     """``chestxai bench lesions --out DIR``: the benchmark's task cache, its runs and its results.
 
