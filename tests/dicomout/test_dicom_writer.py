@@ -16,6 +16,7 @@ from dicom_helpers import COLS, ROWS, dciodvfy, findings, make_dicom, read
 
 from chestxai.dicomout import check_source, codes, write_results
 from chestxai.dicomout.pmap import with_nominal_frame
+from chestxai.dicomout.source import TYPE2_COPIED
 
 SR_3D = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR Storage
 PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
@@ -148,6 +149,25 @@ def test_every_object_passes_dciodvfy(written):
     for path in (out.sr, out.pmap, out.pr):
         errors, _ = dciodvfy(path)
         assert errors == [], f"{path.name}: {errors}"
+
+
+def test_a_source_without_its_type2_patient_and_study_attributes_still_gets_results(tmp_path):
+    """Anonymising exporters drop Patient's Birth Date, Study ID, Accession Number...: the objects
+    carry them empty (the standard's value for unknown), highdicom no longer refuses the image."""
+    absent = {k: None for k in TYPE2_COPIED}
+    source = make_dicom(tmp_path / "src" / "anon.dcm", **absent)
+    before = sha(source)
+    ds = pydicom.dcmread(source)
+    assert not any(k in ds for k in TYPE2_COPIED)
+    out = write_results(ds, findings(boxes=((5, 6, 20, 30),)), tmp_path / "out", presentation_state=True)
+    assert sha(source) == before and not any(k in ds for k in TYPE2_COPIED)  # file and data set untouched
+    for path in (out.sr, out.pmap, out.pr):
+        got = read(path)
+        assert got.StudyInstanceUID == ds.StudyInstanceUID
+        assert all(str(got.get(k, "")) == "" for k in ("PatientBirthDate", "AccessionNumber", "StudyID"))
+        if shutil.which("dciodvfy"):
+            errors, _ = dciodvfy(path)
+            assert errors == [], f"{path.name}: {errors}"
 
 
 def test_a_refused_source_writes_nothing(tmp_path):

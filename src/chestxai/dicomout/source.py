@@ -66,3 +66,38 @@ def _int(value: Any) -> int:
         return int(value or 1)
     except (TypeError, ValueError):
         return 1
+
+
+#: Patient / General Study attributes (type 2: present, possibly empty, in a conformant image) that
+#: highdicom copies from the source into every object; anonymising exporters often drop them.
+TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+)
+
+
+def with_type2_attributes(source: Any) -> Any:
+    """``source`` itself when it has every attribute of :data:`TYPE2_COPIED`, else a copy (the same
+    elements, the source untouched) with the missing ones present and empty - the value the standard
+    gives an unknown type 2 attribute. Without it highdicom stops at the first one absent (a DX with
+    no Patient's Birth Date was refused whole)."""
+    from pydicom.dataset import Dataset
+
+    missing = [k for k in TYPE2_COPIED if k not in source]
+    if not missing:
+        return source
+    copy = Dataset()
+    for elem in source:
+        copy.add(elem)
+    if hasattr(source, "file_meta"):
+        copy.file_meta = source.file_meta
+    for keyword in missing:
+        setattr(copy, keyword, "")
+    return copy

@@ -82,8 +82,10 @@ def _build(out: dict, source: Any, result: DicomFindings, with_map: bool, presen
     import highdicom as hd
 
     from chestxai.dicomout.pmap import build_pmap
+    from chestxai.dicomout.source import with_type2_attributes
     from chestxai.dicomout.sr import build_sr
 
+    source = with_type2_attributes(source)
     if with_map:
         out["pmap"] = build_pmap(source, result, hd.UID(), hd.UID())
     out["sr"] = build_sr(source, result, hd.UID(), hd.UID(), pmap=out.get("pmap"))
