@@ -122,7 +122,7 @@ def test_cli_and_refusals(tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "coverage" in out and "exchangeab" in out
+    assert "coverage" in out and "exchangeab" in out and "FNR" in out and "NPV" in out
     summary = json.loads((RunDir(run).conformal.summary).read_text())
     assert summary["conformal"]["alpha"] == 0.05 and summary["conformal"]["method"] == "triage"
     with pytest.raises(ValueError, match="multi-class"):
@@ -143,7 +143,7 @@ def test_cli_and_refusals(tmp_path, capsys):
         conformal_run(foreign)
 
 
-def test_report_shows_the_assumption_and_flags_a_shift(tmp_path):
+def test_report_shows_the_assumption_and_flags_a_shift(tmp_path, capsys):
     from chestxai.report.uncertainty import has_uncertainty, uncertainty_section
 
     run = fake_run(tmp_path / "run", "multiclass")
@@ -163,3 +163,7 @@ def test_report_shows_the_assumption_and_flags_a_shift(tmp_path):
     conformal_run(shifted, 0.1, n_boot=0)
     html = uncertainty_section(RunDir(shifted))
     assert "not exchangeable" in html
+    # the command says the same on the terminal, from the same rule
+    args = ["uncertainty", str(shifted), "--conformal", "--n-boot", "0", "--force", "--no-progress"]
+    assert main(args) == 0
+    assert "warning: the test figures miss the guarantee" in capsys.readouterr().out

@@ -137,7 +137,13 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _rate(r: dict) -> str:
+    lo, hi = r["ci"]
+    return f"{r['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def _conformal(args: argparse.Namespace) -> int:
+    from chestxai.uncertainty.conformal import HELD, MISSED, guarantee_missed
     from chestxai.uncertainty.conformal_stage import conformal_run
 
     if args.more_runs:
@@ -156,9 +162,15 @@ def _conformal(args: argparse.Namespace) -> int:
         f"  test {what} {head['value']:.3f} [{lo:.3f}, {hi:.3f}] on {head['n']} images; "
         f"mean set size {c['mean_set_size']:.2f}"
         + (f"; referred {c['share_referred']:.1%}" if c.get("share_referred") is not None else ""),
-        f"  assumption: {c['assumption']}",
-        f"wrote {r['run']}/uncertainty/conformal/",
     ]
+    if "triage" in c["test"]:
+        t = c["test"]["triage"]
+        lines.append(
+            "  " + "; ".join(f"{key.upper()} {_rate(t[key])}" for key in ("fnr", "fpr", "npv", "ppv"))
+        )
+    lines.append(f"  assumption: {c['assumption']}")
+    lines.append(f"  {'warning: ' + MISSED if guarantee_missed(c) else HELD}")
+    lines.append(f"wrote {r['run']}/uncertainty/conformal/")
     print("\n".join(lines))
     return 0
 

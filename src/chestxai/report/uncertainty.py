@@ -12,6 +12,7 @@ from __future__ import annotations
 from chestxai.report.html import esc, figure, paragraph, table
 from chestxai.rundir import RunDir
 from chestxai.rundir.jsonfile import read_json
+from chestxai.uncertainty.conformal import HELD, MISSED, guarantee_missed
 from chestxai.uncertainty.figures import FIGURES
 from chestxai.uncertainty.methods import list_methods
 
@@ -204,14 +205,11 @@ def conformal_block(run: RunDir) -> str:
     s = read_json(run.conformal.summary)
     c = s["conformal"]
     test, val = c["test"], c["val"]
-    nominal = 1 - c["alpha"]
     rows = [["method", f"{c['method']} ({c['task']}), alpha {c['alpha']}"], ["guarantee", c["guarantee"]]]
     rows.append(["thresholds", ", ".join(f"{k} {v}" for k, v in c["thresholds"].items() if k != "bins")])
-    missed = False
     if c["method"] == "crc":
         rows.append(["FNR on test [95% CI]", _rate(c["fnr"])])
         rows.append(["FNR on val (calibration split)", _num(val["fnr"]["value"])])
-        missed = (c["fnr"]["ci"][0] or 0) > c["alpha"]
     else:
         rows.append(["coverage on test [95% CI]", _rate(c["coverage"])])
         rows.append(["coverage on val (calibration split)", _num(val["coverage"]["value"])])
@@ -226,18 +224,10 @@ def conformal_block(run: RunDir) -> str:
                         _rate(test["triage"][key]),
                     ]
                 )
-            missed = any((test["triage"][k]["ci"][0] or 0) > c["alpha"] for k in ("fnr", "fpr"))
-        elif c["calibration"]["class_conditional"]:
-            missed = any((r["ci"][1] or 1) < nominal for r in test["coverage_by_class"] if r["n"])
-        else:
-            missed = (c["coverage"]["ci"][1] or 1) < nominal
     rows.append(["mean set size on test", _num(c["mean_set_size"], 2)])
+    missed = guarantee_missed(c)
     kind = "warning" if missed else "note"
-    verdict = (
-        "The test figures miss the guarantee beyond sampling noise: val and test are not exchangeable here."
-        if missed
-        else "The test figures are consistent with the guarantee."
-    )
+    verdict = (MISSED if missed else HELD).capitalize() + "."
     head = paragraph(f"Assumption: {c['assumption']} {verdict}", kind)
     ref = referral_table(s) if s.get("referral") else ""
     return f"<h3>Conformal guarantee</h3>{head}{table(['', 'value'], rows)}{ref}"

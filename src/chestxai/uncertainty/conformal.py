@@ -192,3 +192,23 @@ def load_conformal(run: RunDir | str) -> RunConformal | None:
         )
         return None
     return RunConformal.from_dict(entry)
+
+
+def guarantee_missed(c: dict) -> bool:
+    """Whether the test figures of a ``conformal`` entry miss its guarantee beyond sampling noise:
+    a guaranteed error rate whose CI lies wholly above alpha, or a guaranteed coverage whose CI lies
+    wholly below 1 - alpha (per class when the sets are class-conditional). One rule for the command's
+    line and the report's warning."""
+    alpha, test = c["alpha"], c["test"]
+    if c["method"] == "crc":
+        return (c["fnr"]["ci"][0] or 0) > alpha
+    if "triage" in test:
+        return any((test["triage"][key]["ci"][0] or 0) > alpha for key in ("fnr", "fpr"))
+    if c["calibration"]["class_conditional"]:
+        return any((r["ci"][1] or 1) < 1 - alpha for r in test["coverage_by_class"] if r["n"])
+    return (c["coverage"]["ci"][1] or 1) < 1 - alpha
+
+
+#: what the command and the report say when :func:`guarantee_missed` is true / false
+MISSED = "the test figures miss the guarantee beyond sampling noise: val and test are not exchangeable here"
+HELD = "the test figures are consistent with the guarantee"
