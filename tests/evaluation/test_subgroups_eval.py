@@ -64,10 +64,33 @@ def test_subgroups_in_metrics_json_equal_a_recomputation_from_predictions(evalua
     assert set(s["attributes"]["age"]["groups"]) <= {"0-40", "40-60", "60+"}
 
 
+def test_an_intersection_groups_by_both_columns_and_leaves_out_rows_missing_either(evaluated, tmp_path):
+    """``--by sex:view``: one group per (sex, view) pair seen, an image unknown in either part is
+    missing from the intersection, each group's counts those of a direct recomputation."""
+    run, cache, _ = evaluated
+    sub = {"by": ["sex", "sex:view"], "min_count": 2}
+    result = evaluate_run(run, n_boot=20, figures=False, out=tmp_path / "o", subgroups=sub)
+    s = result["subgroups"]
+    assert s["by"] == ["sex", "sex:view"]
+    pred = pd.read_csv(RunDir(tmp_path / "o").predictions, dtype={"image_id": str})
+    pred = pred[pred["split"] == "test"].merge(PreparedCache(cache).frame, on="image_id")
+    (name,) = result["label_names"]
+    inter = s["attributes"]["sex:view"]
+    assert sorted(inter["groups"]) == ["F & AP", "F & PA", "M & AP", "M & PA"]
+    view = pred["view"].replace({"AP Supine": "AP"})
+    for g, e in inter["findings"][name]["groups"].items():
+        sex, v = g.split(" & ")
+        rows = ((pred["sex"] == sex) & (view == v)).to_numpy()
+        assert e["n"] == rows.sum() and e["n_pos"] == pred[target_column(name)].to_numpy()[rows].sum()
+    assert inter["n_missing"] == s["attributes"]["sex"]["n_missing"]  # view is never missing here
+
+
 def test_by_a_column_the_cache_lacks_names_the_columns_it_has(evaluated, tmp_path):
     run, _, _ = evaluated
     with pytest.raises(ValueError, match=r"--by hospital.*\['sex', 'age', 'view', 'site'\]"):
         evaluate_run(run, n_boot=10, figures=False, out=tmp_path / "o", subgroups={"by": ["hospital"]})
+    with pytest.raises(ValueError, match=r"--by hospital"):  # a part of an intersection too
+        evaluate_run(run, n_boot=10, figures=False, out=tmp_path / "o", subgroups={"by": ["sex:hospital"]})
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
@@ -77,6 +100,9 @@ def test_by_a_column_the_cache_lacks_names_the_columns_it_has(evaluated, tmp_pat
         (["--by", "image_id"], "identifier"),
         (["--by", "sex", "--age-bins", "60,40"], "strictly increasing"),
         (["--by", "sex", "--age-bins", "forty"], "ages in years"),
+        (["--by", "sex:sex"], "two different columns"),
+        (["--by", "sex:"], "two different columns"),
+        (["--by", "sex:patient_id"], "identifier"),
     ],
 )
 def test_bad_subgroup_flags_are_usage_errors(evaluated, flags, message, capsys):

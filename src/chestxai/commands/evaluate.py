@@ -117,7 +117,8 @@ def _add_subgroup_flags(p: argparse.ArgumentParser) -> None:
         "--by",
         type=usage_type(_by_columns),
         default=None,
-        help="subgroup metrics by these cache columns, e.g. sex,age,view (also site or any metadata column)",
+        help="subgroup metrics by these cache columns, e.g. sex,age,view (also site or any metadata column; "
+        "sex:age for the intersection)",
     )
     p.add_argument(
         "--age-bins",
