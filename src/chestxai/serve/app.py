@@ -29,7 +29,6 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from chestxai import __version__
-from chestxai.data.decode import DecodeError, ImageTooLargeError
 from chestxai.explain.choice import ExplainedTarget, choose_target
 from chestxai.explain.spaces import SPACES
 from chestxai.serve.batching import MicroBatcher, QueueFullError
@@ -41,7 +40,14 @@ from chestxai.serve.docs import add_offline_docs
 from chestxai.serve.heavy import HeavyQueue
 from chestxai.serve.hosts import allow_hosts
 from chestxai.serve.inputs import decode_file, to_cache_pixels
-from chestxai.serve.limits import Limits, RequestError, TempFolder, check_content_length, check_type
+from chestxai.serve.limits import (
+    Limits,
+    RequestError,
+    TempFolder,
+    check_content_length,
+    check_type,
+    decode_refusals,
+)
 from chestxai.serve.models import ServedModel
 from chestxai.serve.render import display_image, heatmap_picture, png_data_url
 from chestxai.serve.schemas import ErrorDetail, Health, ModelCard, Models, Prediction
@@ -275,12 +281,8 @@ def _decode(
     path: Path, limits: Limits, size: int, shown: bool
 ) -> tuple[np.ndarray, np.ndarray | None, tuple]:
     """The shared decoder under the service's pixel limit -> (model pixels, display image, shape)."""
-    try:
+    with decode_refusals("decode the image"):
         unit = decode_file(path, limits.decode)
-    except ImageTooLargeError as exc:
-        raise RequestError(413, f"image refused: {exc.reason}") from None
-    except DecodeError as exc:
-        raise RequestError(422, f"cannot decode the image: {exc.reason}") from None
     return to_cache_pixels(unit, size), (display_image(unit) if shown else None), unit.shape
 
 

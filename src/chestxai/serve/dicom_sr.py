@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chestxai.serve.limits import RequestError
+from chestxai.serve.limits import RequestError, decode_refusals
 
 #: the ``format`` query values
 FORMATS = ("json", "dicom-sr")
@@ -28,16 +28,11 @@ def check_format(fmt: str) -> None:
 
 
 def _source(path: Path, limits: Any) -> Any:
-    from chestxai.data.decode import DecodeError, ImageTooLargeError
     from chestxai.data.dicom_read import read_dicom
     from chestxai.dicomout import check_source
 
-    try:
+    with decode_refusals("read the DICOM"):
         ds = read_dicom(path, limits.decode)
-    except ImageTooLargeError as exc:
-        raise RequestError(413, f"image refused: {exc.reason}") from None
-    except DecodeError as exc:
-        raise RequestError(422, f"cannot read the DICOM: {exc.reason}") from None
     reason = check_source(ds)
     if reason:
         raise RequestError(422, f"format=dicom-sr: {reason}")
@@ -45,15 +40,10 @@ def _source(path: Path, limits: Any) -> Any:
 
 
 def _pixels(path: Path, limits: Any, size: int) -> tuple[np.ndarray, tuple]:
-    from chestxai.data.decode import DecodeError, ImageTooLargeError
     from chestxai.serve.inputs import decode_file, to_cache_pixels
 
-    try:
+    with decode_refusals("decode the image"):
         unit = decode_file(path, limits.decode)
-    except ImageTooLargeError as exc:
-        raise RequestError(413, f"image refused: {exc.reason}") from None
-    except DecodeError as exc:
-        raise RequestError(422, f"cannot decode the image: {exc.reason}") from None
     return to_cache_pixels(unit, size), unit.shape[:2]
 
 

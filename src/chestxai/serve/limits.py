@@ -36,11 +36,20 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from chestxai.atomic import pid_alive
-from chestxai.data.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DecodeSettings, sniff_format
+from chestxai.data.decode import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DecodeError,
+    DecodeSettings,
+    ImageTooLargeError,
+    sniff_format,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +89,19 @@ class RequestError(Exception):
         self.status = status
         self.detail = detail
         self.headers = headers
+
+
+@contextmanager
+def decode_refusals(what: str) -> Iterator[None]:
+    """The decoder's refusals as the answers every endpoint gives: 413 for an image over the pixel or
+    byte limits (a decompression bomb), 422 for one that cannot be read (``what`` says which step:
+    "decode the image", "read the DICOM")."""
+    try:
+        yield
+    except ImageTooLargeError as exc:
+        raise RequestError(413, f"image refused: {exc.reason}") from None
+    except DecodeError as exc:
+        raise RequestError(422, f"cannot {what}: {exc.reason}") from None
 
 
 def busy(detail: str) -> RequestError:
