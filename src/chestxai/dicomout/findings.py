@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: the Manufacturer of every object written, and of the SR's observer device
+MANUFACTURER = "chestxai"
+
 
 @dataclass(frozen=True)
 class AlgorithmIdentification:
@@ -33,6 +36,16 @@ class AlgorithmIdentification:
         """TID 4019 Algorithm Parameters, ``key=value`` strings."""
         epoch = "unknown" if self.epoch is None else str(self.epoch)
         return [f"run_id={self.run_id}", f"epoch={epoch}", f"explanation={self.method}"]
+
+    def equipment(self) -> dict[str, str]:
+        """General Equipment of the image objects written (map, presentation state): chestxai as the
+        manufacturer, the run as model and serial number (64-character LO fields)."""
+        return {
+            "manufacturer": MANUFACTURER,
+            "manufacturer_model_name": f"chestxai {self.run_id}"[:64],
+            "software_versions": self.version,
+            "device_serial_number": self.run_id[:64],
+        }
 
 
 @dataclass(frozen=True)

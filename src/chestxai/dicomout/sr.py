@@ -22,7 +22,7 @@ import numpy as np
 
 from chestxai.dicomout import codes
 from chestxai.dicomout.codes import concept
-from chestxai.dicomout.findings import DicomFindings
+from chestxai.dicomout.findings import MANUFACTURER, DicomFindings
 
 #: Series Number of the SR series (each run of predict makes a new series in the source's study)
 SR_SERIES_NUMBER = 9901
@@ -123,7 +123,7 @@ def build_sr(
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=device_uid(findings),
             name=findings.algorithm.name,
-            manufacturer_name="chestxai",
+            manufacturer_name=MANUFACTURER,
             model_name=findings.algorithm.run_id[:64],
         ),
     )
@@ -141,7 +141,7 @@ def build_sr(
         series_number=SR_SERIES_NUMBER,
         sop_instance_uid=sop_uid,
         instance_number=1,
-        manufacturer="chestxai",
+        manufacturer=MANUFACTURER,
         is_complete=True,
         series_description=f"chestxai findings ({findings.algorithm.run_id})"[:64],
     )
