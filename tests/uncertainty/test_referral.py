@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from chestxai.uncertainty.referral import (
+    BASELINES,
     FRACTIONS,
     referral_analysis,
     referral_curve,
@@ -37,6 +38,7 @@ def analysis():
 def test_json_shape(analysis):
     assert set(analysis) == {"referral", "aurc", "augrc"}
     assert set(analysis["referral"]) == {"std", "random", "confidence", "softmax", "oracle"}
+    assert set(analysis["referral"]) - {"std"} == set(BASELINES)  # what uncertainty.json lists as baselines
     for rows in analysis["referral"].values():
         assert [r["fraction"] for r in rows] == list(FRACTIONS) and rows[0]["fraction"] == 0.0
         for r in rows:

@@ -33,7 +33,7 @@ from chestxai.rundir.predictions import predictions_frame, read_predictions, wri
 from chestxai.rundir.thresholds import operating_thresholds
 from chestxai.uncertainty.conformal import ASSUMPTION, RunConformal, calibrate_run
 from chestxai.uncertainty.measures import softmax_uncertainty
-from chestxai.uncertainty.referral import referral_analysis
+from chestxai.uncertainty.referral import BASELINES, referral_analysis
 
 log = logging.getLogger(__name__)
 WRITTEN_BY = "chestxai uncertainty --conformal"
@@ -187,7 +187,7 @@ def conformal_run(
             "level": 0.95,
             "unit": bootstrap_unit(test_patients, len(test.probs)),
         },
-        "rankings": {"method": list(rankings), "baselines": ["random", "confidence", "softmax", "oracle"]},
+        "rankings": {"method": list(rankings), "baselines": list(BASELINES)},
         **analysis,
         "definitions": {
             "conformal_set": "referral by the conformal set: |set size - 1| (empty or several classes first), "

@@ -125,6 +125,10 @@ def oracle_uncertainty(probs: np.ndarray, targets: np.ndarray, task: str, thresh
     return scores
 
 
+#: the rankings every method's referral is shown beside (:func:`baseline_rankings`' keys)
+BASELINES = ("random", "confidence", "softmax", "oracle")
+
+
 def baseline_rankings(
     probs_mean: np.ndarray,
     targets: np.ndarray,

@@ -41,7 +41,7 @@ from chestxai.uncertainty.given_runs import fit_given_runs, no_validation_error
 from chestxai.uncertainty.measures import confidence_uncertainty, image_uncertainty, softmax_uncertainty
 from chestxai.uncertainty.methods import check_method, get_method, list_methods
 from chestxai.uncertainty.outputs import uncertainty_frame
-from chestxai.uncertainty.referral import baseline_rankings, referral_analysis, referral_for_target
+from chestxai.uncertainty.referral import BASELINES, baseline_rankings, referral_analysis, referral_for_target
 from chestxai.uncertainty.risk_coverage import decision_loss, risk_coverage_curve
 from chestxai.uncertainty.sampler import Sampler
 
@@ -246,7 +246,7 @@ def uncertainty_run(
         "roc_auc": _two_aucs(test, targets, task, names, th),
         "rankings": {
             "method": list(chosen.rankings),
-            "baselines": ["random", "confidence", "softmax", "oracle"],
+            "baselines": list(BASELINES),
         },
         **analysis,
         "definitions": {
