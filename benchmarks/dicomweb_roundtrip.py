@@ -20,56 +20,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORTHANC = "/usr/sbin/Orthanc"
-PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_orthanc(folder: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    config = {
-        "Name": "chestxai-bench",
-        "StorageDirectory": str(folder / "storage"),
-        "IndexDirectory": str(folder / "storage"),
-        "HttpPort": port,
-        "DicomServerEnabled": False,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "Plugins": [PLUGIN],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Host": "127.0.0.1"},
-    }
-    (folder / "orthanc.json").write_text(json.dumps(config))
-    log = open(folder / "orthanc.log", "wb")  # noqa: SIM115 - open for the server's lifetime
-    proc = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
-    root = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{root}/system", timeout=2).close()
-            return proc, f"{root}/dicom-web"
-        except (urllib.error.URLError, OSError):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"Orthanc did not start: see {folder / 'orthanc.log'}") from None
-            time.sleep(0.1)
 
 
 def derive(source: Path, n: int, folder: Path) -> tuple[str, list[Path]]:
@@ -99,7 +59,10 @@ def main() -> None:
     from chestxai.dicomweb.connection import Server, ServerSettings
     from chestxai.dicomweb.transfer import store
     from chestxai.paths import shared_data_root
+    from chestxai.testing_orthanc import missing_reason, orthanc_server
 
+    if missing_reason():
+        raise SystemExit(missing_reason())
     source = shared_data_root() / "dicom" / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
     with tempfile.TemporaryDirectory(prefix="dicomweb-bench-") as tmp:
         tmp = Path(tmp)
@@ -108,8 +71,8 @@ def main() -> None:
             from chestxai.testing import write_tiny_run
 
             run = str(write_tiny_run(tmp / "tiny", task="multilabel", n_labels=14, size=args.size)[0])
-        proc, url = start_orthanc(tmp)
-        try:
+        with orthanc_server(tmp, name="chestxai-bench") as orthanc:  # stopped when the block ends
+            url = orthanc.dicomweb
             study, paths = derive(source, args.n, tmp)
             server = Server(ServerSettings(url, retries=0))
             t0 = time.perf_counter()
@@ -125,9 +88,6 @@ def main() -> None:
             with open(out / "dicomweb.csv", newline="") as f:
                 rows = list(csv.DictReader(f))
             held = len(server.client.search_for_instances(study, get_remaining=True))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
     counts = Counter((r["step"], r["status"]) for r in rows)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; run: {run}")
     print(f"upload of the {args.n} sources (STOW, setup): {t_upload:.2f} s")
