@@ -156,10 +156,9 @@ def _conformal(args: argparse.Namespace) -> int:
     c = r["conformal"]
     head = c.get("coverage") or c.get("fnr")
     what = "FNR" if "fnr" in c else "coverage"
-    lo, hi = head["ci"]
     lines = [
         f"conformal {c['method']} at alpha {c['alpha']}, calibrated on {c['calibrated_on']['n_images']} val images",
-        f"  test {what} {head['value']:.3f} [{lo:.3f}, {hi:.3f}] on {head['n']} images; "
+        f"  test {what} {_rate(head)} on {head['n']} images; "
         f"mean set size {c['mean_set_size']:.2f}"
         + (f"; referred {c['share_referred']:.1%}" if c.get("share_referred") is not None else ""),
     ]
